@@ -1,0 +1,32 @@
+# Every target creates .venv on first use: torch 2.13.0 (CPU) first, then spectok with its extras.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.spectok-installed
+
+.PHONY: setup demo test test-slow bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[train,eval,dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/spectok demo --out runs/demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+bench: $(STAMP)
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

@@ -1,0 +1,30 @@
+"""spectok: speech into discrete tokens and back.
+
+The public API is re-exported here; everything else is an implementation detail.
+"""
+
+__version__ = "0.1.0"
+
+from spectok.audio import MelConfig, MelSpectrogram, load, save  # noqa: E402
+from spectok.errors import (  # noqa: E402
+    ArtifactError,
+    AudioError,
+    DataError,
+    MelMismatchError,
+    SpectokError,
+    TokenFileError,
+)
+
+__all__ = [
+    "ArtifactError",
+    "AudioError",
+    "DataError",
+    "MelConfig",
+    "MelMismatchError",
+    "MelSpectrogram",
+    "SpectokError",
+    "TokenFileError",
+    "__version__",
+    "load",
+    "save",
+]

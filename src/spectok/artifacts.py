@@ -1,0 +1,180 @@
+"""One way to save and load a model: a model registry and the release artifact format.
+
+A release artifact is one ``.safetensors`` file: the weights, plus a metadata entry
+``"spectok"`` holding JSON::
+
+    {"format": 1, "kind": "tokenizer" | "vocoder", "class": <registered name>,
+     "config": <constructor kwargs>, "training": {...}, "spectok_version": "..."}
+
+Loading needs no pickle: the class is looked up in the registry and rebuilt from its
+constructor kwargs, then the weights are loaded strictly.
+
+Models become saveable with the :func:`register` class decorator, which records the
+constructor arguments (defaults applied) in ``model.hparams``. Constructor arguments
+must be JSON-friendly; a :class:`~spectok.audio.mel.MelConfig` is stored as a dict, so
+constructors taking a mel config should accept ``MelConfig | dict | str`` and call
+``MelConfig.coerce``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from spectok.errors import ArtifactError
+from spectok.fsutil import atomic_path
+
+FORMAT_VERSION = 1
+_REGISTRY: dict[str, tuple[type, str]] = {}
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def register(name: str, kind: str):
+    """Class decorator: register ``cls`` under ``name`` (``kind`` is "tokenizer", "vocoder", ...)
+    and record its constructor kwargs in ``self.hparams`` (JSON-friendly)."""
+
+    def deco(cls: type) -> type:
+        if name in _REGISTRY and _REGISTRY[name][0] is not cls:
+            raise ValueError(f"model name {name!r} registered twice")
+        init = cls.__init__
+        sig = inspect.signature(init)
+
+        @functools.wraps(init)
+        def wrapped(self, *args, **kwargs):
+            if not hasattr(self, "hparams"):  # the outermost registered class records its own kwargs
+                bound = sig.bind(self, *args, **kwargs)
+                bound.apply_defaults()
+                hp = dict(bound.arguments)
+                hp.pop("self")
+                for p in sig.parameters.values():
+                    if p.kind is inspect.Parameter.VAR_KEYWORD:
+                        hp.update(hp.pop(p.name, {}))
+                object.__setattr__(self, "hparams", _jsonable(hp))
+            init(self, *args, **kwargs)
+
+        cls.__init__ = wrapped
+        cls.registered_name = name
+        cls.registered_kind = kind
+        _REGISTRY[name] = (cls, kind)
+        return cls
+
+    return deco
+
+
+def registered(kind: str | None = None) -> dict[str, type]:
+    """Registered model classes, optionally only those of one kind."""
+    _import_model_modules()
+    return {n: c for n, (c, k) in _REGISTRY.items() if kind is None or k == kind}
+
+
+def build(name: str, config: dict[str, Any]) -> torch.nn.Module:
+    """Build a registered model from its constructor kwargs."""
+    _import_model_modules()
+    if name not in _REGISTRY:
+        raise ArtifactError(f"unknown model class {name!r}; known: {sorted(_REGISTRY)}")
+    return _REGISTRY[name][0](**config)
+
+
+def _import_model_modules() -> None:
+    """Import the packages whose modules register models (lazily, to keep start-up light)."""
+    import importlib
+
+    for pkg in ("spectok.tokenizers", "spectok.vocoders"):
+        try:
+            importlib.import_module(pkg)
+        except ModuleNotFoundError as e:
+            if e.name != pkg:
+                raise
+
+
+def describe(model: torch.nn.Module, training: dict | None = None) -> dict[str, Any]:
+    """The JSON header of ``model``'s release artifact."""
+    from spectok import __version__
+
+    if not hasattr(model, "registered_name"):
+        raise ArtifactError(f"{type(model).__name__} is not a registered model (use @artifacts.register)")
+    header = {"format": FORMAT_VERSION, "kind": model.registered_kind, "class": model.registered_name,
+              "config": model.hparams, "training": training or {}, "spectok_version": __version__}
+    mel = getattr(model, "mel_config", None)
+    if mel is not None:
+        header["mel"] = mel.to_dict()
+        header["mel_fingerprint"] = mel.fingerprint()
+    if hasattr(model, "fingerprint"):
+        header["fingerprint"] = model.fingerprint()
+    return header
+
+
+def save_release(model: torch.nn.Module, path: str | os.PathLike, training: dict | None = None) -> Path:
+    """Write ``model`` as one safetensors file with its JSON config in the metadata (atomically)."""
+    from safetensors.torch import save_file
+
+    header = describe(model, training)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    # safetensors refuses tensors that share memory (e.g. tied weights): clone them apart.
+    state = {k: v.clone() for k, v in state.items()}
+    out = Path(path)
+    with atomic_path(out) as tmp:
+        save_file(state, str(tmp), metadata={"spectok": json.dumps(header, sort_keys=True)})
+    return out
+
+
+def read_header(path: str | os.PathLike) -> dict[str, Any]:
+    """Read only the JSON header of a release artifact."""
+    from safetensors import safe_open
+
+    p = Path(path)
+    if not p.exists():
+        raise ArtifactError(f"{p}: file not found")
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as e:
+        raise ArtifactError(f"{p}: not a readable safetensors file (truncated or corrupt?): {e}") from e
+    if "spectok" not in meta:
+        raise ArtifactError(f"{p}: safetensors file without a spectok header (not a spectok artifact)")
+    try:
+        header = json.loads(meta["spectok"])
+    except json.JSONDecodeError as e:
+        raise ArtifactError(f"{p}: corrupt spectok header ({e})") from e
+    if header.get("format") != FORMAT_VERSION:
+        raise ArtifactError(f"{p}: artifact format {header.get('format')!r}, "
+                            f"this spectok reads {FORMAT_VERSION}")
+    return header
+
+
+def load_release(path: str | os.PathLike, kind: str | None = None,
+                 map_location: str | torch.device = "cpu") -> torch.nn.Module:
+    """Load a release artifact as an eval-mode model; ``kind`` checks it is e.g. a "tokenizer"."""
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    header = read_header(p)
+    if kind is not None and header.get("kind") != kind:
+        raise ArtifactError(f"{p}: is a {header.get('kind')}, not a {kind}")
+    model = build(header["class"], header["config"])
+    try:
+        state = load_file(str(p), device=str(map_location))
+    except Exception as e:
+        raise ArtifactError(f"{p}: cannot read weights (truncated or corrupt?): {e}") from e
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ArtifactError(f"{p}: weights do not fit {header['class']}: {e}") from e
+    model.artifact_header = header
+    return model.to(map_location).eval()

@@ -1,0 +1,1 @@
+"""The ``spectok`` command line: one module per command group, each with ``register(subparsers)``."""

@@ -1,0 +1,82 @@
+import librosa
+import numpy as np
+import pytest
+import torch
+
+from spectok.audio import MelConfig, MelSpectrogram, load
+from spectok.errors import MelMismatchError, SpectokError
+
+
+def reference_log_mel(wav: np.ndarray, c: MelConfig) -> np.ndarray:
+    """Independent computation: librosa STFT + librosa filter bank, numpy log."""
+    y = np.pad(wav, (c.padding, c.padding), mode="reflect")
+    stft = librosa.stft(y, n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.win_length,
+                        window="hann", center=False)
+    mag = np.sqrt(np.abs(stft) ** 2 + c.magnitude_eps)
+    fb = librosa.filters.mel(sr=c.sample_rate, n_fft=c.n_fft, n_mels=c.n_mels, fmin=c.fmin, fmax=c.fmax,
+                             norm="slaney", htk=False)
+    return np.log(np.maximum(fb @ mag, c.log_floor))
+
+
+@pytest.mark.parametrize("preset", ["hifigan-22k", "speech-16k", "l2arctic-16k-128"])
+def test_matches_librosa_on_real_clips(ljspeech_wavs, preset):
+    c = MelConfig.preset(preset)
+    mel = MelSpectrogram(c)
+    for path in ljspeech_wavs[:3]:
+        wav, _ = load(path, c.sample_rate)
+        ours = mel(torch.from_numpy(wav))[0].double().numpy()
+        ref = reference_log_mel(wav.astype(np.float64), c)
+        assert ours.shape == ref.shape == (c.n_mels, c.num_frames(len(wav)))
+        assert np.abs(ours - ref).max() <= 1e-4
+
+
+def test_hifigan_preset_is_exact_front_end():
+    c = MelConfig.preset("hifigan-22k")
+    assert (c.sample_rate, c.n_fft, c.hop_length, c.win_length, c.n_mels) == (22050, 1024, 256, 1024, 80)
+    assert (c.fmin, c.fmax, c.center, c.power, c.log_floor, c.padding) == (0.0, 8000.0, False, 1.0, 1e-5, 384)
+
+
+@pytest.mark.parametrize("n", [600, 1000, 256 * 10, 256 * 10 + 1, 22050])
+@pytest.mark.parametrize("center", [False, True])
+def test_frame_count_formula(n, center):
+    c = MelConfig(center=center)
+    out = MelSpectrogram(c)(torch.randn(2, n))
+    assert out.shape == (2, 80, c.num_frames(n))
+    if not center and n % 256 == 0:
+        assert c.num_frames(n) == n // 256
+
+
+def test_batched_equals_single_and_deterministic():
+    m = MelSpectrogram("hifigan-22k")
+    x = torch.randn(3, 5000)
+    batch = m(x)
+    for i in range(3):
+        torch.testing.assert_close(m(x[i]), batch[i : i + 1], rtol=0, atol=1e-5)
+    assert torch.equal(m(x), batch)
+
+
+def test_silence_gives_log_floor():
+    m = MelSpectrogram("hifigan-22k")
+    out = m(torch.zeros(1, 4096))
+    assert torch.allclose(out, torch.full_like(out, m.config.silence), atol=1e-3)
+
+
+def test_fingerprint_stable_and_diff_names_fields(tmp_path):
+    a = MelConfig.preset("hifigan-22k")
+    assert a.fingerprint() == MelConfig(**a.to_dict()).fingerprint()
+    assert a.fingerprint() == "7f30f00c222e0f7c"  # stable: a change orphans stored mels
+    b = MelConfig.preset("speech-16k")
+    assert a.fingerprint() != b.fingerprint()
+    with pytest.raises(MelMismatchError, match="sample_rate.*hop_length"):
+        a.check_compatible(b)
+    (tmp_path / "m.yaml").write_text("mel:\n  sample_rate: 16000\n  n_mels: 64\n")
+    assert MelConfig.coerce(str(tmp_path / "m.yaml")).n_mels == 64
+    with pytest.raises(SpectokError, match="unknown mel preset|neither"):
+        MelConfig.coerce("nope")
+
+
+def test_follows_device_and_autocast():
+    m = MelSpectrogram("speech-16k")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = m(torch.randn(1, 16000))
+    assert out.dtype == torch.float32
