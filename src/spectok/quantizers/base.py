@@ -1,0 +1,48 @@
+"""The quantizer contract shared by every quantizer in spectok."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+@dataclass
+class QuantizerOutput:
+    """What a quantizer returns.
+
+    Attributes:
+        quantized: ``[B, D, *spatial]`` float, the straight-through quantized latents
+            (same shape as the input ``z``).
+        codes: ``[B, K, *spatial]`` int64, code indices for K codebooks (K = 1 for plain
+            VQ, K = stages for residual VQ; FSQ uses K = 1 with the implicit index).
+        loss: scalar, the quantizer's own training loss (codebook + beta * commitment),
+            already weighted; 0 where the quantizer has none (EMA codebook, FSQ).
+        metrics: scalar floats for logging, e.g. ``{"perplexity": ..., "commitment": ...}``.
+    """
+
+    quantized: torch.Tensor
+    codes: torch.Tensor
+    loss: torch.Tensor
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Quantizer(nn.Module):
+    """Base class: ``forward(z [B, D, *spatial]) -> QuantizerOutput``; ``decode(codes) -> quantized``.
+
+    In eval mode ``decode(forward(z).codes)`` equals ``forward(z).quantized`` exactly.
+    ``codebook_sizes`` lists the size of each of the K codebooks (bits per code = log2).
+    """
+
+    dim: int
+
+    @property
+    def codebook_sizes(self) -> list[int]:
+        raise NotImplementedError
+
+    def forward(self, z: torch.Tensor) -> QuantizerOutput:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError

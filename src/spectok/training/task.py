@@ -1,0 +1,122 @@
+"""The contract between the one training engine and what it trains.
+
+The engine (``spectok.training.engine``) owns the loop: devices, DDP wrapping, data
+loaders and samplers, the step counter, learning-rate schedules, gradient clipping,
+autocast, validation scheduling, checkpoints and logging. A :class:`TrainTask` owns the
+models, the data sets, the losses and the media to log. Tokenizers (plain and GAN) and
+vocoders (plain and GAN) are tasks; there is no second loop.
+
+One optimisation step, for each :class:`OptimizerSpec` in order::
+
+    losses = task.losses(batch, step, phase=spec.name)   # dict of scalar tensors, or None to skip
+    (losses["total"]).backward(); clip; optimizer.step(); scheduler.step()
+
+A GAN task declares two specs (e.g. "generator" then "discriminator"); it may cache the
+generator's output in the first phase and use it detached in the second.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+
+@dataclass
+class OptimizerSpec:
+    """One optimizer over some of the task's models.
+
+    Attributes:
+        name: the phase name passed to :meth:`TrainTask.losses` (e.g. "generator").
+        models: names (keys of :meth:`TrainTask.models`) whose parameters it updates.
+        kind: "adam" or "adamw".
+        lr: peak learning rate.
+        betas, weight_decay, eps: optimizer settings.
+        schedule: "constant", "cosine" (with warm-up) or "step" (decay by ``gamma`` every
+            ``step_size`` steps).
+        warmup_steps, step_size, gamma, min_lr_ratio: schedule settings.
+        grad_clip: max global gradient norm, ``None`` for no clipping.
+    """
+
+    name: str
+    models: list[str]
+    kind: str = "adamw"
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.0
+    eps: float = 1e-8
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    step_size: int = 10_000
+    gamma: float = 0.5
+    min_lr_ratio: float = 0.1
+    grad_clip: float | None = 1.0
+
+
+@dataclass
+class DataSpec:
+    """Data sets and collation for a task. ``collate`` turns a list of items into a batch dict."""
+
+    train: Dataset
+    valid: Dataset | None
+    collate: Callable[[list[Any]], dict[str, torch.Tensor]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class TrainTask(ABC):
+    """What the engine trains. Subclasses are built from a config dict (a YAML file's content)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    @abstractmethod
+    def models(self) -> dict[str, nn.Module]:
+        """Named models: moved to the device, wrapped in DDP, checkpointed. The one under
+        :attr:`release_model` is what ``spectok export`` writes."""
+
+    release_model: str = "model"
+
+    @abstractmethod
+    def optimizer_specs(self) -> list[OptimizerSpec]:
+        """Optimizers in the order their phases run within one step."""
+
+    @abstractmethod
+    def data(self, prepared_dir: str) -> DataSpec:
+        """Training and validation data from a prepared folder (see ``spectok prepare``)."""
+
+    @abstractmethod
+    def losses(self, batch: dict[str, torch.Tensor], step: int, phase: str) -> dict[str, torch.Tensor] | None:
+        """Named scalar losses for ``phase``; must contain "total" (what is back-propagated).
+
+        Return ``None`` to skip the phase at this step (e.g. a discriminator not yet on).
+        Models are reached through :meth:`models` (the engine may have wrapped them in DDP;
+        call them through ``self.wrapped[name]`` set by the engine, or the plain module).
+        """
+
+    @torch.no_grad()
+    def validate_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Validation metrics of one batch (the engine averages them weighted by batch size)."""
+        return {k: float(v) for k, v in (self.losses(batch, step=-1, phase="validate") or {}).items()}
+
+    def start_validation(self) -> None:  # noqa: B027 - optional hook
+        """Reset epoch-level accumulators (e.g. codebook statistics) before a validation pass."""
+
+    def end_validation(self) -> dict[str, float]:
+        """Metrics accumulated over the whole validation pass (e.g. codebook usage)."""
+        return {}
+
+    def log_media(self, writer: Any, batch: dict[str, torch.Tensor], step: int) -> None:  # noqa: B027
+        """Write images/audio to TensorBoard (``writer`` is a SummaryWriter, rank 0 only)."""
+
+    def training_summary(self) -> dict[str, Any]:
+        """Extra facts stored in the release artifact's header (e.g. final validation loss)."""
+        return {}
+
+    # Set by the engine: the (possibly DDP-wrapped) models to call in losses().
+    wrapped: dict[str, nn.Module]
+    device: torch.device
