@@ -1,0 +1,242 @@
+"""The spectok token file: codes of one recording plus everything needed to decode them.
+
+Layout (all integers little-endian)::
+
+    offset  size  field
+    0       4     magic  b"SPTK"
+    4       2     format version (uint16), currently 1
+    6       4     header length H in bytes (uint32)
+    10      H     header: UTF-8 JSON object (see below)
+    10+H    N     codes, row-major ``[K, T']``, dtype named in the header
+    10+H+N  4     CRC-32 of every byte before it (uint32)
+
+The JSON header holds ``tokenizer_fingerprint``, ``sample_rate`` (Hz), ``frame_rate``
+(token columns per second), ``codebook_sizes`` (one per row K), ``shape`` ``[K, T']``,
+``num_samples`` (length of the original waveform in samples at ``sample_rate``, so a
+decoder can trim its output), ``dtype`` and free-form ``metadata``.
+
+Codes are stored in the smallest unsigned type that holds the largest codebook
+(``uint8`` up to 256 codes, ``uint16`` up to 65,536, else ``uint32``). A reader refuses,
+with :class:`~spectok.errors.TokenFileError` naming the file and the reason, a file
+that is foreign (wrong magic), from a newer format, truncated, longer than its header
+says, corrupt (checksum), or whose codes fall outside their codebooks.
+
+``--format npy`` (:func:`write_npy`) writes the bare ``[K, T']`` int64 array instead,
+for people who want a plain array and accept losing the header.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spectok.errors import TokenFileError
+from spectok.fsutil import atomic_path
+
+MAGIC = b"SPTK"
+FORMAT_VERSION = 1
+SUFFIX = ".sptk"
+_PREFIX = struct.Struct("<4sHI")  # magic, version, header length
+_CRC = struct.Struct("<I")
+_MAX_HEADER = 1 << 20  # a header above 1 MiB means a foreign or corrupt file
+_DTYPES = {"uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32}
+
+
+def smallest_dtype(codebook_sizes: list[int] | tuple[int, ...]) -> np.dtype:
+    """The smallest unsigned dtype holding every id ``0 .. max(codebook_sizes) - 1``."""
+    largest = max(codebook_sizes) - 1
+    for name, dt in _DTYPES.items():
+        if largest <= np.iinfo(dt).max:
+            return np.dtype(dt).newbyteorder("<") if name != "uint8" else np.dtype(dt)
+    raise TokenFileError(f"codebook of {largest + 1} codes is too large for a token file (max 2**32)")
+
+
+@dataclass
+class TokenFile:
+    """The codes of one recording and what is needed to decode them.
+
+    Attributes:
+        codes: ``[K, T']`` integer array, row ``k`` holding ids in ``[0, codebook_sizes[k])``.
+        tokenizer_fingerprint: :meth:`Tokenizer.fingerprint` of the tokenizer that made them.
+        sample_rate: Hz of the waveform the codes describe.
+        frame_rate: token columns per second.
+        codebook_sizes: size of the codebook behind each row, ``len == K``.
+        num_samples: length of the original waveform in samples (decoders trim to it).
+        metadata: free-form JSON-friendly extras (e.g. the source file name).
+    """
+
+    codes: np.ndarray
+    tokenizer_fingerprint: str
+    sample_rate: int
+    frame_rate: float
+    codebook_sizes: tuple[int, ...]
+    num_samples: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        codes = np.asarray(self.codes.detach().cpu() if hasattr(self.codes, "detach") else self.codes)
+        self.codebook_sizes = tuple(int(k) for k in self.codebook_sizes)
+        if codes.ndim != 2:
+            raise TokenFileError(f"token codes must be [K, T'], got shape {tuple(codes.shape)}")
+        if not np.issubdtype(codes.dtype, np.integer):
+            raise TokenFileError(f"token codes must be integers, got {codes.dtype}")
+        if codes.shape[0] != len(self.codebook_sizes):
+            raise TokenFileError(f"codes have {codes.shape[0]} rows but {len(self.codebook_sizes)} "
+                                 f"codebook sizes were given")
+        if any(k < 1 for k in self.codebook_sizes):
+            raise TokenFileError(f"codebook sizes must be positive, got {list(self.codebook_sizes)}")
+        if codes.size:
+            limits = np.asarray(self.codebook_sizes, dtype=np.int64)[:, None]
+            bad = (codes < 0) | (codes.astype(np.int64) >= limits)
+            if bad.any():
+                k, t = (int(i) for i in np.argwhere(bad)[0])
+                raise TokenFileError(f"code {int(codes[k, t])} at row {k}, column {t} is outside its "
+                                     f"codebook of {self.codebook_sizes[k]}")
+        if self.num_samples < 0 or self.sample_rate <= 0 or not self.frame_rate > 0:
+            raise TokenFileError("num_samples must be >= 0 and sample_rate, frame_rate > 0")
+        self.codes = codes
+        self.sample_rate = int(self.sample_rate)
+        self.frame_rate = float(self.frame_rate)
+        self.num_samples = int(self.num_samples)
+
+    @property
+    def duration(self) -> float:
+        """Seconds of audio the codes describe."""
+        return self.num_samples / self.sample_rate
+
+    @property
+    def bits(self) -> float:
+        """Information content at the nominal rate: columns * sum(log2 codebook size)."""
+        return self.codes.shape[1] * sum(math.log2(k) for k in self.codebook_sizes)
+
+    def header(self) -> dict[str, Any]:
+        return {"tokenizer_fingerprint": self.tokenizer_fingerprint, "sample_rate": self.sample_rate,
+                "frame_rate": self.frame_rate, "codebook_sizes": list(self.codebook_sizes),
+                "shape": list(self.codes.shape), "num_samples": self.num_samples,
+                "dtype": smallest_dtype(self.codebook_sizes).name, "metadata": self.metadata}
+
+
+def to_bytes(tf: TokenFile) -> bytes:
+    """Serialize a :class:`TokenFile` (see the module docstring for the layout)."""
+    header = json.dumps(tf.header(), sort_keys=True, separators=(",", ":")).encode("utf-8")
+    payload = np.ascontiguousarray(tf.codes.astype(smallest_dtype(tf.codebook_sizes))).tobytes()
+    body = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header)) + header + payload
+    return body + _CRC.pack(zlib.crc32(body) & 0xFFFFFFFF)
+
+
+def from_bytes(data: bytes, name: str = "<bytes>") -> TokenFile:
+    """Parse token-file bytes; raises :class:`TokenFileError` naming ``name`` and the reason."""
+
+    def fail(reason: str) -> TokenFileError:
+        return TokenFileError(f"{name}: {reason}")
+
+    if len(data) < _PREFIX.size:
+        if MAGIC.startswith(data[:4]) and data:
+            raise fail(f"truncated token file ({len(data)} bytes, the fixed prefix alone is {_PREFIX.size})")
+        raise fail("not a spectok token file (too short, no SPTK magic)")
+    magic, version, hlen = _PREFIX.unpack_from(data)
+    if magic != MAGIC:
+        hint = " (a NumPy .npy array: pass --format npy)" if data[:6] == b"\x93NUMPY" else ""
+        raise fail(f"not a spectok token file (magic {magic!r}, expected {MAGIC!r}){hint}")
+    if version > FORMAT_VERSION or version == 0:
+        raise fail(f"token file format version {version}; this spectok reads version {FORMAT_VERSION}")
+    if hlen > _MAX_HEADER:
+        raise fail(f"corrupt token file (header length {hlen} bytes is implausible)")
+    if len(data) < _PREFIX.size + hlen + _CRC.size:
+        raise fail(f"truncated token file ({len(data)} bytes, header alone needs {_PREFIX.size + hlen})")
+    body, (crc,) = data[:-_CRC.size], _CRC.unpack(data[-_CRC.size:])
+    if zlib.crc32(body) & 0xFFFFFFFF != crc:
+        raise fail(_size_or_checksum_reason(data, hlen))
+    try:
+        h = json.loads(body[_PREFIX.size:_PREFIX.size + hlen].decode("utf-8"))
+        dtype = np.dtype(_DTYPES[h["dtype"]]).newbyteorder("<")
+        k, t = (int(x) for x in h["shape"])
+        payload = body[_PREFIX.size + hlen:]
+        if len(payload) != k * t * dtype.itemsize:
+            raise fail(f"code payload is {len(payload)} bytes, header shape [{k}, {t}] of {h['dtype']} "
+                       f"needs {k * t * dtype.itemsize}")
+        codes = np.frombuffer(payload, dtype=dtype).reshape(k, t).astype(np.int64)
+        return TokenFile(codes=codes, tokenizer_fingerprint=str(h["tokenizer_fingerprint"]),
+                         sample_rate=h["sample_rate"], frame_rate=h["frame_rate"],
+                         codebook_sizes=tuple(h["codebook_sizes"]), num_samples=h["num_samples"],
+                         metadata=dict(h.get("metadata") or {}))
+    except TokenFileError as e:
+        if str(e).startswith(name):
+            raise
+        raise fail(str(e)) from e
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+        raise fail(f"corrupt token file header ({type(e).__name__}: {e})") from e
+
+
+def _size_or_checksum_reason(data: bytes, hlen: int) -> str:
+    """Tell a truncated file from a flipped bit when the checksum fails."""
+    try:
+        h = json.loads(data[_PREFIX.size:_PREFIX.size + hlen].decode("utf-8"))
+        k, t = (int(x) for x in h["shape"])
+        expected = _PREFIX.size + hlen + k * t * np.dtype(_DTYPES[h["dtype"]]).itemsize + _CRC.size
+    except Exception:
+        return "corrupt token file (checksum mismatch)"
+    if len(data) < expected:
+        return f"truncated token file ({len(data)} of {expected} bytes)"
+    if len(data) > expected:
+        return f"token file has {len(data) - expected} unexpected trailing bytes"
+    return "corrupt token file (checksum mismatch: the file was altered)"
+
+
+def write_tokens(path: str | os.PathLike, tf: TokenFile) -> Path:
+    """Write ``tf`` to ``path`` atomically (temporary name, then rename)."""
+    out = Path(path)
+    data = to_bytes(tf)
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(data)
+    return out
+
+
+def read_tokens(path: str | os.PathLike) -> TokenFile:
+    """Read a token file written by :func:`write_tokens`.
+
+    Raises:
+        TokenFileError: naming ``path`` and the reason (missing, foreign, truncated,
+            corrupt, newer format, codes outside their codebooks).
+    """
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise TokenFileError(f"{p}: file not found") from None
+    except IsADirectoryError:
+        raise TokenFileError(f"{p}: is a directory, not a token file") from None
+    except OSError as e:
+        raise TokenFileError(f"{p}: cannot read ({e.strerror or e})") from e
+    return from_bytes(data, name=str(p))
+
+
+def write_npy(path: str | os.PathLike, codes: np.ndarray) -> Path:
+    """Write bare ``[K, T']`` codes as an int64 ``.npy`` array, atomically (no header, no checks)."""
+    out = Path(path)
+    arr = np.asarray(codes.detach().cpu() if hasattr(codes, "detach") else codes).astype(np.int64)
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+        np.save(f, arr, allow_pickle=False)
+    return out
+
+
+def read_npy(path: str | os.PathLike) -> np.ndarray:
+    """Read a bare ``[K, T']`` integer ``.npy`` array; :class:`TokenFileError` if it is not one."""
+    p = Path(path)
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except FileNotFoundError:
+        raise TokenFileError(f"{p}: file not found") from None
+    except (OSError, ValueError, EOFError) as e:
+        raise TokenFileError(f"{p}: not a readable .npy array ({e})") from e
+    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.integer):
+        raise TokenFileError(f"{p}: expected integer codes of shape [K, T'], got {arr.dtype} {arr.shape}")
+    return arr.astype(np.int64)
