@@ -1,0 +1,54 @@
+"""Quantizers: latents ``[B, D, *spatial]`` to integer codes ``[B, K, *spatial]`` and back.
+
+``build_quantizer(config)`` builds one from a JSON-friendly dict ``{"type": "vq" | "rvq" | "fsq",
+**constructor kwargs}`` (the form stored in YAML presets and release-artifact headers); every
+quantizer's ``config`` property gives that dict back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spectok.quantizers.base import Quantizer, QuantizerOutput
+from spectok.quantizers.vq import VectorQuantizer
+
+_TYPES: dict[str, type[Quantizer]] = {"vq": VectorQuantizer}
+
+try:  # the remaining quantizers land in their own modules
+    from spectok.quantizers.residual import ResidualVQ
+
+    _TYPES["rvq"] = ResidualVQ
+except ImportError:  # pragma: no cover
+    pass
+try:
+    from spectok.quantizers.fsq import FSQ
+
+    _TYPES["fsq"] = FSQ
+except ImportError:  # pragma: no cover
+    pass
+try:
+    from spectok.quantizers.stats import CodebookStats
+except ImportError:  # pragma: no cover
+    pass
+
+
+def build_quantizer(config: dict[str, Any]) -> Quantizer:
+    """Build a quantizer from ``{"type": "vq" | "rvq" | "fsq", **kwargs}``.
+
+    Raises:
+        ValueError: naming the unknown type or the bad keyword arguments.
+    """
+    if not isinstance(config, dict) or "type" not in config:
+        raise ValueError(f"quantizer config must be a dict with a 'type' key, got {config!r}")
+    kwargs = dict(config)
+    kind = kwargs.pop("type")
+    if kind not in _TYPES:
+        raise ValueError(f"unknown quantizer type {kind!r}; choose one of {sorted(_TYPES)}")
+    try:
+        return _TYPES[kind](**kwargs)
+    except TypeError as e:
+        raise ValueError(f"bad arguments for quantizer type {kind!r}: {e}") from e
+
+
+__all__ = ["CodebookStats", "FSQ", "Quantizer", "QuantizerOutput", "ResidualVQ", "VectorQuantizer",
+           "build_quantizer"]
