@@ -10,26 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from spectok.quantizers.base import Quantizer, QuantizerOutput
+from spectok.quantizers.fsq import FSQ
+from spectok.quantizers.residual import ResidualVQ
+from spectok.quantizers.stats import CodebookStats
 from spectok.quantizers.vq import VectorQuantizer
 
-_TYPES: dict[str, type[Quantizer]] = {"vq": VectorQuantizer}
-
-try:  # the remaining quantizers land in their own modules
-    from spectok.quantizers.residual import ResidualVQ
-
-    _TYPES["rvq"] = ResidualVQ
-except ImportError:  # pragma: no cover
-    pass
-try:
-    from spectok.quantizers.fsq import FSQ
-
-    _TYPES["fsq"] = FSQ
-except ImportError:  # pragma: no cover
-    pass
-try:
-    from spectok.quantizers.stats import CodebookStats
-except ImportError:  # pragma: no cover
-    pass
+_TYPES: dict[str, type[Quantizer]] = {"vq": VectorQuantizer, "rvq": ResidualVQ, "fsq": FSQ}
 
 
 def build_quantizer(config: dict[str, Any]) -> Quantizer:

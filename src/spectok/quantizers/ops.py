@@ -194,11 +194,13 @@ def rotation_trick(e: torch.Tensor, q: torch.Tensor, eps: float = 1e-6) -> torch
 
 
 def usage_metrics(idx: torch.Tensor, k: int) -> dict[str, float]:
-    """Batch-level ``perplexity`` (exp of the code entropy, nats) and ``used_fraction`` of ``k`` codes."""
+    """Batch-level ``perplexity`` (exp of the code entropy in nats) and ``used_fraction`` of ``k`` codes.
+
+    Works for implicit codebooks of any size (counts only the codes that occur).
+    """
     if idx.numel() == 0:
         return {"perplexity": 0.0, "used_fraction": 0.0}
-    p = torch.bincount(idx.reshape(-1), minlength=k).double()
-    used = int((p > 0).sum())
-    p = p / p.sum()
-    h = -(p * torch.log(p.clamp_min(1e-30))).sum().item()
-    return {"perplexity": math.exp(h), "used_fraction": used / k}
+    _, counts = torch.unique(idx.reshape(-1), return_counts=True)
+    p = counts.double() / counts.sum()
+    h = -(p * torch.log(p)).sum().item()
+    return {"perplexity": math.exp(h), "used_fraction": counts.numel() / k}
