@@ -14,6 +14,7 @@ from spectok.errors import (  # noqa: E402
     SpectokError,
     TokenFileError,
 )
+from spectok.vocoders.loading import load_vocoder  # noqa: E402
 
 __all__ = [
     "ArtifactError",
@@ -26,5 +27,6 @@ __all__ = [
     "TokenFileError",
     "__version__",
     "load",
+    "load_vocoder",
     "save",
 ]
