@@ -14,6 +14,8 @@ from spectok.errors import (  # noqa: E402
     SpectokError,
     TokenFileError,
 )
+from spectok.pipeline import Pipeline  # noqa: E402
+from spectok.tokens import TokenFile, read_tokens, write_tokens  # noqa: E402
 from spectok.vocoders.loading import load_vocoder  # noqa: E402
 
 __all__ = [
@@ -23,10 +25,14 @@ __all__ = [
     "MelConfig",
     "MelMismatchError",
     "MelSpectrogram",
+    "Pipeline",
     "SpectokError",
+    "TokenFile",
     "TokenFileError",
     "__version__",
     "load",
     "load_vocoder",
+    "read_tokens",
     "save",
+    "write_tokens",
 ]

@@ -1,0 +1,1 @@
+"""Inference helpers for long recordings (chunking); the user-facing API is :class:`spectok.Pipeline`."""

@@ -1,0 +1,199 @@
+"""Bounded-memory inference on long recordings: chunked mel, chunked encode, chunked decode.
+
+Why chunked results equal whole-file results
+--------------------------------------------
+*Mel.* Frame ``g`` of the front end reads the original samples
+``[g * hop - pad, g * hop - pad + n_fft)`` (``pad`` = :attr:`MelConfig.padding`), reflect-
+padded only at the two ends of the file. So frames ``[f0, f1)`` are computed from the
+sample range ``[(f0 - m) * hop, (f1 - 1) * hop - pad + n_fft)`` with ``m = ceil(pad / hop)``
+extra frames on the left that are dropped (their padding is not the file's). At the file
+ends the chunk's own reflect padding is the file's, so nothing is dropped there.
+
+*Encoder.* A convolutional encoder with total time stride ``d`` and receptive field ``r``
+mel frames maps input frames to code columns; column ``j`` depends only on frames within
+``r`` of ``[j d, (j + 1) d)``. A chunk owning columns ``[j0, j1)`` is encoded from frames
+``[j0 d - c, j1 d + c)`` with ``c = ceil(r / d) * d`` (clipped to the file); its start is a
+multiple of ``d``, so the strided grid lines up, and the kept columns never see the chunk's
+zero padding. The result is the whole-file encode, provided the encoder is *time-local*:
+no normalisation pooling statistics over time (GroupNorm, InstanceNorm, BatchNorm in
+training mode). :func:`is_time_local` checks that; for other encoders chunked codes are an
+approximation near chunk borders, and :class:`ChunkedEncoder` warns.
+
+*Decoder and vocoder.* The same overlap-and-keep-the-middle scheme with a context of
+``context_columns`` code columns and ``context_frames`` mel frames; exact for time-local
+decoders whose receptive field fits the context, a close approximation otherwise
+(Griffin-Lim iterates over the whole chunk, so its borders differ slightly).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from spectok.audio.mel import MelSpectrogram
+
+SampleReader = Callable[[int, int], np.ndarray]
+"""``read(a, b) -> float32 samples [b - a]`` of the original waveform, ``0 <= a < b <= T``."""
+
+_NON_LOCAL = (nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
+
+
+def is_time_local(module: nn.Module) -> bool:
+    """True when no layer of ``module`` pools statistics over time (so chunking is exact)."""
+    for m in module.modules():
+        if isinstance(m, _NON_LOCAL):
+            return False
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training:
+            return False
+    return True
+
+
+def encoder_geometry(tokenizer: nn.Module) -> tuple[int, int | None]:
+    """``(time_downsample d, receptive_field r in mel frames or None)`` of a tokenizer.
+
+    Looks for ``tokenizer.receptive_field``, then ``tokenizer.encoder.receptive_field``.
+    """
+    d = int(getattr(tokenizer, "time_downsample", 1) or 1)
+    rf = getattr(tokenizer, "receptive_field", None)
+    if rf is None:
+        rf = getattr(getattr(tokenizer, "encoder", None), "receptive_field", None)
+    return d, (int(rf) if rf is not None else None)
+
+
+def spans(total: int, size: int) -> Iterator[tuple[int, int]]:
+    """``[start, end)`` pieces of ``range(total)`` of at most ``size`` (``size >= 1``)."""
+    for start in range(0, total, size):
+        yield start, min(total, start + size)
+
+
+def array_reader(waveform: np.ndarray) -> SampleReader:
+    """A :data:`SampleReader` over an in-memory ``[T]`` waveform."""
+    return lambda a, b: waveform[a:b]
+
+
+def soundfile_reader(path: str, expected_rate: int) -> tuple[SampleReader, int]:
+    """A :data:`SampleReader` that seeks in an audio file (no whole-file load) and its length.
+
+    Multi-channel files are down-mixed by averaging. Raises ``ValueError`` when the file's
+    rate is not ``expected_rate`` (resample such files in memory instead).
+    """
+    import soundfile as sf
+
+    info = sf.info(path)
+    if info.samplerate != expected_rate:
+        raise ValueError(f"{path}: {info.samplerate} Hz, expected {expected_rate} Hz")
+
+    def read(a: int, b: int) -> np.ndarray:
+        with sf.SoundFile(path) as f:
+            f.seek(a)
+            x = f.read(b - a, dtype="float32", always_2d=True)
+        return x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
+
+    return read, int(info.frames)
+
+
+class ChunkedMel:
+    """Log-mel frames ``[f0, f1)`` of a long waveform, read piecewise; equals the whole-file mel.
+
+    Args:
+        mel: the front end (:class:`MelSpectrogram`).
+        read: a :data:`SampleReader`.
+        num_samples: length ``T`` of the waveform.
+    """
+
+    def __init__(self, mel: MelSpectrogram, read: SampleReader, num_samples: int) -> None:
+        self.mel, self.read, self.num_samples = mel, read, num_samples
+        self.num_frames = mel.config.num_frames(num_samples)
+
+    @torch.no_grad()
+    def frames(self, f0: int, f1: int) -> torch.Tensor:
+        """``[n_mels, f1 - f0]`` float32 log-mel of global frames ``f0 .. f1 - 1``."""
+        c = self.mel.config
+        hop, pad = c.hop_length, c.padding
+        m = math.ceil(pad / hop)
+        first = max(0, f0 - m)  # global frame at which the chunk's own frame 0 sits
+        a = first * hop
+        b = min(self.num_samples, (f1 - 1) * hop - pad + c.n_fft)
+        x = torch.from_numpy(np.ascontiguousarray(self.read(a, b), dtype=np.float32))
+        out = self.mel(x.unsqueeze(0))[0]
+        drop = f0 - first
+        if out.shape[-1] < drop + f1 - f0:  # pragma: no cover - guarded by the geometry above
+            raise RuntimeError(f"chunked mel produced {out.shape[-1]} frames, needed {drop + f1 - f0}")
+        return out[:, drop:drop + f1 - f0]
+
+    def all(self, chunk_frames: int = 4096) -> torch.Tensor:
+        """The whole ``[n_mels, frames]`` log-mel, computed ``chunk_frames`` at a time."""
+        return torch.cat([self.frames(a, b) for a, b in spans(self.num_frames, chunk_frames)], dim=-1)
+
+
+class ChunkedEncoder:
+    """Encode a long log-mel piecewise, with codes equal to a whole-file encode (see module doc).
+
+    Args:
+        tokenizer: a :class:`~spectok.tokenizers.base.Tokenizer` in eval mode.
+        chunk_frames: mel frames owned by each chunk (rounded up to a multiple of ``d``).
+        receptive_field: encoder receptive field in mel frames; ``None`` reads it from the
+            tokenizer (:func:`encoder_geometry`).
+    """
+
+    def __init__(self, tokenizer: nn.Module, chunk_frames: int, receptive_field: int | None = None) -> None:
+        d, rf = encoder_geometry(tokenizer)
+        rf = receptive_field if receptive_field is not None else rf
+        if rf is None:
+            raise ValueError(f"{type(tokenizer).__name__} does not state its receptive_field; "
+                             f"chunked encoding needs it (encode the whole file instead)")
+        self.tokenizer, self.d = tokenizer, d
+        self.chunk_columns = max(1, math.ceil(chunk_frames / d))
+        self.context = math.ceil(rf / d) * d
+        self.exact = is_time_local(getattr(tokenizer, "encoder", tokenizer))
+        if not self.exact:
+            warnings.warn(f"{type(tokenizer).__name__}'s encoder normalises over time (GroupNorm or "
+                          f"InstanceNorm): chunked codes may differ from a whole-file encode near chunk "
+                          f"borders", stacklevel=2)
+
+    @torch.no_grad()
+    def encode(self, get_frames: Callable[[int, int], torch.Tensor], num_frames: int) -> torch.Tensor:
+        """``[K, ceil(num_frames / d)]`` int64 codes; ``get_frames(a, b)`` returns mel ``[n_mels, b - a]``."""
+        d, ctx = self.d, self.context
+        total = math.ceil(num_frames / d)
+        pieces = []
+        for j0, j1 in spans(total, self.chunk_columns):
+            a = max(0, j0 * d - ctx)
+            b = min(num_frames, j1 * d + ctx)
+            codes = self.tokenizer.encode(get_frames(a, b).unsqueeze(0))[0]
+            skip = (j0 * d - a) // d
+            pieces.append(codes[:, skip:skip + j1 - j0])
+        return torch.cat(pieces, dim=-1)
+
+
+@torch.no_grad()
+def decode_chunked(tokenizer: nn.Module, codes: torch.Tensor, chunk_columns: int,
+                   context_columns: int = 16) -> torch.Tensor:
+    """``codes [K, T'] -> mel [n_mels, T' * d]``, decoded ``chunk_columns`` at a time with context."""
+    total = codes.shape[-1]
+    pieces = []
+    for j0, j1 in spans(total, chunk_columns):
+        a, b = max(0, j0 - context_columns), min(total, j1 + context_columns)
+        mel = tokenizer.decode(codes[None, :, a:b])[0]
+        per = mel.shape[-1] // (b - a)
+        pieces.append(mel[:, (j0 - a) * per:(j1 - a) * per])
+    return torch.cat(pieces, dim=-1)
+
+
+@torch.no_grad()
+def vocode_chunked(vocoder: nn.Module, mel: torch.Tensor, chunk_frames: int,
+                   context_frames: int = 32) -> torch.Tensor:
+    """``mel [n_mels, T] -> waveform [T * hop]``, vocoded ``chunk_frames`` at a time with context."""
+    total = mel.shape[-1]
+    pieces = []
+    for f0, f1 in spans(total, chunk_frames):
+        a, b = max(0, f0 - context_frames), min(total, f1 + context_frames)
+        wav = vocoder(mel[None, :, a:b])[0]
+        per = wav.shape[-1] // (b - a)
+        pieces.append(wav[(f0 - a) * per:(f1 - a) * per])
+    return torch.cat(pieces, dim=-1)

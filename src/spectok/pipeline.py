@@ -1,0 +1,287 @@
+"""``spectok.Pipeline``: waveforms ⇄ token files ⇄ waveforms, for users.
+
+Example::
+
+    tok = spectok.load_tokenizer("tokenizer.safetensors")
+    pipe = spectok.Pipeline(tok, spectok.GriffinLim(tok.mel_config))
+    tokens = pipe.encode(wav, sample_rate)            # TokenFile: codes [K, T'] + facts
+    audio = pipe.decode(tokens)                        # float32 [num_samples] at pipe.sample_rate
+    many = pipe.encode([wav_a, wav_b], sample_rate)    # batched; different lengths are fine
+
+Batches are formed from items of similar length; each item's log-mel is computed on its
+own and padded with the log floor (silence) to the batch's longest, and outputs are
+trimmed to each item's true length (codes to ``ceil(frames / d)`` columns, audio to the
+original number of samples). Items longer than ``chunk_seconds`` are processed alone in
+overlapping chunks (:mod:`spectok.inference.chunking`), so memory stays bounded whatever
+the length, and the codes equal those of a whole-file encode for time-local encoders.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from spectok.audio.io import load, resample
+from spectok.audio.mel import MelConfig, MelSpectrogram
+from spectok.errors import AudioError, SpectokError, TokenFileError
+from spectok.inference.chunking import (
+    ChunkedEncoder,
+    ChunkedMel,
+    array_reader,
+    decode_chunked,
+    encoder_geometry,
+    soundfile_reader,
+    vocode_chunked,
+)
+from spectok.tokens import TokenFile
+
+Audio = np.ndarray | torch.Tensor
+
+
+def _as_wave(x: Audio) -> np.ndarray:
+    arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    arr = np.asarray(arr, dtype=np.float32)
+    if arr.ndim != 1:
+        raise SpectokError(f"expected a mono waveform [T], got shape {tuple(arr.shape)}")
+    return arr
+
+
+def _as_list(audio: Audio | Sequence[Audio]) -> tuple[list[np.ndarray], bool]:
+    """Items as a list of [T] arrays, and whether a single item was given."""
+    if isinstance(audio, (np.ndarray, torch.Tensor)):
+        if audio.ndim == 1:
+            return [_as_wave(audio)], True
+        if audio.ndim == 2:
+            return [_as_wave(a) for a in audio], False
+        raise SpectokError(f"expected a waveform [T] or a batch [B, T], got shape {tuple(audio.shape)}")
+    return [_as_wave(a) for a in audio], False
+
+
+class Pipeline:
+    """A tokenizer and (optionally) a vocoder joined for inference.
+
+    Args:
+        tokenizer: a :class:`~spectok.tokenizers.base.Tokenizer` (put in eval mode).
+        vocoder: a :class:`~spectok.vocoders.base.Vocoder`; ``None`` means Griffin-Lim on
+            the tokenizer's mel config, built when first needed.
+        chunk_seconds: longest stretch processed in one piece; longer inputs are chunked.
+        batch_size: items per forward pass for lists of short inputs.
+
+    Raises:
+        MelMismatchError: when the vocoder's mel config differs from the tokenizer's (the
+            message names the differing fields).
+    """
+
+    def __init__(self, tokenizer: nn.Module, vocoder: nn.Module | None = None, *, chunk_seconds: float = 30.0,
+                 batch_size: int = 8) -> None:
+        if getattr(tokenizer, "mel_config", None) is None:
+            raise SpectokError(f"{type(tokenizer).__name__} has no mel config: Pipeline is for audio tokenizers")
+        self.tokenizer = tokenizer.eval()
+        self.mel_config: MelConfig = tokenizer.mel_config
+        self._vocoder = None
+        if vocoder is not None:
+            self.vocoder = vocoder
+        self.mel = MelSpectrogram(self.mel_config)
+        self.batch_size = int(batch_size)
+        self.time_downsample, self.receptive_field = encoder_geometry(tokenizer)
+        d = self.time_downsample
+        self.chunk_frames = max(d, int(chunk_seconds * self.mel_config.frame_rate) // d * d)
+        self._encoder: ChunkedEncoder | None = None
+
+    # ---- parts -----------------------------------------------------------------------------
+    @property
+    def vocoder(self) -> nn.Module:
+        """The vocoder; Griffin-Lim on the tokenizer's mel config when none was given."""
+        if self._vocoder is None:
+            from spectok.vocoders import GriffinLim
+
+            self._vocoder = GriffinLim(self.mel_config).eval()
+        return self._vocoder
+
+    @vocoder.setter
+    def vocoder(self, vocoder: nn.Module) -> None:
+        voc_mel = getattr(vocoder, "mel_config", None)
+        if voc_mel is None:
+            raise SpectokError(f"{type(vocoder).__name__} carries no mel_config; cannot check it fits the tokenizer")
+        voc_mel.check_compatible(self.mel_config, what="vocoder and tokenizer mel configs")
+        self._vocoder = vocoder.eval()
+
+    @property
+    def sample_rate(self) -> int:
+        """Hz of the audio the pipeline reads (after resampling) and writes."""
+        return self.mel_config.sample_rate
+
+    @property
+    def hop_length(self) -> int:
+        return self.mel_config.hop_length
+
+    def _token_file(self, codes: torch.Tensor, num_samples: int, metadata: dict | None = None) -> TokenFile:
+        tok = self.tokenizer
+        return TokenFile(codes=codes.cpu().numpy(), tokenizer_fingerprint=tok.fingerprint(),
+                         sample_rate=self.sample_rate, frame_rate=tok.frame_rate,
+                         codebook_sizes=tuple(tok.codebook_sizes), num_samples=num_samples,
+                         metadata=metadata or {})
+
+    def _chunked_encoder(self) -> ChunkedEncoder:
+        if self._encoder is None:
+            self._encoder = ChunkedEncoder(self.tokenizer, self.chunk_frames)
+        return self._encoder
+
+    # ---- wav -> codes ----------------------------------------------------------------------
+    def log_mel(self, waveform: Audio) -> torch.Tensor:
+        """``[T]`` waveform at :attr:`sample_rate` -> ``[n_mels, frames]`` log-mel, computed in chunks."""
+        wav = _as_wave(waveform)
+        self._check_length(len(wav))
+        return ChunkedMel(self.mel, array_reader(wav), len(wav)).all(self.chunk_frames)
+
+    def _check_length(self, n: int, name: str = "waveform") -> None:
+        if n <= self.mel_config.padding or self.mel_config.num_frames(n) < 1:
+            raise AudioError(name, f"{n} samples is too short for the mel front end "
+                                   f"(needs more than {max(self.mel_config.padding, self.mel_config.n_fft // 2)})")
+
+    @torch.no_grad()
+    def encode(self, audio: Audio | Sequence[Audio], sample_rate: int | None = None) -> TokenFile | list[TokenFile]:
+        """Waveform(s) -> :class:`TokenFile` (one per item; a list in, a list out).
+
+        Args:
+            audio: a ``[T]`` waveform, a ``[B, T]`` batch, or a list of ``[T_i]`` waveforms.
+            sample_rate: Hz of ``audio``; resampled to :attr:`sample_rate` when it differs
+                (``None``: already at :attr:`sample_rate`).
+        """
+        items, single = _as_list(audio)
+        if sample_rate is not None and sample_rate != self.sample_rate:
+            items = [resample(w, int(sample_rate), self.sample_rate) for w in items]
+        out: list[TokenFile | None] = [None] * len(items)
+        short = []
+        for i, w in enumerate(items):
+            self._check_length(len(w), f"item {i}")
+            if self.mel_config.num_frames(len(w)) > self.chunk_frames:
+                out[i] = self._encode_long(array_reader(w), len(w))
+            else:
+                short.append(i)
+        short.sort(key=lambda i: len(items[i]))
+        for b in range(0, len(short), self.batch_size):
+            idx = short[b:b + self.batch_size]
+            mels = [self.mel(torch.from_numpy(items[i]))[0] for i in idx]
+            width = max(m.shape[-1] for m in mels)
+            batch = torch.stack([nn.functional.pad(m, (0, width - m.shape[-1]), value=self.mel_config.silence)
+                                 for m in mels])
+            codes = self.tokenizer.encode(batch)
+            for row, (i, m) in enumerate(zip(idx, mels)):
+                cols = math.ceil(m.shape[-1] / self.time_downsample)
+                out[i] = self._token_file(codes[row, :, :cols], len(items[i]))
+        return out[0] if single else out  # type: ignore[return-value]
+
+    def _encode_long(self, read, num_samples: int, metadata: dict | None = None) -> TokenFile:
+        cm = ChunkedMel(self.mel, read, num_samples)
+        if self.receptive_field is None:  # cannot chunk: whole file
+            codes = self.tokenizer.encode(cm.all(self.chunk_frames).unsqueeze(0))[0]
+        else:
+            codes = self._chunked_encoder().encode(cm.frames, cm.num_frames)
+        return self._token_file(codes, num_samples, metadata)
+
+    @torch.no_grad()
+    def encode_file(self, path: str | os.PathLike) -> TokenFile:
+        """Encode one audio file; a long file at :attr:`sample_rate` is read piecewise from disk.
+
+        Files at another rate are loaded and resampled in memory first.
+        """
+        p = Path(path)
+        meta = {"source": p.name}
+        try:
+            read, n = soundfile_reader(str(p), self.sample_rate)
+        except Exception:  # other rate, or a format soundfile cannot seek: load (and resample) whole
+            wav, _ = load(p, self.sample_rate)
+            read, n = array_reader(wav), len(wav)
+        if n == 0:
+            raise AudioError(p, "no samples (zero-length audio)")
+        self._check_length(n, str(p))
+        if self.mel_config.num_frames(n) > self.chunk_frames:
+            return self._encode_long(read, n, meta)
+        tf = self.encode(read(0, n))
+        tf.metadata = meta
+        return tf
+
+    # ---- codes -> wav ----------------------------------------------------------------------
+    def check_tokens(self, tokens: TokenFile, force: bool = False, name: str = "tokens") -> None:
+        """Refuse ``tokens`` made by another tokenizer (fingerprint) unless ``force``; shapes always."""
+        tok = self.tokenizer
+        if tuple(tokens.codebook_sizes) != tuple(tok.codebook_sizes):
+            raise TokenFileError(f"{name}: codebook sizes {list(tokens.codebook_sizes)} do not fit the "
+                                 f"tokenizer's {list(tok.codebook_sizes)}")
+        if not force and tokens.tokenizer_fingerprint != tok.fingerprint():
+            raise TokenFileError(f"{name}: made by tokenizer {tokens.tokenizer_fingerprint}, not by this one "
+                                 f"({tok.fingerprint()}); use --force (force=True) to decode anyway")
+
+    @torch.no_grad()
+    def decode_mel(self, codes: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """``[K, T']`` codes -> ``[n_mels, T' * d]`` log-mel (chunked for long inputs)."""
+        c = torch.as_tensor(np.asarray(codes) if not isinstance(codes, torch.Tensor) else codes).long()
+        cols = max(1, self.chunk_frames // self.time_downsample)
+        if c.shape[-1] > cols:
+            return decode_chunked(self.tokenizer, c, cols)
+        return self.tokenizer.decode(c.unsqueeze(0))[0]
+
+    @torch.no_grad()
+    def decode(self, tokens: TokenFile | Sequence[TokenFile], force: bool = False) -> np.ndarray | list[np.ndarray]:
+        """Token file(s) -> float32 waveform(s) ``[num_samples]`` at :attr:`sample_rate`.
+
+        Raises:
+            TokenFileError: tokens from a tokenizer with another fingerprint (unless
+                ``force``) or with codebook sizes that do not fit.
+        """
+        single = isinstance(tokens, TokenFile)
+        items: list[TokenFile] = [tokens] if single else list(tokens)  # type: ignore[list-item]
+        for i, t in enumerate(items):
+            self.check_tokens(t, force, name=str(t.metadata.get("source", f"item {i}")))
+        out: list[np.ndarray | None] = [None] * len(items)
+        short = []
+        for i, t in enumerate(items):
+            if t.codes.shape[1] * self.time_downsample > self.chunk_frames:
+                mel = self.decode_mel(t.codes)[:, :self._frames_for(t.num_samples)]
+                out[i] = self._fit(vocode_chunked(self.vocoder, mel, self.chunk_frames), t.num_samples)
+            else:
+                short.append(i)
+        short.sort(key=lambda i: items[i].codes.shape[1])
+        for b in range(0, len(short), self.batch_size):
+            idx = short[b:b + self.batch_size]
+            width = max(items[i].codes.shape[1] for i in idx)
+            # pad by repeating the last column (there is no "silence code")
+            codes = torch.stack([torch.from_numpy(items[i].codes)[:, torch.arange(width).clamp(
+                max=items[i].codes.shape[1] - 1)] for i in idx])
+            mels = self.tokenizer.decode(codes)
+            frames = [min(mels.shape[-1], self._frames_for(items[i].num_samples)) for i in idx]
+            mels = mels[..., :max(frames)]
+            for row, f in enumerate(frames):
+                mels[row, :, f:] = self.mel_config.silence
+            wavs = self.vocoder(mels)
+            for row, i in enumerate(idx):
+                out[i] = self._fit(wavs[row, :frames[row] * self.hop_length], items[i].num_samples)
+        return out[0] if single else out  # type: ignore[return-value]
+
+    def _frames_for(self, num_samples: int) -> int:
+        """Mel frames whose vocoded audio covers ``num_samples`` samples."""
+        return max(1, math.ceil(num_samples / self.hop_length))
+
+    @staticmethod
+    def _fit(wav: torch.Tensor, n: int) -> np.ndarray:
+        """Trim or zero-pad a waveform to exactly ``n`` samples (float32 numpy)."""
+        x = wav.detach().float().cpu().numpy()[:n]
+        return np.pad(x, (0, n - len(x))) if len(x) < n else x
+
+    # ---- both ------------------------------------------------------------------------------
+    def reconstruct(self, audio: Audio | Sequence[Audio], sample_rate: int | None = None
+                    ) -> np.ndarray | list[np.ndarray]:
+        """Waveform(s) -> tokens -> waveform(s) at :attr:`sample_rate`, same length as the (resampled) input."""
+        return self.decode(self.encode(audio, sample_rate))
+
+    def __repr__(self) -> str:
+        voc = type(self._vocoder).__name__ if self._vocoder is not None else "GriffinLim (lazy)"
+        return (f"Pipeline({type(self.tokenizer).__name__} {self.tokenizer.fingerprint()}, {voc}, "
+                f"{self.sample_rate} Hz, chunks of {self.chunk_frames} frames)")

@@ -1,0 +1,169 @@
+"""spectok.Pipeline: batching over different lengths, chunked long-file inference, mel and fingerprint checks."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from pipeline_helpers import SMALL_MEL, FrameVocoder, TinyTokenizer
+
+from spectok.audio.io import load
+from spectok.audio.mel import MelSpectrogram
+from spectok.errors import AudioError, MelMismatchError, TokenFileError
+from spectok.inference.chunking import ChunkedEncoder, ChunkedMel, array_reader, is_time_local
+from spectok.pipeline import Pipeline
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    """About 40 s of real speech at 16 kHz: LibriSpeech clips end to end."""
+    from conftest import shared_path
+
+    clips = sorted(shared_path("LibriSpeech", "train-clean-100").rglob("*.flac"))[:4]
+    return np.concatenate([load(p, 16000)[0] for p in clips])
+
+
+def _tiny(speech: np.ndarray, **kw) -> TinyTokenizer:
+    """A tiny tokenizer whose codebooks are drawn from real latents, so its codes vary."""
+    tok = TinyTokenizer(SMALL_MEL, **kw).eval()
+    return tok.fit_codebook(MelSpectrogram(SMALL_MEL)(torch.from_numpy(speech[:16000 * 10]))[0])
+
+
+def _pipe(speech: np.ndarray, **kw) -> Pipeline:
+    return Pipeline(_tiny(speech), FrameVocoder(SMALL_MEL), **kw)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 100, 1000])
+def test_chunked_mel_equals_whole_mel(speech, chunk) -> None:
+    wav = speech[: 16000 * 3 + 77]
+    mel = MelSpectrogram(SMALL_MEL)
+    whole = mel(torch.from_numpy(wav))[0]
+    cm = ChunkedMel(mel, array_reader(wav), len(wav))
+    assert cm.num_frames == whole.shape[-1]
+    torch.testing.assert_close(cm.all(chunk), whole, rtol=0, atol=1e-5)
+    torch.testing.assert_close(cm.frames(5, 9), whole[:, 5:9], rtol=0, atol=1e-5)
+
+
+def test_chunked_codes_equal_whole_file_codes(speech) -> None:
+    """Identical codes for chunks of 2 s, 7 s, 30 s and the whole file (a time-local encoder)."""
+    tok = _tiny(speech)
+    assert is_time_local(tok.encoder)
+    wav = speech
+    mel = MelSpectrogram(SMALL_MEL)
+    whole = tok.encode(mel(torch.from_numpy(wav)))[0]
+    assert whole.unique().numel() > 20  # the codes vary, so a wrong chunking would show
+    cm = ChunkedMel(mel, array_reader(wav), len(wav))
+    assert len(wav) / 16000 > 30
+    for seconds in (2, 7, 30):
+        chunked = ChunkedEncoder(tok, int(seconds * SMALL_MEL.frame_rate)).encode(cm.frames, cm.num_frames)
+        assert chunked.shape == whole.shape
+        assert torch.equal(chunked, whole), f"chunks of {seconds} s differ"
+    # and the check can fail: without context the chunk borders change codes
+    blind = ChunkedEncoder(tok, int(2 * SMALL_MEL.frame_rate), receptive_field=0).encode(cm.frames, cm.num_frames)
+    assert not torch.equal(blind, whole)
+
+
+def test_chunks_too_small_for_the_receptive_field_still_exact(speech) -> None:
+    tok = _tiny(speech)
+    mel = MelSpectrogram(SMALL_MEL)(torch.from_numpy(speech[:32000]))[0]
+    whole = tok.encode(mel[None])[0]
+    chunked = ChunkedEncoder(tok, chunk_frames=4).encode(lambda a, b: mel[:, a:b], mel.shape[-1])
+    assert torch.equal(chunked, whole)
+
+
+def test_pipeline_long_input_uses_chunks_and_matches_whole(speech) -> None:
+    pipe = _pipe(speech, chunk_seconds=2.0)
+    tf = pipe.encode(speech)
+    whole = pipe.tokenizer.encode(MelSpectrogram(SMALL_MEL)(torch.from_numpy(speech)))[0].numpy()
+    np.testing.assert_array_equal(tf.codes, whole)
+    assert tf.num_samples == len(speech)
+    audio = pipe.decode(tf)
+    assert audio.shape == (len(speech),) and audio.dtype == np.float32
+
+
+def test_batched_encode_of_different_lengths(speech) -> None:
+    pipe = _pipe(speech, batch_size=3)
+    lengths = [3000, 16000, 9001, 24000, 5000]
+    wavs = [speech[i * 1000:i * 1000 + n] for i, n in enumerate(lengths)]
+    batched = pipe.encode(wavs)
+    d, rf = pipe.time_downsample, pipe.receptive_field
+    for w, tf in zip(wavs, batched):
+        alone = pipe.encode(w)
+        cols = -(-SMALL_MEL.num_frames(len(w)) // d)
+        assert tf.codes.shape == (2, cols) and tf.num_samples == len(w)
+        # padding with silence can only change the last columns (within the receptive field of the end)
+        keep = cols - (-(-rf // d)) - 1
+        np.testing.assert_array_equal(tf.codes[:, :keep], alone.codes[:, :keep])
+    audio = pipe.decode(batched)
+    assert [len(a) for a in audio] == lengths
+
+
+def test_reconstruct_resamples_and_keeps_length(speech) -> None:
+    pipe = _pipe(speech)
+    wav_8k = speech[:8000:2]  # pretend 8 kHz
+    out = pipe.reconstruct(wav_8k, sample_rate=8000)
+    assert out.shape == (8000,)  # 0.5 s at the pipeline's 16 kHz
+
+
+def test_encode_file_streams_and_matches_in_memory(tmp_path, speech) -> None:
+    path = tmp_path / "long.wav"
+    sf.write(path, speech, 16000, subtype="FLOAT")
+    pipe = _pipe(speech, chunk_seconds=3.0)
+    from_file = pipe.encode_file(path)
+    in_memory = pipe.encode(speech)
+    np.testing.assert_array_equal(from_file.codes, in_memory.codes)
+    assert from_file.metadata == {"source": "long.wav"}
+
+
+def test_mel_mismatch_names_fields() -> None:
+    other = FrameVocoder(dict(SMALL_MEL.to_dict(), n_mels=40, hop_length=160))
+    with pytest.raises(MelMismatchError, match=r"hop_length.*n_mels|n_mels.*hop_length"):
+        Pipeline(TinyTokenizer(SMALL_MEL), other)
+
+
+def test_foreign_fingerprint_refused_unless_forced(speech) -> None:
+    pipe = _pipe(speech)
+    tf = pipe.encode(speech[:8000])
+    other = Pipeline(_tiny(speech, seed=1, dim=4), FrameVocoder(SMALL_MEL))
+    assert other.tokenizer.fingerprint() != pipe.tokenizer.fingerprint()
+    with pytest.raises(TokenFileError, match="use --force"):
+        other.decode(tf)
+    assert other.decode(tf, force=True).shape == (8000,)
+    bigger = Pipeline(TinyTokenizer(SMALL_MEL, codebook_size=128), FrameVocoder(SMALL_MEL))
+    with pytest.raises(TokenFileError, match="codebook sizes"):
+        bigger.decode(tf, force=True)
+
+
+def test_too_short_input_is_a_clear_error(speech) -> None:
+    with pytest.raises(AudioError, match="too short"):
+        _pipe(speech).encode(np.zeros(10, np.float32))
+
+
+def test_groupnorm_encoder_warns_that_chunks_are_approximate() -> None:
+    tok = TinyTokenizer(SMALL_MEL)
+    tok.encoder.insert(1, torch.nn.GroupNorm(4, 16))
+    assert not is_time_local(tok.encoder)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ChunkedEncoder(tok.eval(), 100)
+    assert any("GroupNorm" in str(w.message) for w in caught)
+
+
+def test_real_conv_tokenizer_chunked_codes_equal_whole(speech) -> None:
+    """The project's 1-D conv VQ-VAE without time normalisation: chunked == whole."""
+    conv = pytest.importorskip("spectok.tokenizers.conv", reason="spectok.tokenizers.conv not available")
+    tok = conv.ConvVQVAE1d(mel=SMALL_MEL.to_dict(), channels=(32, 32, 32), strides=(2, 2), norm="none",
+                           quantizer={"type": "vq", "dim": 8, "codebook_size": 32}).eval()
+    mel = MelSpectrogram(SMALL_MEL)(torch.from_numpy(speech[: 16000 * 12]))[0]
+    with torch.no_grad():  # codes drawn from real latents, so that they vary
+        z = tok._latent(mel[None])[0]
+        tok.quantizer.codebook.copy_(z[:, torch.linspace(0, z.shape[-1] - 1, 32).long()].T)
+    whole = tok.encode(mel[None])[0]
+    assert whole.unique().numel() > 8
+    get = lambda a, b: mel[:, a:b]  # noqa: E731
+    for frames in (int(2 * SMALL_MEL.frame_rate), int(7 * SMALL_MEL.frame_rate)):
+        assert torch.equal(ChunkedEncoder(tok, frames).encode(get, mel.shape[-1]), whole)
+    assert not torch.equal(ChunkedEncoder(tok, 100, receptive_field=0).encode(get, mel.shape[-1]), whole)
