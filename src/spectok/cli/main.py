@@ -15,6 +15,7 @@ from spectok import __version__
 
 # Add a command group by appending its module here.
 COMMAND_MODULES: list[str] = [
+    "spectok.cli.prepare",
 ]
 
 
