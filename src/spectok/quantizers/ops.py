@@ -9,6 +9,7 @@ internally on flat rows ``[N, D]`` with ``N = B * prod(spatial)``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -118,35 +119,64 @@ def sample_rows(x: torch.Tensor, n: int) -> torch.Tensor:
     return x[pick]
 
 
-def broadcast_rows_from_rank0(x: torch.Tensor, n: int) -> torch.Tensor | None:
-    """``n`` rows sampled from rank 0's ``x [N, d]``, identical on every rank.
+def kmeans_plus_plus(x: torch.Tensor, k: int, max_rows: int | None = None) -> torch.Tensor:
+    """k-means++ seeding (Arthur & Vassilvitskii 2007): ``k`` rows of ``x [N, d]``, each drawn with
+    probability proportional to its squared distance from the seeds chosen so far.
 
-    Returns ``None`` (on every rank) when rank 0 has no rows to offer.
+    ``max_rows`` caps the rows considered (a random subset) to bound the cost ``O(k * rows * d)``.
+    When ``x`` has fewer distinct rows than ``k``, the remaining seeds repeat rows.
     """
-    have = torch.tensor([float(x.shape[0])], device=x.device)
+    if max_rows is not None and x.shape[0] > max_rows:
+        x = x[torch.randperm(x.shape[0], device=x.device)[:max_rows]]
+    seeds = torch.empty(k, x.shape[1], dtype=x.dtype, device=x.device)
+    seeds[0] = x[torch.randint(0, x.shape[0], (1,), device=x.device)]
+    d2 = (x - seeds[0]).pow(2).sum(1)
+    for i in range(1, k):
+        total = d2.sum()
+        if not torch.isfinite(total) or total <= 0:
+            j = torch.randint(0, x.shape[0], (1,), device=x.device)
+        else:
+            j = torch.multinomial(d2 / total, 1)
+        seeds[i] = x[j]
+        d2 = torch.minimum(d2, (x - seeds[i]).pow(2).sum(1))
+    return seeds
+
+
+def broadcast_from_rank0(make: Callable[[], torch.Tensor], rows: torch.Tensor, n: int) -> torch.Tensor | None:
+    """``make()`` evaluated on rank 0 (shape ``[n, d]`` float32) and broadcast to every rank.
+
+    ``rows [N, d]`` are this rank's candidate rows; returns ``None`` on every rank when rank 0 has none.
+    """
+    have = torch.tensor([float(rows.shape[0])], device=rows.device)
     broadcast_(have)
     if have.item() == 0:
         return None
-    rows = sample_rows(x.float(), n) if rank() == 0 else torch.empty(n, x.shape[1], device=x.device)
-    return broadcast_(rows.contiguous())
+    out = make().float() if rank() == 0 else torch.empty(n, rows.shape[1], device=rows.device)
+    return broadcast_(out.contiguous())
 
 
-def kmeans(x: torch.Tensor, k: int, iters: int, cosine: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lloyd's k-means on ``x [N, d]`` (float32), run jointly over all ranks.
+def broadcast_rows_from_rank0(x: torch.Tensor, n: int) -> torch.Tensor | None:
+    """``n`` rows sampled at random from rank 0's ``x [N, d]``, identical on every rank (``None`` if none)."""
+    return broadcast_from_rank0(lambda: sample_rows(x.float(), n), x, n)
 
-    Initial centroids are sampled from rank 0's rows and broadcast; each iteration sums
-    assignments over ranks, so every rank ends with bit-identical centroids. Empty clusters
-    keep their previous centroid (dead-code restart revives them later). With ``cosine``
-    rows and centroids are unit vectors (spherical k-means).
+
+def kmeans(x: torch.Tensor, k: int, iters: int, cosine: bool) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """k-means on ``x [N, d]`` (float32), run jointly over all ranks.
+
+    Seeds come from k-means++ on (a subset of) rank 0's rows and are broadcast; each Lloyd
+    iteration sums assignments over ranks, so every rank ends with bit-identical centroids.
+    Empty clusters keep their previous centroid (dead-code restart revives them later). With
+    ``cosine`` rows and centroids are unit vectors (spherical k-means).
 
     Returns:
-        ``(centroids [k, d], counts [k])`` float32, counts from the last assignment over all ranks.
+        ``(centroids [k, d], counts [k])`` float32, counts from the last assignment over all ranks;
+        ``None`` on every rank when rank 0 has no rows.
     """
     if cosine:
         x = F.normalize(x, dim=1)
-    centroids = broadcast_rows_from_rank0(x, k)
+    centroids = broadcast_from_rank0(lambda: kmeans_plus_plus(x, k, max_rows=max(4096, 16 * k)), x, k)
     if centroids is None:
-        raise ValueError("k-means initialisation got no latent vectors on rank 0 (empty or fully masked batch)")
+        return None
     counts = torch.zeros(k, device=x.device)
     for _ in range(max(1, iters)):
         counts, sums = code_sums(nearest_code(x, centroids), x, k)

@@ -51,7 +51,7 @@ class VectorQuantizer(Quantizer):
             (van den Oord et al. 2017, appendix) instead of by gradient.
         decay: EMA decay per training step.
         eps: Laplace smoothing of the EMA counts (avoids division by zero for unused codes).
-        kmeans_init: initialise the codebook with k-means on the first training batch
+        kmeans_init: initialise the codebook with k-means (k-means++ seeds) on the first training batch
             (all ranks' rows). Otherwise codes start uniform in ``[-1/K, 1/K]`` (the VQ-VAE seeds).
         kmeans_iters: Lloyd iterations of that k-means.
         dead_code_threshold: a code whose EMA usage falls below this fraction of the expected
@@ -102,11 +102,12 @@ class VectorQuantizer(Quantizer):
         init = torch.empty(codebook_size, cdim).uniform_(-1.0 / codebook_size, 1.0 / codebook_size)
         if self.ema:
             self.register_buffer("codebook", init)
-            self.register_buffer("ema_sum", init.clone())  # EMA of the sum of rows assigned to each code
+            self.register_buffer("ema_sum", torch.zeros_like(init))  # EMA of the sum of rows assigned per code
         else:
             self.codebook = nn.Parameter(init)
-        # EMA of rows assigned to each code per step (all ranks); starts at a neutral prior of 1.
-        self.register_buffer("cluster_size", torch.ones(codebook_size))
+        # EMA of rows assigned to each code per step, over all ranks. It starts at 0: a code never used
+        # keeps its initial vector, and comparing usage only relative to the mean needs no bias correction.
+        self.register_buffer("cluster_size", torch.zeros(codebook_size))
         self.register_buffer("initialized", torch.tensor(not kmeans_init))
 
     # ---- public API --------------------------------------------------------------------
@@ -206,10 +207,10 @@ class VectorQuantizer(Quantizer):
     @torch.no_grad()
     def _kmeans_init(self, rows: torch.Tensor) -> None:
         """k-means over every rank's rows; skipped (on all ranks) when rank 0 has no rows yet."""
-        have = ops.broadcast_(torch.tensor([float(rows.shape[0])], device=rows.device))
-        if have.item() == 0:
+        result = ops.kmeans(rows, self.codebook_size, self.kmeans_iters, self.distance == "cosine")
+        if result is None:
             return
-        centroids, counts = ops.kmeans(rows, self.codebook_size, self.kmeans_iters, self.distance == "cosine")
+        centroids, counts = result
         self.codebook.data.copy_(centroids)
         self.cluster_size.copy_(counts)
         if self.ema:
@@ -226,7 +227,8 @@ class VectorQuantizer(Quantizer):
         self.cluster_size.mul_(self.decay).add_(counts, alpha=1.0 - self.decay)
         if self.ema:
             self.ema_sum.mul_(self.decay).add_(sums, alpha=1.0 - self.decay)
-            self.codebook.copy_(self.ema_sum / self._smoothed_counts()[:, None])
+            means = self.ema_sum / self._smoothed_counts().clamp_min(1e-30)[:, None]
+            self.codebook.copy_(torch.where(self.cluster_size[:, None] > 0, means, self.codebook))
         if self.dead_code_threshold <= 0:
             return 0
         expected = self.cluster_size.sum() / self.codebook_size
