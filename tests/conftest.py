@@ -35,3 +35,19 @@ def librispeech_root() -> Path:
 @pytest.fixture
 def ljspeech_wavs() -> list[Path]:
     return sorted(shared_path("LJSpeech-1.1", "wavs").glob("*.wav"))
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(tmp_path_factory) -> Path:
+    """A prepared folder (spectok.data.features.prepare) of 8 real LJSpeech clips with the
+    HiFi-GAN 22 kHz front end, float32: the first 6 in split "train", the last 2 in "valid"."""
+    from spectok.data.corpora import CorpusItem
+    from spectok.data.features import prepare
+
+    wavs = sorted(shared_path("LJSpeech-1.1", "wavs").glob("*.wav"))[:8]
+    items = [CorpusItem(id=w.stem, path=w, speaker="LJ", split="valid" if i >= 6 else "train")
+             for i, w in enumerate(wavs)]
+    out = tmp_path_factory.mktemp("prepared") / "lj8"
+    report = prepare(items, out, mel="hifigan-22k", dtype="float32", progress=False)
+    assert report.failed == 0 and report.done == len(items), report.summary()
+    return out

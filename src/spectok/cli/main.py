@@ -16,6 +16,8 @@ from spectok import __version__
 # Add a command group by appending its module here.
 COMMAND_MODULES: list[str] = [
     "spectok.cli.prepare",
+    "spectok.cli.train",
+    "spectok.cli.export",
 ]
 
 

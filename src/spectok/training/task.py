@@ -69,7 +69,30 @@ class DataSpec:
 
 
 class TrainTask(ABC):
-    """What the engine trains. Subclasses are built from a config dict (a YAML file's content)."""
+    """What the engine trains. Subclasses are built from a config dict (a YAML file's content).
+
+    Engine facts a task can rely on:
+
+    - ``config`` is the full resolved config: ``config["train"]`` holds every engine key with
+      its default filled in (e.g. ``config["train"]["seed"]`` for data crops).
+    - The task is built after seeding with ``train.seed`` (the same on every rank), so models
+      start identical everywhere. :meth:`models` must return the same module objects on every
+      call (build them in ``__init__``).
+    - Before each phase the engine zeroes the gradients of *all* models, so gradients a phase
+      leaves on models it does not optimise (a generator loss through a discriminator) are
+      discarded.
+    - Validation and media run on rank 0 only, with every model in eval mode, under
+      ``torch.no_grad()``, with ``self.wrapped`` pointing at the plain (unwrapped) models, and
+      without disturbing the training RNG streams.
+    - Randomness in a data set must come from ``(seed, epoch, index)`` (see
+      :class:`spectok.data.datasets.MelCropDataset`, whose ``set_epoch`` the engine calls) for
+      a resumed run to see exactly the data an uninterrupted one would.
+    """
+
+    #: "tokenizer" or "vocoder": ``spectok train KIND`` checks it; ``None`` skips the check.
+    kind: str | None = None
+    #: Validation metric that selects ``best.pt`` unless ``train.best_metric`` is set.
+    best_metric: str = "total"
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
@@ -116,6 +139,13 @@ class TrainTask(ABC):
     def training_summary(self) -> dict[str, Any]:
         """Extra facts stored in the release artifact's header (e.g. final validation loss)."""
         return {}
+
+    def extra_state(self) -> dict[str, Any]:
+        """State outside the models' state dicts to checkpoint (tensors, numbers, strings, lists, dicts)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Restore what :meth:`extra_state` returned (called on resume and on export)."""
 
     # Set by the engine: the (possibly DDP-wrapped) models to call in losses().
     wrapped: dict[str, nn.Module]

@@ -1,0 +1,54 @@
+"""``spectok export RUN -o model.safetensors``: a run's trained model as one release artifact.
+
+Reads the run's best checkpoint (or the last, or a given file), rebuilds its task from the
+stored config, and writes ``task.models()[task.release_model]`` with
+:func:`spectok.artifacts.save_release`; the header's ``training`` entry holds the task's
+``training_summary()``, the step, the last validation metrics and the full training config.
+
+Other formats add an option in :func:`register` and a writer beside :func:`export_run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from spectok.cli.common import add_command
+
+
+def register(sub) -> None:
+    p = add_command(sub, "export", help="Write a training run's model as one release artifact (.safetensors).",
+                    example="spectok export runs/default -o default.safetensors", func=run)
+    p.add_argument("run", help="run folder (spectok train --out), or a checkpoint file")
+    p.add_argument("-o", "--output", required=True, help="the .safetensors file to write")
+    p.add_argument("--checkpoint", default="best",
+                   help="best (default; the last when no best exists), last, or a checkpoint file")
+
+
+def load_run(run: str | Path, which: str = "best") -> tuple[Any, dict, Path]:
+    """``(task, checkpoint state, checkpoint path)`` of a run folder or checkpoint file."""
+    from spectok.training.checkpoint import CheckpointManager, load_task
+
+    p = Path(run)
+    path = p if p.is_file() else CheckpointManager(p / "checkpoints").resolve(which)
+    task, state = load_task(path)
+    return task, state, path
+
+
+def export_run(run: str | Path, output: str | Path, which: str = "best") -> Path:
+    """Write the release artifact of ``run``'s ``which`` checkpoint to ``output``."""
+    from spectok.artifacts import save_release
+
+    task, state, path = load_run(run, which)
+    training = {"task": state["config"]["task"], "step": state["step"], "checkpoint": path.name,
+                "valid": state.get("valid") or {}, "best": state.get("best") or {}}
+    training.update(task.training_summary())
+    training["config"] = state["config"]
+    return save_release(task.models()[task.release_model], output, training=training)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = export_run(args.run, args.output, args.checkpoint)
+    print(out)
+    return 0

@@ -1,0 +1,148 @@
+"""Multi-process training through ``torchrun`` and PyTorch DDP.
+
+``torchrun --nproc_per_node N -m spectok train tokenizer ...`` sets ``RANK``,
+``WORLD_SIZE`` and ``LOCAL_RANK``; :func:`setup` then joins the process group (NCCL on
+CUDA, gloo on CPU). Without those variables everything here degrades to one process and
+no collective is called.
+
+- :class:`ShardedSampler`: a deterministic shuffle per ``(seed, epoch)``, cut into
+  ``world_size`` equal shards (the tail that does not divide evenly is dropped, like
+  ``DistributedSampler(drop_last=True)``), and able to start mid-epoch for exact resume.
+- :func:`barrier`, :func:`gather_objects`: no-ops on one process.
+- :func:`weights_digest`: a hash of model weights, to check that ranks agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import Sampler
+
+from spectok.errors import SpectokError
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """This process's place in the job: ``rank`` of ``world_size``, ``local_rank`` on its machine."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def env_info() -> DistInfo:
+    """Rank and world size from the ``torchrun`` environment (one process when unset)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return DistInfo(rank=int(os.environ.get("RANK", "0")), world_size=world,
+                    local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def pick_device(name: str, info: DistInfo) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; under DDP each process takes ``cuda:LOCAL_RANK``."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SpectokError(f"device {name!r} requested but CUDA is not available (use --device cpu)")
+        if name == "cuda":
+            name = f"cuda:{info.local_rank}" if info.enabled else "cuda"
+        device = torch.device(name)
+        torch.cuda.set_device(device)
+        return device
+    if name != "cpu":
+        raise SpectokError(f"unknown device {name!r}; choose auto, cpu, cuda or cuda:N")
+    return torch.device("cpu")
+
+
+def setup(device: torch.device, info: DistInfo) -> None:
+    """Join the process group (NCCL for CUDA, gloo for CPU) when running under torchrun."""
+    if info.enabled and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size)
+
+
+def teardown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op on one process)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def gather_objects(obj: Any) -> list[Any]:
+    """Every rank's ``obj``, in rank order, on every rank (``[obj]`` on one process)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def weights_digest(models: dict[str, torch.nn.Module]) -> str:
+    """SHA-1 (16 hex digits) over the names, shapes and bytes of every parameter and buffer."""
+    h = hashlib.sha1()
+    for name in sorted(models):
+        for key, t in sorted(models[name].state_dict().items()):
+            h.update(f"{name}.{key}:{tuple(t.shape)}:{t.dtype}".encode())
+            h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class ShardedSampler(Sampler[int]):
+    """Indices of one rank's shard of one epoch, deterministic given ``(seed, epoch)``.
+
+    Args:
+        size: items in the data set.
+        seed: shuffle seed (same on every rank).
+        shuffle: permute per epoch (training) or keep the order (validation).
+        rank, world_size: this process's shard.
+
+    Each epoch's order is ``randperm(size)`` from a generator seeded with ``seed`` and the
+    epoch, truncated to a multiple of ``world_size``; rank r takes every world_size-th
+    index starting at r. :meth:`set_epoch` picks the epoch and ``start`` (how many of this
+    rank's indices to skip: a resumed run's position within the epoch).
+    """
+
+    def __init__(self, size: int, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1) -> None:
+        if size < world_size:
+            raise SpectokError(f"data set of {size} items cannot be sharded over {world_size} processes")
+        self.size, self.seed, self.shuffle = size, int(seed), shuffle
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+        self.start = 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = int(epoch), int(start)
+
+    def shard(self, epoch: int) -> list[int]:
+        """This rank's full list of indices for ``epoch``."""
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            order = torch.randperm(self.size, generator=g).tolist()
+        else:
+            order = list(range(self.size))
+        usable = self.size - self.size % self.world_size
+        return order[:usable][self.rank::self.world_size]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.shard(self.epoch)[self.start:])
+
+    def __len__(self) -> int:
+        return max(self.size // self.world_size - self.start, 0)

@@ -1,0 +1,396 @@
+"""The one training loop of spectok: every tokenizer and vocoder task trains here.
+
+A :class:`~spectok.training.task.TrainTask` supplies models, optimizer specs, data and
+losses; the :class:`Trainer` owns devices, DDP, loaders, the step counter, learning-rate
+schedules, clipping, autocast, validation, checkpoints and logging. One step runs the
+task's phases in order, each: zero all grads -> ``task.losses(batch, step, phase)`` ->
+backward of ``losses["total"]`` -> clip -> optimizer step (at the schedule's rate).
+
+Run folder::
+
+    RUN/config.yaml          the full resolved config (engine defaults filled in)
+    RUN/checkpoints/         step-00001000.pt ... (last ``keep_last``) and best.pt
+    RUN/tb/                  TensorBoard: train/<phase>/<loss>, lr/<phase>, grad_norm/<phase>,
+                             valid/<metric>, perf/steps_per_s, and the task's media
+    RUN/train.log            plain-text log
+    RUN/metrics.jsonl        one JSON line per "train" / "valid" event, same scalar names
+
+Config keys (YAML): ``task`` (a name in :data:`spectok.training.tasks.TASKS` or
+"module:Class"); task sections (``mel``, ``model``, ``loss``, ``data``, ...) read by the
+task; ``train`` (the engine: see :class:`spectok.training.config.TrainConfig` for every
+key and default: steps, batch_size, valid_batch_size, num_workers, valid_every,
+checkpoint_every, keep_last, log_every, media_every, best_metric, best_mode, seed,
+precision, device, prepared, progress, ddp_*); ``optim`` (per-phase overrides of the
+task's optimizer specs, see :mod:`spectok.training.config`).
+
+Exact resume: the checkpoint holds models, optimizers, GradScaler, every rank's RNG
+states, the data position (epoch, batches done in it) and the step; learning rates are
+functions of the step; crops are functions of (seed, epoch, index); validation and media
+run under :func:`~spectok.training.checkpoint.preserved_rng`. So a run killed at any
+point and resumed ends with the same weights as an uninterrupted run (tested with
+SIGKILL). Resuming on another number of processes or another batch size continues from
+the same fraction of the epoch, approximately.
+
+Under ``torchrun`` (see :mod:`spectok.training.distributed`): trainable models are
+wrapped in DDP, each rank reads its shard of each epoch, rank 0 validates (the whole
+validation set, unwrapped models, other ranks wait), logs and writes checkpoints between
+barriers; the checkpoint stores each rank's weights digest, and a mismatch is logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from spectok.errors import DataError, SpectokError
+from spectok.fsutil import write_text_atomic
+from spectok.training import distributed as D
+from spectok.training.checkpoint import (
+    CheckpointManager,
+    capture_rng,
+    load_checkpoint,
+    load_models,
+    preserved_rng,
+    restore_rng,
+    seed_everything,
+)
+from spectok.training.config import TrainConfig, dump_config, resolve_optimizer_specs, specs_to_config
+from spectok.training.runlog import RunLogger
+from spectok.training.schedules import lr_at
+from spectok.training.tasks import task_class
+
+
+def resolve_config(config: dict[str, Any], prepared: str | None = None) -> dict[str, Any]:
+    """A copy of ``config`` whose ``train:`` section has every engine key (defaults filled in)."""
+    out = copy.deepcopy(config)
+    train = dict(out.get("train") or {})
+    if prepared is not None:
+        train["prepared"] = str(prepared)
+    out["train"] = TrainConfig.from_dict(train).to_dict()
+    return out
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def _batch_size(batch: dict[str, Any]) -> int:
+    return next(int(v.shape[0]) for v in batch.values() if torch.is_tensor(v) and v.dim() > 0)
+
+
+class Trainer:
+    """Trains ``config``'s task into ``run_dir``; :meth:`fit` runs to ``train.steps``.
+
+    Args:
+        config: a training config (see the module docstring); resolved with :func:`resolve_config`.
+        run_dir: the run folder. Without ``resume`` it must hold no checkpoints.
+        resume: continue from the latest checkpoint in ``run_dir/checkpoints``.
+    """
+
+    def __init__(self, config: dict[str, Any], run_dir: str | Path, resume: bool = False) -> None:
+        self.config = resolve_config(config)
+        self.cfg = cfg = TrainConfig.from_dict(self.config["train"])
+        self.run_dir = Path(run_dir)
+        self.dist = D.env_info()
+        self.device = D.pick_device(cfg.device, self.dist)
+        if cfg.precision == "fp16" and self.device.type != "cuda":
+            raise SpectokError("precision fp16 needs CUDA (use bf16 or fp32 on CPU)")
+        D.setup(self.device, self.dist)
+        self.ckpts = CheckpointManager(self.run_dir / "checkpoints", cfg.keep_last)
+        resume_path = self.ckpts.latest()
+        if resume and resume_path is None:
+            raise SpectokError(f"{self.run_dir}: nothing to resume (no checkpoints/step-*.pt)")
+        if not resume and resume_path is not None:
+            raise SpectokError(f"{self.run_dir}: already holds checkpoints; pass --resume or choose another --out")
+        if cfg.prepared is None:
+            raise SpectokError("no prepared data folder (pass --data PREPARED)")
+
+        seed_everything(cfg.seed)  # the same on every rank: models start identical
+        self.task = task_class(self.config["task"])(self.config)
+        self.models = self.task.models()
+        for m in self.models.values():
+            m.to(self.device).train()
+        self.specs = resolve_optimizer_specs(self.task.optimizer_specs(), self.config.get("optim"))
+        self.optimizers = {s.name: self._build_optimizer(s) for s in self.specs}
+        self.wrapped = {name: self._wrap(m) for name, m in self.models.items()}
+        self.task.wrapped, self.task.device = self.wrapped, self.device
+        self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
+        self.data = self.task.data(cfg.prepared)
+        self.best_metric = cfg.best_metric or self.task.best_metric
+
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self.best: dict[str, Any] = {"metric": self.best_metric, "value": None, "step": None}
+        self.last_valid: dict[str, float] = {}
+        if resume:
+            self._restore(resume_path)
+        else:
+            seed_everything(cfg.seed + self.dist.rank)
+        self.log = RunLogger(self.run_dir, enabled=self.dist.is_main, total_steps=cfg.steps, start_step=self.step,
+                             progress=cfg.progress, resumed=resume)
+        if self.dist.is_main:
+            write_text_atomic(self.run_dir / "config.yaml", dump_config(self.config))
+        if resume:
+            self.log.info(self._resumed_note)
+        self._media_batch: dict[str, Any] | None = None
+        self._acc: dict[str, torch.Tensor] = {}
+        self._acc_steps = 0
+
+    # ---- construction --------------------------------------------------------------------
+    def _build_optimizer(self, spec) -> torch.optim.Optimizer:
+        unknown = [n for n in spec.models if n not in self.models]
+        if unknown:
+            raise SpectokError(f"optimizer {spec.name!r} names unknown models {unknown}; "
+                               f"the task has {sorted(self.models)}")
+        params = [p for n in spec.models for p in self.models[n].parameters() if p.requires_grad]
+        if not params:
+            raise SpectokError(f"optimizer {spec.name!r}: models {spec.models} have no trainable parameters")
+        cls = torch.optim.AdamW if spec.kind == "adamw" else torch.optim.Adam
+        return cls(params, lr=spec.lr, betas=tuple(spec.betas), eps=spec.eps, weight_decay=spec.weight_decay)
+
+    def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        if not self.dist.enabled or not any(p.requires_grad for p in model.parameters()):
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=self.cfg.ddp_broadcast_buffers,
+                                       find_unused_parameters=self.cfg.ddp_find_unused_parameters)
+
+    def _autocast(self):
+        if self.cfg.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.cfg.precision == "bf16" else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    # ---- data ----------------------------------------------------------------------------
+    def _train_batches(self) -> Iterator[dict[str, Any]]:
+        """Batches from the current position on; updates ``epoch`` and ``batch_in_epoch``."""
+        ds, bs = self.data.train, self.cfg.batch_size
+        sampler = D.ShardedSampler(len(ds), self.cfg.seed, True, self.dist.rank, self.dist.world_size)
+        per_epoch = len(sampler.shard(0)) // bs
+        if per_epoch == 0:
+            raise DataError(f"{self.cfg.prepared}: {len(ds)} training items give no full batch of {bs} "
+                            f"per process on {self.dist.world_size} process(es); lower train.batch_size")
+        while True:
+            if self.batch_in_epoch >= per_epoch:
+                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+            sampler.set_epoch(self.epoch, start=self.batch_in_epoch * bs)
+            if hasattr(ds, "set_epoch"):
+                ds.set_epoch(self.epoch)
+            loader = DataLoader(ds, batch_size=bs, sampler=sampler, num_workers=self.cfg.num_workers,
+                                collate_fn=self.data.collate, drop_last=True,
+                                pin_memory=self.device.type == "cuda",
+                                generator=torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.epoch))
+            for batch in loader:
+                self.batch_in_epoch += 1
+                yield batch
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+
+    def _valid_loader(self) -> DataLoader:
+        return DataLoader(self.data.valid, batch_size=self.cfg.valid_batch_size or self.cfg.batch_size,
+                          shuffle=False, num_workers=self.cfg.num_workers, collate_fn=self.data.collate)
+
+    # ---- one step ------------------------------------------------------------------------
+    def _train_step(self, batch: dict[str, Any]) -> None:
+        for spec in self.specs:
+            opt = self.optimizers[spec.name]
+            lr = lr_at(spec, self.step, self.cfg.steps)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            for o in self.optimizers.values():
+                o.zero_grad(set_to_none=True)
+            with self._autocast():
+                losses = self.task.losses(batch, self.step, spec.name)
+            if losses is None:
+                continue
+            if "total" not in losses:
+                raise SpectokError(f"task {self.config['task']!r} phase {spec.name!r}: losses lack 'total'")
+            total = losses["total"]
+            if not torch.isfinite(total.detach()).all():
+                raise SpectokError(f"step {self.step}, phase {spec.name!r}: loss is {float(total)} (not finite); "
+                                   f"lower the learning rate or check the data")
+            params = [p for group in opt.param_groups for p in group["params"]]
+            if self.scaler is not None:
+                self.scaler.scale(total).backward()
+                self.scaler.unscale_(opt)
+            else:
+                total.backward()
+            clip = spec.grad_clip if spec.grad_clip is not None else math.inf
+            norm = torch.nn.utils.clip_grad_norm_(params, clip)
+            if self.scaler is not None:
+                self.scaler.step(opt)
+                self.scaler.update()
+            else:
+                opt.step()
+            values = {f"train/{spec.name}/{k}": v.detach().float() for k, v in losses.items() if torch.is_tensor(v)}
+            values[f"grad_norm/{spec.name}"] = norm.detach().float()
+            for k, v in values.items():
+                self._acc[k] = self._acc.get(k, 0.0) + v
+        self.step += 1
+        self._acc_steps += 1
+
+    # ---- the loop ------------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        """Train to ``train.steps``; returns ``{"step", "valid", "best", "checkpoint"}``."""
+        cfg = self.cfg
+        self._log_start()
+        last_path = None
+        try:
+            batches = self._train_batches()
+            t0, s0 = time.time(), self.step
+            while self.step < cfg.steps:
+                batch = _to_device(next(batches), self.device)
+                self._train_step(batch)
+                s, final = self.step, self.step == cfg.steps
+                self.log.advance(s)
+                if cfg.log_every and (s % cfg.log_every == 0 or final):
+                    self._log_train(s0, t0)
+                    t0, s0 = time.time(), s
+                is_best = False
+                if self.data.valid is not None and cfg.valid_every and (s % cfg.valid_every == 0 or final):
+                    is_best = self._validate()
+                if self.dist.is_main and cfg.media_every and s % cfg.media_every == 0:
+                    self._media(batch)
+                on_schedule = (cfg.checkpoint_every and s % cfg.checkpoint_every == 0) or final
+                if on_schedule or is_best:
+                    last_path = self._save(step_file=bool(on_schedule), is_best=is_best) or last_path
+            self.log.info(f"done at step {self.step}; last validation {self.last_valid}; best {self.best}")
+        finally:
+            self.log.close()
+            D.teardown()
+        return {"step": self.step, "valid": self.last_valid, "best": self.best,
+                "checkpoint": str(last_path or self.ckpts.latest())}
+
+    def _log_start(self) -> None:
+        sizes = {n: sum(p.numel() for p in m.parameters()) for n, m in self.models.items()}
+        self.log.info(f"task {self.config['task']} at step {self.step}/{self.cfg.steps} on {self.device} "
+                      f"x{self.dist.world_size}, precision {self.cfg.precision}, parameters {sizes}")
+        self.log.info(f"optimizers {specs_to_config(self.specs)}")
+
+    def _log_train(self, s0: int, t0: float) -> None:
+        if not self.dist.is_main or not self._acc_steps:
+            self._acc, self._acc_steps = {}, 0
+            return
+        values = {k: float(v) / self._acc_steps for k, v in self._acc.items()}
+        values.update({f"lr/{s.name}": lr_at(s, self.step - 1, self.cfg.steps) for s in self.specs})
+        values["perf/steps_per_s"] = (self.step - s0) / max(time.time() - t0, 1e-9)
+        values["perf/epoch"] = float(self.epoch)
+        self._acc, self._acc_steps = {}, 0
+        self.log.scalars("train", self.step, values)
+        shown = {k.split("/", 1)[1]: f"{v:.4g}" for k, v in values.items() if k.startswith("train/")}
+        self.log.info(f"step {self.step} " + " ".join(f"{k}={v}" for k, v in shown.items()))
+        self.log.advance(self.step, {k: v for k, v in shown.items() if k.endswith("/total")})
+
+    @contextlib.contextmanager
+    def _eval_context(self) -> Iterator[None]:
+        """Eval mode, no grad, plain models in ``task.wrapped``, training RNG streams untouched."""
+        self.task.wrapped = dict(self.models)
+        for m in self.models.values():
+            m.eval()
+        try:
+            with preserved_rng(), torch.no_grad(), self._autocast():
+                yield
+        finally:
+            for m in self.models.values():
+                m.train()
+            self.task.wrapped = self.wrapped
+
+    def _validate(self) -> bool:
+        """Validate on rank 0 over the whole set; returns whether this is the best so far (on every rank)."""
+        is_best = False
+        if self.dist.is_main:
+            sums: dict[str, float] = {}
+            n = 0
+            with self._eval_context():
+                self.task.start_validation()
+                for batch in self._valid_loader():
+                    batch = _to_device(batch, self.device)
+                    if self._media_batch is None:
+                        self._media_batch = batch
+                    b = _batch_size(batch)
+                    for k, v in self.task.validate_batch(batch).items():
+                        sums[k] = sums.get(k, 0.0) + float(v) * b
+                    n += b
+                metrics = {k: v / max(n, 1) for k, v in sums.items()}
+                metrics.update({k: float(v) for k, v in self.task.end_validation().items()})
+            self.last_valid = metrics
+            self.log.scalars("valid", self.step, {f"valid/{k}": v for k, v in metrics.items()})
+            self.log.info(f"validation at step {self.step}: " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+            value = metrics.get(self.best_metric)
+            if value is None:
+                self.log.info(f"best metric {self.best_metric!r} not among validation metrics {sorted(metrics)}; "
+                              f"set train.best_metric to track best.pt")
+            elif math.isfinite(value):
+                old = self.best["value"]
+                if old is None or (value < old if self.cfg.best_mode == "min" else value > old):
+                    self.best = {"metric": self.best_metric, "value": value, "step": self.step}
+                    is_best = True
+        return bool(D.gather_objects(is_best)[0])
+
+    def _media(self, batch: dict[str, Any]) -> None:
+        if self.log.writer is None:
+            return
+        with self._eval_context():
+            self.task.log_media(self.log.writer, self._media_batch or batch, self.step)
+        self.log.flush()
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    def _save(self, step_file: bool, is_best: bool) -> Path | None:
+        """Write a checkpoint (every rank takes part in gathering RNG states and digests)."""
+        rngs = D.gather_objects(capture_rng())
+        digests = D.gather_objects(D.weights_digest(self.models)) if self.dist.enabled else []
+        path = None
+        if self.dist.is_main:
+            if len(set(digests)) > 1:
+                self.log.info(f"WARNING: ranks hold different weights at step {self.step}: {digests}")
+            state = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                     "world_size": self.dist.world_size, "batch_size": self.cfg.batch_size,
+                     "models": {n: m.state_dict() for n, m in self.models.items()},
+                     "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
+                     "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                     "task_state": self.task.extra_state(), "rng": rngs, "rank_digests": digests,
+                     "best": self.best, "valid": self.last_valid, "config": self.config,
+                     "optimizer_specs": specs_to_config(self.specs)}
+            if step_file:
+                path = self.ckpts.save(state, self.step, is_best=is_best)
+            else:
+                path = self.ckpts.save_best(state)
+            self.log.info(f"checkpoint {path.name} at step {self.step}" + (" (best)" if is_best else ""))
+        D.barrier()
+        return path
+
+    def _restore(self, path: Path) -> None:
+        state = load_checkpoint(path, map_location=self.device)
+        load_models(state, self.models, path)
+        for name, opt in self.optimizers.items():
+            if name not in state["optimizers"]:
+                raise SpectokError(f"{path}: no state for optimizer {name!r} (has {sorted(state['optimizers'])})")
+            opt.load_state_dict(state["optimizers"][name])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.task.load_extra_state(state.get("task_state") or {})
+        self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        self.batch_in_epoch = int(state["batch_in_epoch"])
+        if (state.get("best") or {}).get("metric") == self.best_metric:
+            self.best = dict(state["best"])
+        self.last_valid = dict(state.get("valid") or {})
+        same_layout = state.get("world_size") == self.dist.world_size and state.get("batch_size") == self.cfg.batch_size
+        if not same_layout:  # same fraction of the epoch, approximately
+            seen = self.batch_in_epoch * int(state.get("batch_size", 1)) * int(state.get("world_size", 1))
+            self.batch_in_epoch = seen // (self.cfg.batch_size * self.dist.world_size)
+        rngs = state["rng"]
+        if len(rngs) == self.dist.world_size:
+            restore_rng(rngs[self.dist.rank])
+        else:
+            seed_everything(self.cfg.seed + self.dist.rank + self.step)
+        self._resumed_note = (f"resumed from {path.name} at step {self.step}"
+                              + ("" if same_layout else f" (was {state.get('world_size')} process(es) x batch "
+                                 f"{state.get('batch_size')}: data position approximate)"))
