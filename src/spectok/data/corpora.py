@@ -288,16 +288,24 @@ class Folder(Corpus):
 
     The id is the relative path without suffix, "/" -> "__" (``a/b/c.wav`` -> ``a__b__c``);
     the speaker is the parent folder's name (the root's own name for files at the top);
-    hash split. Hidden files and folders are skipped.
+    hash split. Hidden files and folders are skipped. A ``metadata.csv`` at the root
+    (``id|...|text``, ids as this class makes them) gives the texts, as in the demo corpus.
     """
 
     name = "folder"
 
     def scan(self) -> list[CorpusItem]:
+        texts = {}
+        meta = self.root / "metadata.csv"
+        if meta.is_file():
+            for line in meta.read_text(encoding="utf-8").splitlines():
+                fields = line.split("|")
+                if len(fields) >= 2:
+                    texts[fields[0].strip()] = fields[-1]
         rows = []
         for p in _audio_files(self.root):
-            rel = p.relative_to(self.root).with_suffix("")
-            rows.append((safe_id(rel.as_posix()), p, p.parent.name, None))
+            uid = safe_id(p.relative_to(self.root).with_suffix("").as_posix())
+            rows.append((uid, p, p.parent.name, texts.get(uid)))
         return self.split_by_hash(rows)
 
 
