@@ -59,6 +59,17 @@ def _as_tuple(stride: int | Sequence[int], dims: int) -> tuple[int, ...]:
     return t
 
 
+def res_block_counts(num_res_blocks: int | Sequence[int], stages: int) -> list[int]:
+    """Residual blocks per stage plus the middle: an int for all, or a list of ``stages + 1``."""
+    if isinstance(num_res_blocks, int):
+        return [num_res_blocks] * (stages + 1)
+    counts = [int(n) for n in num_res_blocks]
+    if len(counts) != stages + 1 or min(counts) < 0:
+        raise ValueError(f"num_res_blocks must be an int or {stages + 1} counts >= 0 (per stage, then the "
+                         f"middle), got {num_res_blocks!r}")
+    return counts
+
+
 def resample_geometry(stride: int) -> tuple[int, int]:
     """``(kernel, padding)`` of the (transposed) convolution resampling one axis by ``stride``."""
     if stride == 1:
@@ -96,8 +107,10 @@ class ResBlock(nn.Module):
 class ConvEncoder(nn.Module):
     """``[B, in_channels, *spatial] -> [B, channels[-1], *spatial / strides]``.
 
-    Layout: conv-in (k3) → for each stage: ``num_res_blocks`` residual blocks, then a
-    strided conv → ``num_res_blocks`` middle residual blocks → norm, act, conv-out (k3).
+    Layout: conv-in (k3) → for each stage: residual blocks, then a strided conv → middle
+    residual blocks → norm, act, conv-out (k3). ``num_res_blocks`` is one count for every
+    stage and the middle, or a list (per stage, then the middle): ``[0, 0, 4]`` puts all
+    the work at the latent resolution, as the DCTTS seed does.
 
     Args:
         in_channels: 1 for a mel image, ``n_mels`` for 1-D, 3 for RGB.
@@ -108,9 +121,10 @@ class ConvEncoder(nn.Module):
     """
 
     def __init__(self, in_channels: int, channels: Sequence[int], strides: Sequence, dims: int,
-                 num_res_blocks: int = 2, norm: str = "group", act: str = "swish",
+                 num_res_blocks: int | Sequence[int] = 2, norm: str = "group", act: str = "swish",
                  dilations: Sequence[int] = (1,), dropout: float = 0.0) -> None:
         super().__init__()
+        counts = res_block_counts(num_res_blocks, len(strides))
         if len(channels) != len(strides) + 1:
             raise ValueError(f"need len(channels) == len(strides) + 1, got {len(channels)} and {len(strides)}")
         conv = _conv(dims)
@@ -118,7 +132,7 @@ class ConvEncoder(nn.Module):
         time_layers: list[tuple[int, int, int]] = [(3, 1, 1)]
         layers: list[nn.Module] = [conv(in_channels, channels[0], 3, padding=1)]
         for i, stride in enumerate(self.strides):
-            for j in range(num_res_blocks):
+            for j in range(counts[i]):
                 block = ResBlock(channels[i], channels[i], dims, norm, act, dilations[j % len(dilations)], dropout)
                 layers.append(block)
                 time_layers += block.time_layers
@@ -127,7 +141,7 @@ class ConvEncoder(nn.Module):
                                stride=stride if dims == 2 else stride[0],
                                padding=tuple(g[1] for g in geo) if dims == 2 else geo[0][1]))
             time_layers.append((geo[-1][0], stride[-1], 1))
-        for j in range(num_res_blocks):
+        for j in range(counts[-1]):
             block = ResBlock(channels[-1], channels[-1], dims, norm, act, dilations[j % len(dilations)], dropout)
             layers.append(block)
             time_layers += block.time_layers
@@ -164,15 +178,16 @@ class ConvDecoder(nn.Module):
     """
 
     def __init__(self, out_channels: int, channels: Sequence[int], strides: Sequence, dims: int,
-                 num_res_blocks: int = 2, norm: str = "group", act: str = "swish",
+                 num_res_blocks: int | Sequence[int] = 2, norm: str = "group", act: str = "swish",
                  dilations: Sequence[int] = (1,), dropout: float = 0.0) -> None:
         super().__init__()
+        counts = res_block_counts(num_res_blocks, len(strides))
         conv = _conv(dims)
         tconv = nn.ConvTranspose1d if dims == 1 else nn.ConvTranspose2d
         strides = [_as_tuple(s, dims) for s in strides]
         layers: list[nn.Module] = [conv(channels[-1], channels[-1], 3, padding=1)]
         layers += [ResBlock(channels[-1], channels[-1], dims, norm, act, dilations[j % len(dilations)], dropout)
-                   for j in range(num_res_blocks)]
+                   for j in range(counts[-1])]
         for i in reversed(range(len(strides))):
             stride = strides[i]
             geo = [resample_geometry(s) for s in stride]
@@ -183,7 +198,7 @@ class ConvDecoder(nn.Module):
                                     stride=stride if dims == 2 else stride[0],
                                     padding=tuple(g[1] for g in geo) if dims == 2 else geo[0][1]))
             layers += [ResBlock(channels[i], channels[i], dims, norm, act, dilations[j % len(dilations)], dropout)
-                       for j in range(num_res_blocks)]
+                       for j in range(counts[i])]
         layers += [norm_layer(norm, channels[0], dims), activation(act)]
         self.net = nn.Sequential(*layers)
         self.last_layer = conv(channels[0], out_channels, 3, padding=1)

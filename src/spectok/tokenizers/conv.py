@@ -100,11 +100,13 @@ class ConvVQVAE(Tokenizer):
     # ---- facts for inference -------------------------------------------------------------
     @property
     def receptive_field(self) -> int:
-        """Mel frames one token column depends on (the encoder's receptive field in time).
+        """Mel frames one token column depends on through the convolutions (time axis).
 
-        Chunked encoding: with chunks whose borders overlap by at least
-        ``receptive_field // 2`` frames on each side, aligned to ``time_downsample``, the
-        codes of the chunk interiors equal those of one pass over the whole input.
+        Chunked encoding with ``receptive_field // 2`` frames of context on each side of a
+        chunk (aligned to ``time_downsample``) reproduces whole-input codes only for a
+        time-local encoder: ``norm="none"``, or ``"batch"`` in eval mode. GroupNorm (the
+        DCTTS seed's choice) pools statistics over the whole input, so with it chunked
+        codes are an approximation.
         """
         return self.encoder.receptive_field
 
@@ -228,7 +230,7 @@ class ConvVQVAE2d(ConvVQVAE):
         channels: encoder widths, ``len(strides) + 1`` of them (the decoder mirrors them).
         strides: per-stage ``[freq, time]`` strides; their products are the frequency and
             time downsampling (``n_mels`` must be divisible by the frequency product).
-        num_res_blocks: residual blocks per stage (and in the middle).
+        num_res_blocks: residual blocks per stage and in the middle (an int, or a list per stage + middle).
         norm: ``"group"``, ``"batch"`` or ``"none"``; act: ``"swish"``, ``"relu"``, ``"gelu"``.
         dilations: time dilations of the residual blocks (cycled).
         norm_mean, norm_std: fixed input normalisation of the log-mel (natural log units).
@@ -240,9 +242,9 @@ class ConvVQVAE2d(ConvVQVAE):
 
     def __init__(self, mel: MelConfig | dict | str = "hifigan-22k", quantizer: dict | None = None,
                  channels: Sequence[int] = (64, 128, 128), strides: Sequence[Sequence[int]] = ((4, 2), (5, 1)),
-                 num_res_blocks: int = 2, norm: str = "group", act: str = "swish",
+                 num_res_blocks: int | Sequence[int] = 2, norm: str = "group", act: str = "swish",
                  dilations: Sequence[int] = (1,), dropout: float = 0.0,
-                 norm_mean: float = -5.0, norm_std: float = 2.5) -> None:
+                 norm_mean: float = -5.0, norm_std: float = 2.0) -> None:
         super().__init__()
         quantizer = quantizer or {"type": "vq", "dim": 64, "codebook_size": 128}
         kw = dict(dims=2, num_res_blocks=num_res_blocks, norm=norm, act=act, dilations=list(dilations),
@@ -287,9 +289,9 @@ class ConvVQVAE1d(ConvVQVAE):
 
     def __init__(self, mel: MelConfig | dict | str = "hifigan-22k", quantizer: dict | None = None,
                  channels: Sequence[int] = (256, 256, 256), strides: Sequence[int] = (2, 2),
-                 num_res_blocks: int = 2, norm: str = "group", act: str = "swish",
+                 num_res_blocks: int | Sequence[int] = 2, norm: str = "group", act: str = "swish",
                  dilations: Sequence[int] = (1, 3), dropout: float = 0.0,
-                 norm_mean: float = -5.0, norm_std: float = 2.5) -> None:
+                 norm_mean: float = -5.0, norm_std: float = 2.0) -> None:
         super().__init__()
         quantizer = quantizer or {"type": "vq", "dim": 64, "codebook_size": 512}
         mel_config = MelConfig.coerce(mel)

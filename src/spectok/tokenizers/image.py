@@ -49,7 +49,7 @@ class ImageVQVAE(Tokenizer):
 
     def __init__(self, quantizer: dict | None = None, image_size: int = 32, in_channels: int = 3,
                  channels: Sequence[int] = (64, 128, 128), strides: Sequence[Sequence[int]] = ((2, 2), (2, 2)),
-                 num_res_blocks: int = 2, norm: str = "group", act: str = "swish") -> None:
+                 num_res_blocks: int | Sequence[int] = 2, norm: str = "group", act: str = "swish") -> None:
         super().__init__()
         quantizer = quantizer or {"type": "vq", "dim": 64, "codebook_size": 512}
         kw = dict(dims=2, num_res_blocks=num_res_blocks, norm=norm, act=act)
@@ -105,15 +105,22 @@ class ImageVQVAE(Tokenizer):
 
 
 class CifarImages(torch.utils.data.Dataset):
-    """One split of CIFAR-10 as items ``{"image": uint8 Tensor [32, 32, 3], "label": int}``.
+    """One split of CIFAR-10 as items ``{"image": uint8 Tensor [32, 32, 3], "label": int64}``.
 
-    Reads the official pickle batches (``data_batch_1..5`` = "train", ``test_batch`` =
-    "test") from ``root`` or ``root/cifar-10-batches-py`` with :func:`read_cifar10`.
-    ``limit`` keeps the first N images (small runs and tests).
+    Read with :class:`spectok.data.corpora.Cifar10` from ``root`` (the
+    ``cifar-10-batches-py`` folder, or its parent): "train" and "valid" (a deterministic
+    5 % held out of the training batches), or "test". ``limit`` keeps the first N images.
     """
 
     def __init__(self, root: str, split: str = "train", limit: int | None = None) -> None:
-        images, labels = read_cifar10(root, split)
+        from pathlib import Path
+
+        from spectok.data.corpora import Cifar10
+
+        base = Path(root)
+        if (base / "cifar-10-batches-py").is_dir():
+            base = base / "cifar-10-batches-py"
+        images, labels = Cifar10(base).load(split)
         if limit is not None:
             images, labels = images[: int(limit)], labels[: int(limit)]
         self.images = torch.from_numpy(np.ascontiguousarray(images))
@@ -130,32 +137,3 @@ def collate_images(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tens
     """Items of :class:`CifarImages` → ``{"image": float32 [B, 3, H, W] in [-1, 1], "label": int64 [B]}``."""
     return {"image": to_model_range(torch.stack([it["image"] for it in items])),
             "label": torch.stack([torch.as_tensor(it["label"]) for it in items])}
-
-
-def read_cifar10(root: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """CIFAR-10 ``split`` ("train" or "test") → ``(uint8 [N, 32, 32, 3], int64 [N])``."""
-    import pickle
-    from pathlib import Path
-
-    from spectok.errors import DataError
-
-    if split not in ("train", "test"):
-        raise DataError(f"CIFAR-10 split must be 'train' or 'test', got {split!r}")
-    base = Path(root)
-    if (base / "cifar-10-batches-py").is_dir():
-        base = base / "cifar-10-batches-py"
-    names = sorted(base.glob("data_batch_*")) if split == "train" else [base / "test_batch"]
-    names = [n for n in names if n.is_file()]
-    if not names:
-        raise DataError(f"{base}: no CIFAR-10 {split} batches (expected data_batch_* / test_batch)")
-    images, labels = [], []
-    for path in names:
-        try:
-            with open(path, "rb") as f:
-                batch = pickle.load(f, encoding="bytes")  # the official format is a pickle of numpy arrays
-            data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-            labels.append(np.asarray(batch[b"labels"], dtype=np.int64))
-        except Exception as e:
-            raise DataError(f"{path}: not a CIFAR-10 pickle batch ({type(e).__name__}: {e})") from e
-        images.append(data)
-    return np.concatenate(images), np.concatenate(labels)

@@ -85,14 +85,15 @@ class CodebookTracker:
 
 
 class TokenizerTask(TrainTask):
-    best_metric = "l1"
-
     """A log-mel VQ-VAE: ``total = w_rec * masked_rec(mel', mel) + w_q * quantizer_loss``.
 
     Validation metrics (averaged over the whole set by the engine): ``l1`` and ``mse`` of
     the log-mel over real frames; ``codebook_*`` (usage, perplexity, dead codes) counted
     over the whole pass.
     """
+
+    kind = "tokenizer"
+    best_metric = "l1"
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -247,8 +248,9 @@ class VQGANTask(TokenizerTask):
 class ImageTokenizerTask(TokenizerTask):
     """The CIFAR-10 image VQ-VAE: ``total = w_rec * mse(x', x) + w_q * quantizer_loss`` on images in [-1, 1].
 
-    ``--data`` is the CIFAR-10 folder (``cifar-10-batches-py``: ``data_batch_*`` train,
-    ``test_batch`` validation). Batches are ``{"image": float32 [B, 3, 32, 32]}``.
+    ``--data`` is the CIFAR-10 folder (``cifar-10-batches-py``); training uses the training
+    batches less a held-out 5 %, validation that 5 % (``data.train_limit`` /
+    ``data.valid_limit`` keep the first N images). Batches are ``{"image": float32 [B, 3, 32, 32]}``.
     Validation metrics: ``mse``, ``psnr`` (dB, peak-to-peak 2) and codebook statistics.
     """
 
@@ -259,7 +261,7 @@ class ImageTokenizerTask(TokenizerTask):
 
         d = dict(self.config.get("data", {}))
         train = CifarImages(prepared_dir, "train", limit=d.get("train_limit"))
-        valid = CifarImages(prepared_dir, "test", limit=d.get("valid_limit"))
+        valid = CifarImages(prepared_dir, "valid", limit=d.get("valid_limit"))
         return DataSpec(train=train, valid=valid, collate=collate_images)
 
     def reconstruction_losses(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], Any]:
