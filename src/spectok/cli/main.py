@@ -18,6 +18,8 @@ COMMAND_MODULES: list[str] = [
     "spectok.cli.prepare",
     "spectok.cli.train",
     "spectok.cli.export",
+    "spectok.cli.codec",
+    "spectok.cli.plot",
 ]
 
 

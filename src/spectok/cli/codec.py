@@ -1,0 +1,316 @@
+"""``spectok encode``, ``spectok decode`` and ``spectok reconstruct``: audio ⇄ token files, for users.
+
+Inputs may be files or directories (searched recursively). An input that fails is
+reported on one line (file and reason) and skipped; the others are done. The exit status
+is non-zero only when nothing succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from spectok.cli.common import add_command
+from spectok.errors import SpectokError, TokenFileError
+
+TOKEN_SUFFIXES = (".sptk", ".npy")
+
+
+def register(sub) -> None:
+    p = add_command(sub, "encode", "Encode audio files into token files (one per input).",
+                    "spectok encode recordings/ -t tokenizer.safetensors -o tokens/", _encode)
+    _inputs(p, "INPUT", "audio files or directories (searched recursively)")
+    _tokenizer(p)
+    p.add_argument("-o", "--out", required=True, type=Path,
+                   help="output directory (or a file name when there is one input file)")
+    p.add_argument("--format", choices=("spectok", "npy"), default="spectok",
+                   help="spectok: self-describing .sptk token files (default); npy: bare int64 [K, T'] arrays")
+    _batching(p)
+
+    p = add_command(sub, "decode", "Decode token files back to audio (.wav).",
+                    "spectok decode tokens/ -t tokenizer.safetensors -v griffin-lim -o decoded/", _decode)
+    _inputs(p, "CODES", ".sptk token files (or .npy arrays, with --force) or directories")
+    _tokenizer(p)
+    _vocoder(p)
+    p.add_argument("-o", "--out", required=True, type=Path, help="output directory (or a .wav for one input)")
+    p.add_argument("--force", action="store_true",
+                   help="decode tokens made by a tokenizer with another fingerprint (or bare .npy arrays)")
+    _batching(p)
+
+    p = add_command(sub, "reconstruct", "Audio → tokens → audio, to hear what the tokens keep.",
+                    "spectok reconstruct clip.wav -t tokenizer.safetensors -v griffin-lim -o recon/ --plot",
+                    _reconstruct)
+    _inputs(p, "INPUT", "audio files or directories (searched recursively)")
+    _tokenizer(p)
+    _vocoder(p)
+    p.add_argument("-o", "--out", required=True, type=Path, help="output directory (or a .wav for one input)")
+    p.add_argument("--plot", action="store_true",
+                   help="also write NAME.png (log-mel vs reconstruction vs difference) and NAME.tokens.png (token map)")
+    _batching(p)
+
+
+# ---- argument groups ------------------------------------------------------------------------
+def _inputs(p: argparse.ArgumentParser, name: str, help: str) -> None:
+    p.add_argument("inputs", nargs="+", type=Path, metavar=name, help=help)
+
+
+def _tokenizer(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-t", "--tokenizer", required=True, type=Path,
+                   help="tokenizer release artifact (.safetensors, from 'spectok export')")
+
+
+def _vocoder(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--vocoder", default="griffin-lim",
+                   help="vocoder artifact (.safetensors) or 'griffin-lim' (default; needs no training)")
+    p.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations (default 32)")
+
+
+def _batching(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-size", type=int, default=8, help="files per forward pass (default 8)")
+    p.add_argument("--chunk-seconds", type=float, default=30.0,
+                   help="longer inputs are processed in overlapping chunks of this length (default 30)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+# ---- helpers ----------------------------------------------------------------------------------
+def collect(inputs: Iterable[Path], suffixes: tuple[str, ...]) -> list[tuple[Path, Path]]:
+    """``(file, name relative to its root)`` for files given directly and files under directories.
+
+    A missing input is kept (it is reported as a failure later, with the others).
+    """
+    found: list[tuple[Path, Path]] = []
+    for root in inputs:
+        if root.is_dir():
+            found += [(f, f.relative_to(root)) for f in sorted(root.rglob("*"))
+                      if f.is_file() and f.suffix.lower() in suffixes]
+        else:
+            found.append((root, Path(root.name)))
+    return found
+
+
+def output_path(out: Path, rel: Path, suffix: str, single: bool) -> Path:
+    """Where the result for ``rel`` goes: ``out`` itself for one input named with ``suffix``, else
+    ``out/rel`` with the suffix replaced."""
+    if single and out.suffix.lower() == suffix:
+        return out
+    return out / rel.with_suffix(suffix)
+
+
+def _load_pipeline(args: argparse.Namespace, with_vocoder: bool):
+    from spectok.pipeline import Pipeline
+    from spectok.tokenizers import load_tokenizer
+
+    tok = load_tokenizer(args.tokenizer)
+    voc = None
+    if with_vocoder:
+        from spectok.vocoders import load_vocoder
+
+        options = {"n_iter": args.gl_iters} if args.vocoder == "griffin-lim" else {}
+        voc = load_vocoder(args.vocoder, mel_config=tok.mel_config, **options)
+    return Pipeline(tok, voc, chunk_seconds=args.chunk_seconds, batch_size=args.batch_size)
+
+
+def _reason(e: BaseException) -> str:
+    """One line: the message of a spectok error (minus a leading file name), else type and message."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text if isinstance(e, SpectokError) else f"{type(e).__name__}: {text}"
+
+
+class Runner:
+    """Runs a per-item job with a progress bar, reporting failures as ``spectok CMD: skipped FILE: reason``."""
+
+    def __init__(self, command: str, total: int, quiet: bool) -> None:
+        from tqdm import tqdm
+
+        self.command, self.done, self.failed = command, 0, 0
+        self.bar = tqdm(total=total, desc=command, unit="file", disable=quiet or None, file=sys.stderr,
+                        dynamic_ncols=True)
+
+    def fail(self, path: Path, e: BaseException) -> None:
+        self.failed += 1
+        reason = _reason(e)
+        if reason.startswith(str(path)):
+            reason = reason[len(str(path)):].lstrip(": ")
+        self.bar.write(f"spectok {self.command}: skipped {path}: {reason}", file=sys.stderr)
+        self.bar.update(1)
+
+    def ok(self, n: int = 1) -> None:
+        self.done += n
+        self.bar.update(n)
+
+    def finish(self) -> int:
+        self.bar.close()
+        total = self.done + self.failed
+        print(f"spectok {self.command}: {self.done} of {total} file(s) done"
+              + (f", {self.failed} skipped (see above)" if self.failed else ""), file=sys.stderr)
+        return 0 if self.done else 1
+
+
+def _batched_audio(pipe, files: list[tuple[Path, Path]], runner: Runner,
+                   handle: Callable[[list[tuple[Path, Path]], list], None]) -> None:
+    """Load audio files a batch at a time; long files go through ``encode_file`` (streamed) one by one.
+
+    ``handle(items, token_files)`` receives the files that encoded and their TokenFiles.
+    """
+    import soundfile as sf
+
+    from spectok.audio.io import load
+
+    batch: list[tuple[Path, Path]] = []
+    wavs = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        try:
+            tokens = pipe.encode(wavs)
+        except Exception:  # one bad item must not sink the batch: retry one by one
+            tokens = []
+            for item, w in zip(list(batch), list(wavs)):
+                try:
+                    tokens.append(pipe.encode(w))
+                except Exception as e:
+                    runner.fail(item[0], e)
+                    batch.remove(item)
+        for (f, _), t in zip(batch, tokens):
+            t.metadata = {"source": f.name}
+        _guard(runner, batch, lambda: handle(list(batch), tokens))
+        batch.clear()
+        wavs.clear()
+
+    for item in files:
+        path = item[0]
+        try:
+            try:
+                seconds = sf.info(str(path)).duration
+            except Exception:
+                seconds = 0.0  # unknown: load() below will report what is wrong
+            if seconds > pipe.chunk_frames / pipe.mel_config.frame_rate:
+                tf = pipe.encode_file(path)
+                _guard(runner, [item], lambda tf=tf, item=item: handle([item], [tf]))
+                continue
+            wav, _ = load(path, pipe.sample_rate)
+        except Exception as e:
+            runner.fail(path, e)
+            continue
+        batch.append(item)
+        wavs.append(wav)
+        if len(batch) >= pipe.batch_size:
+            flush()
+    flush()
+
+
+def _guard(runner: Runner, items: list[tuple[Path, Path]], job: Callable[[], None]) -> None:
+    try:
+        job()
+        runner.ok(len(items))
+    except Exception as e:
+        for f, _ in items:
+            runner.fail(f, e)
+
+
+# ---- commands -------------------------------------------------------------------------------
+def _encode(args: argparse.Namespace) -> int:
+    from spectok.audio.io import AUDIO_EXTENSIONS
+    from spectok.tokens import write_npy, write_tokens
+
+    files = collect(args.inputs, AUDIO_EXTENSIONS)
+    if not files:
+        raise SpectokError(f"no audio files found in {', '.join(map(str, args.inputs))}")
+    pipe = _load_pipeline(args, with_vocoder=False)
+    suffix = ".npy" if args.format == "npy" else ".sptk"
+    single = len(files) == 1
+    runner = Runner("encode", len(files), args.quiet)
+
+    def write(items, tokens) -> None:
+        for (_, rel), tf in zip(items, tokens):
+            dest = output_path(args.out, rel, suffix, single)
+            write_npy(dest, tf.codes) if args.format == "npy" else write_tokens(dest, tf)
+
+    _batched_audio(pipe, files, runner, write)
+    return runner.finish()
+
+
+def _read_token_file(path: Path, pipe, force: bool):
+    from spectok.tokens import TokenFile, read_npy, read_tokens
+
+    if path.suffix.lower() != ".npy":
+        tf = read_tokens(path)
+        tf.metadata.setdefault("source", path.name)
+        return tf
+    if not force:
+        raise TokenFileError(f"{path}: a bare .npy array carries no tokenizer fingerprint or length; "
+                             f"pass --force to decode it with this tokenizer")
+    codes = read_npy(path)
+    tok = pipe.tokenizer
+    n = codes.shape[1] * pipe.time_downsample * pipe.hop_length
+    return TokenFile(codes=codes, tokenizer_fingerprint=tok.fingerprint(), sample_rate=pipe.sample_rate,
+                     frame_rate=tok.frame_rate, codebook_sizes=tuple(tok.codebook_sizes), num_samples=n,
+                     metadata={"source": path.name})
+
+
+def _decode(args: argparse.Namespace) -> int:
+    from spectok.audio.io import save
+
+    files = collect(args.inputs, TOKEN_SUFFIXES)
+    if not files:
+        raise SpectokError(f"no token files (.sptk, .npy) found in {', '.join(map(str, args.inputs))}")
+    pipe = _load_pipeline(args, with_vocoder=True)
+    single = len(files) == 1
+    runner = Runner("decode", len(files), args.quiet)
+    for start in range(0, len(files), pipe.batch_size):
+        group, tokens = [], []
+        for path, rel in files[start:start + pipe.batch_size]:
+            try:
+                tf = _read_token_file(path, pipe, args.force)
+                pipe.check_tokens(tf, args.force, name=str(path))
+            except Exception as e:
+                runner.fail(path, e)
+                continue
+            group.append((path, rel))
+            tokens.append(tf)
+        if not group:
+            continue
+
+        def job(group=group, tokens=tokens) -> None:
+            for (_, rel), wav in zip(group, pipe.decode(tokens, force=args.force)):
+                save(output_path(args.out, rel, ".wav", single), wav, pipe.sample_rate)
+
+        _guard(runner, group, job)
+    return runner.finish()
+
+
+def _reconstruct(args: argparse.Namespace) -> int:
+    from spectok.audio.io import AUDIO_EXTENSIONS, save
+
+    files = collect(args.inputs, AUDIO_EXTENSIONS)
+    if not files:
+        raise SpectokError(f"no audio files found in {', '.join(map(str, args.inputs))}")
+    pipe = _load_pipeline(args, with_vocoder=True)
+    single = len(files) == 1
+    runner = Runner("reconstruct", len(files), args.quiet)
+
+    def write(items, tokens) -> None:
+        for (path, rel), tf, wav in zip(items, tokens, pipe.decode(tokens)):
+            dest = output_path(args.out, rel, ".wav", single)
+            save(dest, wav, pipe.sample_rate)
+            if args.plot:
+                _plot_pair(pipe, path, tf, dest.with_suffix(".png"))
+
+    _batched_audio(pipe, files, runner, write)
+    return runner.finish()
+
+
+def _plot_pair(pipe, path: Path, tf, png: Path) -> None:
+    """log-mel vs reconstruction vs difference, and the token map, for one file."""
+    from spectok.audio.io import load
+    from spectok.plots import plot_reconstruction, plot_token_map
+
+    wav, _ = load(path, pipe.sample_rate)
+    mel = pipe.log_mel(wav)
+    rec = pipe.decode_mel(tf.codes)[:, :mel.shape[-1]]
+    plot_reconstruction(mel, rec, pipe.mel_config, png, title=path.name)
+    plot_token_map(tf.codes, tf.frame_rate, tf.codebook_sizes, png.with_name(png.stem + ".tokens.png"),
+                   mel=mel, mel_config=pipe.mel_config, title=path.name)

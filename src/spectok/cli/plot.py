@@ -1,0 +1,105 @@
+"""``spectok plot``: PNG figures of reconstructions, token maps, codebook usage and training curves."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from spectok.cli.common import add_command
+from spectok.errors import SpectokError
+
+
+def register(sub) -> None:
+    p = add_command(sub, "plot", "Draw PNG figures: reconstruction, tokens, codebook usage, training curves.",
+                    "spectok plot reconstruction clip.wav -t tokenizer.safetensors -o clip.png", _no_kind)
+    kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
+
+    q = add_command(kinds, "reconstruction", "Log-mel vs reconstruction vs difference for one audio file.",
+                    "spectok plot reconstruction clip.wav -t tokenizer.safetensors -o clip.png", _reconstruction)
+    q.add_argument("audio", type=Path, metavar="AUDIO")
+    q.add_argument("-t", "--tokenizer", required=True, type=Path, help="tokenizer release artifact")
+    q.add_argument("-o", "--out", required=True, type=Path, help="PNG file to write")
+
+    q = add_command(kinds, "tokens", "The token map (codes as an image over time), above the log-mel if "
+                    "the audio is given.",
+                    "spectok plot tokens clip.sptk --audio clip.wav -t tokenizer.safetensors -o clip.tokens.png",
+                    _tokens)
+    q.add_argument("codes", type=Path, metavar="CODES", help="a .sptk token file")
+    q.add_argument("--audio", type=Path, help="the recording the tokens came from (draws its log-mel above)")
+    q.add_argument("-t", "--tokenizer", type=Path, help="tokenizer artifact (needed with --audio)")
+    q.add_argument("-o", "--out", required=True, type=Path, help="PNG file to write")
+
+    q = add_command(kinds, "usage", "Codebook usage histogram over token files.",
+                    "spectok plot usage tokens/ -o usage.png", _usage)
+    q.add_argument("codes", type=Path, nargs="+", metavar="CODES", help=".sptk files or directories")
+    q.add_argument("-o", "--out", required=True, type=Path, help="PNG file to write")
+
+    q = add_command(kinds, "training", "Training curves from a run folder (RUN/metrics.jsonl).",
+                    "spectok plot training runs/tok1 -o curves.png", _training)
+    q.add_argument("run", type=Path, metavar="RUN", help="a training run folder")
+    q.add_argument("-o", "--out", required=True, type=Path, help="PNG file to write")
+
+
+def _no_kind(args: argparse.Namespace) -> int:  # pragma: no cover - argparse requires KIND
+    raise SpectokError("choose what to plot: reconstruction, tokens, usage or training")
+
+
+def _done(path: Path) -> int:
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _reconstruction(args: argparse.Namespace) -> int:
+    from spectok.audio.io import load
+    from spectok.pipeline import Pipeline
+    from spectok.plots import plot_reconstruction
+    from spectok.tokenizers import load_tokenizer
+
+    pipe = Pipeline(load_tokenizer(args.tokenizer))
+    wav, _ = load(args.audio, pipe.sample_rate)
+    mel = pipe.log_mel(wav)
+    rec = pipe.decode_mel(pipe.encode(wav).codes)[:, :mel.shape[-1]]
+    return _done(plot_reconstruction(mel, rec, pipe.mel_config, args.out, title=args.audio.name))
+
+
+def _tokens(args: argparse.Namespace) -> int:
+    from spectok.plots import plot_token_map
+    from spectok.tokens import read_tokens
+
+    tf = read_tokens(args.codes)
+    mel = config = None
+    if args.audio is not None:
+        if args.tokenizer is None:
+            raise SpectokError("--audio needs -t TOKENIZER (its mel front end draws the log-mel)")
+        from spectok.audio.io import load
+        from spectok.pipeline import Pipeline
+        from spectok.tokenizers import load_tokenizer
+
+        pipe = Pipeline(load_tokenizer(args.tokenizer))
+        mel, config = pipe.log_mel(load(args.audio, pipe.sample_rate)[0]), pipe.mel_config
+    return _done(plot_token_map(tf.codes, tf.frame_rate, tf.codebook_sizes, args.out, mel=mel,
+                                mel_config=config, title=args.codes.name))
+
+
+def _usage(args: argparse.Namespace) -> int:
+    from spectok.cli.codec import collect
+    from spectok.plots import plot_codebook_usage
+    from spectok.tokens import read_tokens
+
+    files = collect(args.codes, (".sptk",))
+    if not files:
+        raise SpectokError(f"no .sptk token files found in {', '.join(map(str, args.codes))}")
+    tokens = [read_tokens(f) for f, _ in files]
+    sizes = {tuple(t.codebook_sizes) for t in tokens}
+    if len(sizes) > 1:
+        raise SpectokError(f"token files come from tokenizers with different codebooks: {sorted(sizes)}")
+    size = max(next(iter(sizes)))
+    return _done(plot_codebook_usage([t.codes for t in tokens], size, args.out,
+                                     title=f"{len(tokens)} token file(s)"))
+
+
+def _training(args: argparse.Namespace) -> int:
+    from spectok.plots import plot_training_curves
+
+    return _done(plot_training_curves(args.run, args.out))

@@ -1,0 +1,153 @@
+"""spectok encode / decode / reconstruct / plot on real clips with a tiny (untrained) conv tokenizer artifact."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from spectok.cli.main import build_parser, main
+from spectok.tokens import read_npy, read_tokens
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    """A tiny ConvVQVAE1d at 16 kHz written as a release artifact."""
+    from spectok.artifacts import save_release
+    from spectok.tokenizers import ConvVQVAE1d
+
+    tok = ConvVQVAE1d(mel="speech-16k", channels=(16, 16, 16), strides=(2, 2), num_res_blocks=1, norm="none",
+                      quantizer={"type": "vq", "dim": 8, "codebook_size": 64})
+    return save_release(tok, tmp_path_factory.mktemp("art") / "tok.safetensors")
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """Three real clips in a nested folder (one resampled to 22,050 Hz) and one broken file."""
+    from conftest import shared_path
+
+    from spectok.audio.io import load
+
+    src = sorted(shared_path("cmu_arctic-l2arctic-layout").rglob("*.wav"))[:3]
+    root = tmp_path_factory.mktemp("audio")
+    (root / "a" / "b").mkdir(parents=True)
+    paths = [root / "one.wav", root / "a" / "two.flac", root / "a" / "b" / "three.wav"]
+    for i, (s, d) in enumerate(zip(src, paths)):
+        wav, sr = load(s, 22050 if i == 1 else None)
+        sf.write(d, wav[: sr * 2], sr)
+    (root / "a" / "broken.wav").write_bytes(b"RIFF not really a wav file")
+    return root, paths
+
+
+def _run(capsys, *argv) -> tuple[int, str]:
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+def test_every_command_has_help_with_an_example(capsys) -> None:
+    parser = build_parser()
+    for cmd in (["encode"], ["decode"], ["reconstruct"], ["plot"], ["plot", "tokens"], ["plot", "usage"],
+                ["plot", "training"], ["plot", "reconstruction"]):
+        with pytest.raises(SystemExit) as e:
+            parser.parse_args([*cmd, "--help"])
+        assert e.value.code == 0
+        out = capsys.readouterr().out
+        assert "example:" in out and "spectok " + cmd[0] in out
+
+
+def test_encode_tree_reports_and_skips_broken_files(capsys, tmp_path, artifact, clips) -> None:
+    root, paths = clips
+    code, err = _run(capsys, "encode", root, "-t", artifact, "-o", tmp_path / "tok", "-q")
+    assert code == 0
+    assert "skipped" in err and "broken.wav" in err and "cannot decode audio" in err
+    assert "Traceback" not in err and "3 of 4 file(s) done" in err
+    made = sorted(p.relative_to(tmp_path / "tok").as_posix() for p in (tmp_path / "tok").rglob("*.sptk"))
+    assert made == ["a/b/three.sptk", "a/two.sptk", "one.sptk"]
+    tf = read_tokens(tmp_path / "tok" / "a" / "two.sptk")
+    assert tf.sample_rate == 16000 and tf.num_samples == 32000  # 2 s, resampled from 22,050 Hz
+    assert tf.codes.shape == (1, -(-200 // 4)) and tf.metadata["source"] == "two.flac"
+
+
+def test_encode_npy_matches_token_files(capsys, tmp_path, artifact, clips) -> None:
+    _, paths = clips
+    assert _run(capsys, "encode", paths[0], "-t", artifact, "-o", tmp_path / "x.sptk", "-q")[0] == 0
+    assert _run(capsys, "encode", paths[0], "-t", artifact, "-o", tmp_path / "n", "--format", "npy", "-q")[0] == 0
+    np.testing.assert_array_equal(read_npy(tmp_path / "n" / "one.npy"), read_tokens(tmp_path / "x.sptk").codes)
+
+
+def test_nothing_succeeds_exits_nonzero(capsys, tmp_path, artifact, clips) -> None:
+    root, _ = clips
+    code, err = _run(capsys, "encode", root / "a" / "broken.wav", tmp_path / "missing.wav", "-t", artifact,
+                     "-o", tmp_path / "o", "-q")
+    assert code == 1 and "missing.wav: file not found" in err and "0 of 2" in err
+
+
+def test_decode_griffin_lim_and_fingerprint_check(capsys, tmp_path, artifact, clips) -> None:
+    from spectok.artifacts import save_release
+    from spectok.tokenizers import ConvVQVAE1d
+
+    _, paths = clips
+    _run(capsys, "encode", paths[0], paths[2], "-t", artifact, "-o", tmp_path / "tok", "-q")
+    code, err = _run(capsys, "decode", tmp_path / "tok", "-t", artifact, "-v", "griffin-lim", "--gl-iters", "4",
+                     "-o", tmp_path / "wav", "-q")
+    assert code == 0, err
+    wav, sr = sf.read(tmp_path / "wav" / "one.wav")
+    assert sr == 16000 and len(wav) == read_tokens(tmp_path / "tok" / "one.sptk").num_samples
+    other = save_release(ConvVQVAE1d(mel="speech-16k", channels=(16, 16, 16), strides=(2, 2), num_res_blocks=1,
+                                     norm="none", quantizer={"type": "vq", "dim": 4, "codebook_size": 64}),
+                         tmp_path / "other.safetensors")
+    code, err = _run(capsys, "decode", tmp_path / "tok" / "one.sptk", "-t", other, "-o", tmp_path / "w2", "-q")
+    assert code == 1 and "made by tokenizer" in err and "--force" in err
+    code, err = _run(capsys, "decode", tmp_path / "tok" / "one.sptk", "-t", other, "-o", tmp_path / "w2",
+                     "--force", "--gl-iters", "2", "-q")
+    assert code == 0 and (tmp_path / "w2" / "one.wav").exists()
+
+
+def test_decode_refuses_corrupt_and_bare_npy_without_force(capsys, tmp_path, artifact, clips) -> None:
+    _, paths = clips
+    _run(capsys, "encode", paths[0], "-t", artifact, "-o", tmp_path / "n", "--format", "npy", "-q")
+    bad = tmp_path / "n" / "bad.sptk"
+    bad.write_bytes((tmp_path / "n" / "one.npy").read_bytes()[:40])
+    code, err = _run(capsys, "decode", tmp_path / "n", "-t", artifact, "-o", tmp_path / "w", "-q")
+    assert code == 1 and "no tokenizer fingerprint" in err and "bad.sptk: not a spectok token file" in err
+    code, err = _run(capsys, "decode", tmp_path / "n" / "one.npy", "-t", artifact, "-o", tmp_path / "w",
+                     "--force", "--gl-iters", "2", "-q")
+    assert code == 0 and (tmp_path / "w" / "one.wav").exists()
+
+
+def test_reconstruct_with_plot(capsys, tmp_path, artifact, clips) -> None:
+    _, paths = clips
+    code, err = _run(capsys, "reconstruct", paths[1], "-t", artifact, "--gl-iters", "2", "-o", tmp_path / "r",
+                     "--plot", "-q")
+    assert code == 0, err
+    wav, sr = sf.read(tmp_path / "r" / "two.wav")
+    assert sr == 16000 and len(wav) == 32000
+    for name in ("two.png", "two.tokens.png"):
+        assert (tmp_path / "r" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_commands(capsys, tmp_path, artifact, clips) -> None:
+    _, paths = clips
+    _run(capsys, "encode", *paths, "-t", artifact, "-o", tmp_path / "tok", "-q")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"event": "train", "step": s, "train/gen/l1": 1 / (s + 1)})
+                                               + "\n" for s in range(5)))
+    jobs = [("usage", tmp_path / "tok", "-o", tmp_path / "u.png"),
+            ("tokens", tmp_path / "tok" / "one.sptk", "--audio", paths[0], "-t", artifact, "-o", tmp_path / "t.png"),
+            ("training", run, "-o", tmp_path / "c.png"),
+            ("reconstruction", paths[0], "-t", artifact, "-o", tmp_path / "m.png")]
+    for job in jobs:
+        code, err = _run(capsys, "plot", *job)
+        assert code == 0, err
+        assert job[-1].read_bytes()[:4] == b"\x89PNG"
+    code, err = _run(capsys, "plot", "training", tmp_path, "-o", tmp_path / "none.png")
+    assert code == 1 and "metrics.jsonl: not found" in err
+
+
+def test_missing_tokenizer_is_one_line(capsys, tmp_path, clips) -> None:
+    _, paths = clips
+    code, err = _run(capsys, "encode", paths[0], "-t", tmp_path / "nope.safetensors", "-o", tmp_path / "o")
+    assert code == 1 and err.count("\n") == 1 and "nope.safetensors" in err
