@@ -330,6 +330,9 @@ def prepare(corpus: Iterable[CorpusItem], out_dir: str | Path, mel: MelConfig | 
     jobs = min(jobs, max(1, len(todo)))
     pool = None
     if jobs > 1:
+        import librosa  # noqa: F401  (imported once here, inherited by forked workers)
+        import torch  # noqa: F401
+
         ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         pool = ctx.Pool(jobs, initializer=_Worker.init, initargs=(config.to_dict(), worker_settings, True))
         results = pool.imap_unordered(_Worker.run, todo, chunksize=max(1, min(16, len(todo) // (8 * jobs))))
