@@ -60,3 +60,65 @@ def feature_matching_loss(real_feats: list[list[torch.Tensor]], fake_feats: list
     for rs, fs in zip(real_feats, fake_feats):
         total = total + sum(F.l1_loss(f, r.detach()) for r, f in zip(rs, fs)) / len(rs)
     return total
+
+
+# ---- spectral losses (vocoders) ----------------------------------------------------------------
+
+#: (n_fft, hop, win) of the multi-resolution STFT loss (Parallel WaveGAN's three resolutions).
+STFT_RESOLUTIONS: tuple[tuple[int, int, int], ...] = ((512, 50, 240), (1024, 120, 600), (2048, 240, 1200))
+
+
+def stft_magnitude(wav: torch.Tensor, n_fft: int, hop: int, win: int, eps: float = 1e-7) -> torch.Tensor:
+    """``[B, T]`` waveform -> linear STFT magnitude ``[B, n_fft // 2 + 1, frames]`` (fp32, Hann, centred).
+
+    Not a mel (mels come only from :class:`~spectok.audio.mel.MelSpectrogram`): the
+    resolution-specific magnitude behind :func:`multi_resolution_stft_loss`.
+    """
+    with torch.autocast(device_type=wav.device.type, enabled=False):
+        window = torch.hann_window(win, device=wav.device)
+        spec = torch.stft(wav.float(), n_fft, hop_length=hop, win_length=win, window=window, center=True,
+                          return_complex=True)
+        return torch.sqrt(spec.real.square() + spec.imag.square() + eps)
+
+
+def spectral_convergence(pred_mag: torch.Tensor, target_mag: torch.Tensor) -> torch.Tensor:
+    """``||target - pred||_F / ||target||_F`` over the batch (magnitudes ``[B, F, T]``); 0 when equal."""
+    return torch.linalg.norm(target_mag - pred_mag) / torch.linalg.norm(target_mag).clamp_min(1e-7)
+
+
+def log_magnitude_l1(pred_mag: torch.Tensor, target_mag: torch.Tensor) -> torch.Tensor:
+    """Mean ``|log target - log pred|`` of two magnitudes ``[B, F, T]`` (inputs already floored)."""
+    return (torch.log(target_mag) - torch.log(pred_mag)).abs().mean()
+
+
+def multi_resolution_stft_loss(pred: torch.Tensor, target: torch.Tensor,
+                               resolutions: tuple[tuple[int, int, int], ...] | list = STFT_RESOLUTIONS,
+                               ) -> dict[str, torch.Tensor]:
+    """Spectral convergence and log-magnitude L1, each averaged over STFT resolutions.
+
+    Args:
+        pred, target: waveforms ``[B, T]`` (the same length).
+        resolutions: ``(n_fft, hop, win)`` triples; a single one gives the plain STFT loss.
+
+    Returns:
+        ``{"sc": ..., "log_mag": ...}`` scalar tensors (both 0 for identical signals).
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"multi_resolution_stft_loss: shapes differ {tuple(pred.shape)} vs {tuple(target.shape)}")
+    sc = log_mag = 0.0
+    for n_fft, hop, win in resolutions:
+        p, t = stft_magnitude(pred, n_fft, hop, win), stft_magnitude(target, n_fft, hop, win)
+        sc = sc + spectral_convergence(p, t)
+        log_mag = log_mag + log_magnitude_l1(p, t)
+    return {"sc": sc / len(resolutions), "log_mag": log_mag / len(resolutions)}
+
+
+def mel_l1_loss(pred: torch.Tensor, target: torch.Tensor, front: torch.nn.Module) -> torch.Tensor:
+    """L1 between log-mels of two waveforms ``[B, T]`` through the model's own front end.
+
+    ``front`` is a :class:`~spectok.audio.mel.MelSpectrogram` (build it with
+    ``stft_dtype=torch.float32`` for training speed); ``target`` may instead be a log-mel
+    ``[B, n_mels, frames]`` already computed by the same front end.
+    """
+    target_mel = target if target.dim() == 3 else front(target)
+    return F.l1_loss(front(pred), target_mel)

@@ -41,10 +41,23 @@ def overlap_add(frames: torch.Tensor, window: torch.Tensor, hop: int) -> torch.T
     """
     b, n_fft, t = frames.shape
     length = (t - 1) * hop + n_fft
-    out = F.fold(frames * window[None, :, None], (1, length), (1, n_fft), stride=(1, hop)).reshape(b, length)
-    env = F.fold(window.square()[None, :, None].expand(1, n_fft, t), (1, length), (1, n_fft),
-                 stride=(1, hop)).reshape(1, length)
+    env = _overlap(window.square()[None, :, None].expand(1, n_fft, t), hop).reshape(1, length)
+    out = _overlap(frames * window[None, :, None], hop).reshape(b, length)
     return out / torch.where(env > 1e-8, env, torch.ones_like(env))
+
+
+def _overlap(frames: torch.Tensor, hop: int) -> torch.Tensor:
+    """Sum frames ``[B, n_fft, T]`` placed ``hop`` apart -> ``[B, (T - 1) * hop + n_fft]``."""
+    b, n_fft, t = frames.shape
+    if n_fft % hop:  # general case: F.fold (slower)
+        length = (t - 1) * hop + n_fft
+        return F.fold(frames, (1, length), (1, n_fft), stride=(1, hop)).reshape(b, length)
+    r = n_fft // hop  # each frame spans r hops: add the r chunks at increasing offsets
+    chunks = frames.transpose(1, 2).reshape(b, t, r, hop)
+    out = frames.new_zeros(b, t + r - 1, hop)
+    for k in range(r):
+        out[:, k: k + t] += chunks[:, :, k]
+    return out.reshape(b, -1)
 
 
 def padded_window(config: MelConfig, dtype: torch.dtype = torch.float32) -> torch.Tensor:
