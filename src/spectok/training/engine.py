@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import math
 import time
 from collections.abc import Iterator
@@ -161,7 +162,10 @@ class Trainer:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=self.cfg.ddp_broadcast_buffers,
+        # torch >= 2.13 renamed broadcast_buffers (rank 0's buffers sent at each forward).
+        params = inspect.signature(DistributedDataParallel).parameters
+        sync = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
+        return DistributedDataParallel(model, device_ids=ids, **{sync: self.cfg.ddp_broadcast_buffers},
                                        find_unused_parameters=self.cfg.ddp_find_unused_parameters)
 
     def _autocast(self):
