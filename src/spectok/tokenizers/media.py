@@ -6,6 +6,7 @@ bottom), so no plotting library is needed.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -52,8 +53,10 @@ def log_tokenizer_media(writer: Any, model: Any, batch: dict[str, torch.Tensor],
         model.train(was_training)
 
 
+@functools.lru_cache(maxsize=4)
 def _griffin_lim(mel_config: Any) -> Any:
-    """A Griffin-Lim vocoder for ``mel_config`` if the vocoders package provides one, else None."""
+    """A Griffin-Lim vocoder for ``mel_config`` (built once per front end: building takes
+    seconds) if the vocoders package provides one, else None."""
     try:
         from spectok.vocoders import GriffinLim
     except ImportError:
