@@ -1,0 +1,224 @@
+"""spectok prepare: outputs, resume, failures, config refusal, shards, kill safety, CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import DEMO_CORPUS, REPO, shared_path
+
+from spectok.audio import MelSpectrogram, load
+from spectok.cli.main import main as cli
+from spectok.data.corpora import open_corpus
+from spectok.data.features import open_prepared, prepare, trim_bounds
+from spectok.errors import DataError, MelMismatchError
+
+PRESET = "speech-16k"  # the arctic clips are 16 kHz: no resampling in these tests
+ROW_KEYS = {"id", "speaker", "split", "text", "frames", "seconds", "path", "sha1", "trim_start", "trim_end"}
+
+
+@pytest.fixture
+def arctic():
+    return open_corpus("l2arctic", shared_path("cmu_arctic-l2arctic-layout"))
+
+
+def strict_rows(path: Path) -> list[dict]:
+    """Every line must parse: a repaired manifest has no torn line anywhere."""
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_outputs_and_manifest(arctic, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    report = prepare(arctic, out, mel=PRESET, trim_silence_db=35, dtype="float32")
+    assert report.done == len(arctic) and report.failed == 0 and report.ok
+    ps = open_prepared(out)
+    assert ps.mel_config.fingerprint() == MelSpectrogram(PRESET).config.fingerprint()
+    assert json.loads((out / "mel.json").read_text())["fingerprint"] == ps.mel_config.fingerprint()
+    assert [r["id"] for r in ps.records] == [it.id for it in arctic]
+    assert sum(len(ps.split(s)) for s in ("train", "valid", "test")) == len(arctic)
+    mel_fn = MelSpectrogram(PRESET)
+    trimmed = 0
+    for item, row in zip(arctic, ps.records):
+        assert set(row) == ROW_KEYS
+        assert row["path"] == str(item.path) and Path(row["path"]).is_absolute()
+        assert row["speaker"] == item.speaker and row["split"] == item.split
+        wav, sr = load(row["path"], ps.mel_config.sample_rate)
+        s, e = row["trim_start"], row["trim_end"]
+        assert 0 <= s < e <= len(wav)
+        trimmed += (s > 0) + (e < len(wav))
+        assert row["seconds"] == pytest.approx((e - s) / sr, abs=1e-4)
+        assert row["frames"] == ps.mel_config.num_frames(e - s)
+        assert row["sha1"] == hashlib.sha1(Path(row["path"]).read_bytes()).hexdigest()
+        mel = ps.load_mel(row["id"])
+        assert mel.dtype == np.float32 and mel.shape == (ps.mel_config.n_mels, row["frames"])
+        expected = mel_fn(torch.from_numpy(wav[s:e]))[0].numpy()
+        np.testing.assert_allclose(mel, expected, atol=1e-5)  # the aligned waveform gives the stored mel
+    assert trimmed > 0  # arctic clips start and end with silence
+
+
+def test_float16_storage_is_close(arctic, tmp_path: Path) -> None:
+    items = list(arctic)[:2]
+    prepare(items, tmp_path / "a", mel=PRESET, dtype="float16")
+    ps = open_prepared(tmp_path / "a")
+    assert np.load(ps.mel_path(items[0].id)).dtype == np.float16
+    wav, _ = load(items[0].path, 16000)
+    expected = MelSpectrogram(PRESET)(torch.from_numpy(wav))[0].numpy()
+    np.testing.assert_allclose(ps.load_mel(items[0].id), expected, atol=1e-2)
+
+
+def test_trim_bounds_on_a_tone() -> None:
+    t = np.arange(5000) / 16000
+    wav = np.concatenate([np.zeros(1000), 0.5 * np.sin(2 * np.pi * 440 * t), 1e-4 * np.ones(2000)])
+    s, e = trim_bounds(wav.astype(np.float32), top_db=40, frame_length=256, hop_length=64)
+    assert 1000 - 256 <= s <= 1000 and 6000 <= e <= 6000 + 256
+    assert trim_bounds(np.zeros(4000, np.float32), 40, 256, 64) == (0, 4000)
+    assert trim_bounds(np.ones(100, np.float32), 40, 256, 64) == (0, 100)
+
+
+def test_resume_skips_finished_items(arctic, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    prepare(arctic, out, mel=PRESET)
+    first = sorted(out.glob("mels/*.npy"))
+    stamps = {p: p.stat().st_mtime_ns for p in first}
+    again = prepare(arctic, out, mel=PRESET)
+    assert (again.done, again.skipped, again.failed) == (0, len(arctic), 0) and again.ok
+    first[0].unlink()
+    third = prepare(arctic, out, mel=PRESET)
+    assert (third.done, third.skipped) == (1, len(arctic) - 1)
+    assert all(p.stat().st_mtime_ns == stamps[p] for p in first[1:])
+    assert len(open_prepared(out)) == len(arctic) and len(strict_rows(out / "manifest.jsonl")) == len(arctic) + 1
+
+
+def test_failures_are_logged_and_the_run_goes_on(tmp_path: Path) -> None:
+    corpus_dir = tmp_path / "corpus"
+    corpus_dir.mkdir()
+    for src in sorted(shared_path("cmu_arctic-l2arctic-layout").glob("*/wav/*.wav"))[:2]:
+        (corpus_dir / f"{src.parent.parent.name}_{src.name}").symlink_to(src)
+    (corpus_dir / "garbage.wav").write_bytes(b"RIFF not really a wave file" * 10)
+    (corpus_dir / "empty.flac").write_bytes(b"")
+    out = tmp_path / "out"
+    report = prepare(open_corpus("folder", corpus_dir), out, mel=PRESET)
+    assert (report.done, report.failed) == (2, 2) and report.ok
+    errors = strict_rows(out / "errors.jsonl")
+    assert sorted(e["id"] for e in errors) == ["empty", "garbage"]
+    assert all(e["path"] in e["error"] for e in errors)  # the reason names the file
+    ps = open_prepared(out)
+    assert len(ps) == 2 and sorted(e["id"] for e in ps.errors) == ["empty", "garbage"]
+    # the CLI exits 0 when something succeeded and 1 when nothing did
+    assert cli(["prepare", "folder", str(corpus_dir), str(tmp_path / "cli"), "--mel", PRESET]) == 0
+    for f in list(corpus_dir.glob("*.wav"))[:10]:
+        if f.is_symlink():
+            f.unlink()
+    bad = prepare(open_corpus("folder", corpus_dir), tmp_path / "bad", mel=PRESET)
+    assert (bad.done, bad.failed, bad.ok) == (0, 2, False)
+    assert cli(["prepare", "folder", str(corpus_dir), str(tmp_path / "bad2"), "--mel", PRESET]) == 1
+
+
+def test_other_mel_config_or_settings_refused(arctic, tmp_path: Path) -> None:
+    items = list(arctic)[:1]
+    prepare(items, tmp_path, mel=PRESET)
+    with pytest.raises(MelMismatchError, match=r"hop_length.*win_length|win_length.*hop_length"):
+        prepare(items, tmp_path, mel="l2arctic-16k-128")
+    with pytest.raises(DataError, match="dtype"):
+        prepare(items, tmp_path, mel=PRESET, dtype="float32")
+    with pytest.raises(DataError, match="trim_silence_db"):
+        prepare(items, tmp_path, mel=PRESET, trim_silence_db=30)
+
+
+def test_shards_partition_and_merge(arctic, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    reports = [prepare(arctic, out, mel=PRESET, shard=(i, 3)) for i in range(3)]
+    assert sum(r.done for r in reports) == len(arctic)
+    shard_ids = [{r["id"] for r in strict_rows(out / f"manifest-shard-{i}-of-3.jsonl")}
+                 if (out / f"manifest-shard-{i}-of-3.jsonl").exists() else set() for i in range(3)]
+    assert sum(len(s) for s in shard_ids) == len(set().union(*shard_ids)) == len(arctic)
+    whole = tmp_path / "whole"
+    prepare(arctic, whole, mel=PRESET)
+    merged, single = open_prepared(out), open_prepared(whole)
+    assert [(r["id"], r["split"], r["frames"]) for r in merged.records] == \
+        [(r["id"], r["split"], r["frames"]) for r in single.records]
+    assert prepare(arctic, out, mel=PRESET).skipped == len(arctic)  # an unsharded run sees the shards' work
+
+
+def test_repairs_torn_manifest_and_stale_temps(arctic, tmp_path: Path) -> None:
+    prepare(arctic, tmp_path, mel=PRESET)
+    victim = arctic.items()[0].id
+    (tmp_path / "mels" / f"{victim}.npy").unlink()
+    stale = tmp_path / "mels" / f".{victim}.tmp999999.npy"
+    stale.write_bytes(b"\x93NUMPY half")
+    with open(tmp_path / "manifest.jsonl", "a") as f:
+        f.write('{"id": "torn')  # a writer killed mid-line
+    assert len(open_prepared(tmp_path)) == len(arctic)  # the reader tolerates the torn last line
+    report = prepare(arctic, tmp_path, mel=PRESET)
+    assert report.done == 1 and not stale.exists()
+    assert len(strict_rows(tmp_path / "manifest.jsonl")) == len(arctic) + 1
+
+
+def test_kill_at_any_moment_leaves_a_consistent_folder(tmp_path: Path) -> None:
+    if not DEMO_CORPUS.exists():
+        pytest.skip(f"{DEMO_CORPUS} absent")
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    proc = subprocess.Popen([sys.executable, "-m", "spectok", "prepare", "folder", str(DEMO_CORPUS), str(out),
+                             "-j", "2"], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    manifest, deadline = out / "manifest.jsonl", time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if manifest.exists() and manifest.read_bytes().count(b"\n") >= 3:
+            break
+        time.sleep(0.01)
+    finished = proc.poll() is not None
+    os.killpg(proc.pid, signal.SIGKILL)  # the parent and its workers, wherever they are
+    proc.wait()
+    if finished:
+        pytest.skip("prepare finished before it could be killed")
+    n = len(open_corpus("folder", DEMO_CORPUS))
+    ps = open_prepared(out)
+    assert 3 <= len(ps) < n
+    for npy in (out / "mels").glob("*.npy"):  # whatever has a final name is complete
+        assert np.load(npy).shape[0] == ps.mel_config.n_mels
+    for row in ps.records:
+        assert ps.load_mel(row["id"]).shape[1] == row["frames"]
+    report = prepare(open_corpus("folder", DEMO_CORPUS), out)
+    assert report.skipped == len(ps) and report.done == n - len(ps) and report.failed == 0
+    assert not list((out / "mels").glob(".*"))  # no temporary file remains
+    rows = strict_rows(manifest)
+    assert len(rows) == len({r["id"] for r in rows}) == n == len(list((out / "mels").glob("*.npy")))
+
+
+def test_prepared_reader_errors(arctic, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not a prepared folder"):
+        open_prepared(tmp_path / "missing")
+    with pytest.raises(DataError, match="mel.json"):
+        open_prepared(tmp_path)
+    (tmp_path / "mel.json").write_text("{not json")
+    with pytest.raises(DataError, match="malformed"):
+        open_prepared(tmp_path)
+    out = tmp_path / "ok"
+    prepare(list(arctic)[:1], out, mel=PRESET)
+    ps = open_prepared(out)
+    with pytest.raises(DataError, match="split"):
+        ps.split("dev")
+    with pytest.raises(DataError, match="nope"):
+        ps.load_mel("nope")
+    with pytest.raises(DataError, match="nope"):
+        ps["nope"]
+
+
+def test_cli_usage_errors(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        cli(["prepare", "folder", str(tmp_path), str(tmp_path / "o"), "--shard", "3/2"])
+    assert e.value.code == 2
+    capsys.readouterr()
+    assert cli(["prepare", "folder", str(tmp_path / "none"), str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "none" in err and err.startswith("spectok prepare: error:")
