@@ -20,6 +20,7 @@ are logged in ``train.log`` and stored in every checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import os
@@ -135,6 +136,9 @@ def apply_overrides(config: dict[str, Any], assignments: list[str]) -> dict[str,
             value = yaml.safe_load(raw)
         except yaml.YAMLError as e:
             raise SpectokError(f"--set {item!r}: value is not valid YAML ({e})") from e
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string; it means a number here
+            with contextlib.suppress(ValueError):
+                value = float(value)
         node = out
         for p in parts[:-1]:
             if not isinstance(node.get(p, {}), dict):

@@ -1,0 +1,103 @@
+"""Training checkpoints: RNG round trip, atomic files, keep-last/best, clear errors on bad files."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from spectok.errors import ArtifactError
+from spectok.training.checkpoint import (
+    CheckpointManager,
+    capture_rng,
+    load_checkpoint,
+    load_models,
+    preserved_rng,
+    restore_rng,
+    save_checkpoint,
+)
+
+
+def _draw() -> tuple:
+    return random.random(), float(np.random.rand()), float(np.random.randn()), float(torch.rand(1))
+
+
+def _state(step: int = 1) -> dict:
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters())
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    return {"step": step, "models": {"model": model.state_dict()}, "optimizers": {"g": opt.state_dict()},
+            "config": {"task": "x", "train": {"steps": 3}}, "rng": [capture_rng()]}
+
+
+def test_rng_state_round_trips_through_a_file(tmp_path):
+    np.random.randn()  # leave a cached Gaussian in NumPy's legacy state
+    save_checkpoint(_state(), tmp_path / "a.pt")
+    expected = _draw()
+    restore_rng(load_checkpoint(tmp_path / "a.pt")["rng"][0])
+    assert _draw() == expected
+
+
+def test_preserved_rng_hides_what_a_block_draws():
+    state = capture_rng()
+    expected = _draw()
+    restore_rng(state)
+    with preserved_rng():
+        _draw()
+    assert _draw() == expected
+
+
+def test_checkpoint_loads_without_pickle_and_restores_models_and_optimizer(tmp_path):
+    state = _state()
+    path = save_checkpoint(state, tmp_path / "c.pt")
+    loaded = load_checkpoint(path)  # weights_only=True inside
+    model = torch.nn.Linear(3, 2)
+    load_models(loaded, {"model": model}, path)
+    assert all(torch.equal(v, state["models"]["model"][k]) for k, v in model.state_dict().items())
+    assert loaded["optimizers"]["g"]["state"][0]["step"] == state["optimizers"]["g"]["state"][0]["step"]
+    with pytest.raises(ArtifactError, match="weights of model 'model' do not fit"):
+        load_models(loaded, {"model": torch.nn.Linear(3, 5)}, path)
+    with pytest.raises(ArtifactError, match="checkpoint holds models"):
+        load_models(loaded, {"other": model}, path)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "foreign", "missing"])
+def test_bad_checkpoint_raises_artifact_error_naming_the_file(tmp_path, damage):
+    path = save_checkpoint(_state(), tmp_path / "bad.pt")
+    data = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"not a checkpoint at all" * 10)
+    elif damage == "foreign":
+        torch.save({"weights": torch.zeros(2)}, path)
+    else:
+        path.unlink()
+    with pytest.raises(ArtifactError, match=str(path)):
+        load_checkpoint(path)
+
+
+def test_manager_keeps_the_last_k_and_best(tmp_path):
+    m = CheckpointManager(tmp_path / "ck", keep_last=2)
+    for step in (1, 2, 3, 4):
+        m.save(_state(step), step, is_best=step == 2)
+    assert m.steps() == [3, 4] and m.latest() == m.step_path(4)
+    assert load_checkpoint(m.best())["step"] == 2  # survives the pruning of step 2
+    m.save_best(_state(5))
+    assert load_checkpoint(m.resolve("best"))["step"] == 5
+    assert m.resolve("last") == m.step_path(4)
+    assert not list((tmp_path / "ck").glob(".*tmp*")), "temporary files left behind"
+    with pytest.raises(ArtifactError, match="no checkpoints"):
+        CheckpointManager(tmp_path / "empty").resolve("best")
+
+
+def test_export_of_a_truncated_checkpoint_fails_clearly(tmp_path):
+    from spectok.cli.export import export_run
+
+    path = save_checkpoint(_state(), tmp_path / "run" / "checkpoints" / "step-00000001.pt")
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ArtifactError, match="step-00000001.pt: cannot read training checkpoint"):
+        export_run(tmp_path / "run", tmp_path / "m.safetensors")
