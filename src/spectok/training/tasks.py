@@ -15,6 +15,8 @@ TASKS: dict[str, str] = {
     "tokenizer": "spectok.tokenizers.task:TokenizerTask",
     "vqgan": "spectok.tokenizers.task:VQGANTask",
     "image-tokenizer": "spectok.tokenizers.task:ImageTokenizerTask",
+    "vocoder": "spectok.vocoders.task:VocoderTask",
+    "vocoder-gan": "spectok.vocoders.task:GANVocoderTask",
 }
 
 

@@ -81,7 +81,7 @@ class CNNVocoder(Vocoder):
     """Spectrogram ``[B, C_in, T]`` -> waveform ``[B, T * hop_length]`` by interpolation + convolution.
 
     Args:
-        mel_config: the front end; its hop sets the upsampling.
+        mel: the front end; its hop sets the upsampling.
         input: "mel" (log-mel ``[B, n_mels, T]``) or "linear" (log linear magnitude
             ``[B, n_fft // 2 + 1, T]`` = ``log(clamp(MelSpectrogram.magnitude(x), log_floor))``).
         channels: channels before upsampling (halved per stage).
@@ -92,11 +92,11 @@ class CNNVocoder(Vocoder):
         heads: parallel heads summed with learned weights (MCNN); 1 = a single network.
     """
 
-    def __init__(self, mel_config: MelConfig | dict | str = "hifigan-22k", input: str = "mel", channels: int = 256,
+    def __init__(self, mel: MelConfig | dict | str = "hifigan-22k", input: str = "mel", channels: int = 256,
                  min_channels: int = 32, kernel: int = 5, pre_blocks: int = 2, post_blocks: int = 2,
                  upsample: str = "nearest", heads: int = 1) -> None:
         super().__init__()
-        self.mel_config = MelConfig.coerce(mel_config)
+        self.mel_config = MelConfig.coerce(mel)
         c = self.mel_config
         if input not in ("mel", "linear"):
             raise SpectokError(f"CNNVocoder: input must be 'mel' or 'linear', got {input!r}")

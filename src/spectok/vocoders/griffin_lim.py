@@ -71,7 +71,7 @@ class GriffinLim(Vocoder):
     """Batched fast Griffin-Lim over :class:`MelConfig` log-mels.
 
     Args:
-        mel_config: the front end the mels were made with (``MelConfig``, dict, preset name or YAML).
+        mel: the front end the mels were made with (``MelConfig``, dict, preset name or YAML).
         n_iter: Griffin-Lim iterations.
         momentum: fast Griffin-Lim momentum in ``[0, 1)``; 0 gives the classic algorithm.
         nnls_iters: multiplicative NNLS refinements of the pseudo-inverse magnitude (0 = plain
@@ -86,10 +86,10 @@ class GriffinLim(Vocoder):
     trained; the module only holds the pseudo-inverse and window as buffers.
     """
 
-    def __init__(self, mel_config: MelConfig | dict | str, n_iter: int = 32, momentum: float = 0.99,
+    def __init__(self, mel: MelConfig | dict | str, n_iter: int = 32, momentum: float = 0.99,
                  nnls_iters: int = 10, init: str = "random", seed: int = 0, magnitude_power: float = 1.0) -> None:
         super().__init__()
-        self.mel_config = MelConfig.coerce(mel_config)
+        self.mel_config = MelConfig.coerce(mel)
         if n_iter < 0 or not 0.0 <= momentum < 1.0:
             raise SpectokError(f"GriffinLim: need n_iter >= 0 and 0 <= momentum < 1 (got {n_iter}, {momentum})")
         if init not in ("random", "zeros"):

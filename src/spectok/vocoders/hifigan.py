@@ -84,7 +84,7 @@ class HiFiGANGenerator(Vocoder):
     """HiFi-GAN generator: ``log-mel [B, n_mels, T] -> waveform [B, T * hop_length]``.
 
     Args:
-        mel_config: the front end of the input mels.
+        mel: the front end of the input mels.
         preset: "v1", "v2" or "v3"; explicit arguments below override its values.
         channels: channels after the input convolution (halved at each upsampling).
         upsample_rates, upsample_kernels: per stage; ``prod(upsample_rates)`` must be the hop.
@@ -92,13 +92,13 @@ class HiFiGANGenerator(Vocoder):
         resblock_kernels, resblock_dilations: the MRF's residual blocks.
     """
 
-    def __init__(self, mel_config: MelConfig | dict | str = "hifigan-22k", preset: str = "v1",
+    def __init__(self, mel: MelConfig | dict | str = "hifigan-22k", preset: str = "v1",
                  channels: int | None = None, upsample_rates: list[int] | None = None,
                  upsample_kernels: list[int] | None = None, resblock: int | None = None,
                  resblock_kernels: list[int] | None = None,
                  resblock_dilations: list[list[int]] | None = None) -> None:
         super().__init__()
-        self.mel_config = MelConfig.coerce(mel_config)
+        self.mel_config = MelConfig.coerce(mel)
         if preset not in PRESETS:
             raise SpectokError(f"HiFi-GAN: unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
         given = dict(channels=channels, upsample_rates=upsample_rates, upsample_kernels=upsample_kernels,

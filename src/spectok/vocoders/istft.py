@@ -58,7 +58,7 @@ class ISTFTVocoder(Vocoder):
     """Log-mel ``[B, n_mels, T]`` -> waveform ``[B, T * hop_length]`` through an iSTFT head.
 
     Args:
-        mel_config: the front end of the input mels (``MelConfig``, dict, preset or YAML path).
+        mel: the front end of the input mels (``MelConfig``, dict, preset or YAML path).
         dim: backbone channels.
         hidden: ConvNeXt inner width (Vocos uses 3 x dim).
         n_layers: ConvNeXt blocks.
@@ -67,11 +67,11 @@ class ISTFTVocoder(Vocoder):
         max_log_magnitude: log-magnitudes are clamped here before ``exp`` (Vocos clips at 100).
     """
 
-    def __init__(self, mel_config: MelConfig | dict | str = "hifigan-22k", dim: int = 256, hidden: int = 768,
+    def __init__(self, mel: MelConfig | dict | str = "hifigan-22k", dim: int = 256, hidden: int = 768,
                  n_layers: int = 8, kernel_size: int = 7, n_fft: int | None = None,
                  max_log_magnitude: float = math.log(100.0)) -> None:
         super().__init__()
-        self.mel_config = MelConfig.coerce(mel_config)
+        self.mel_config = MelConfig.coerce(mel)
         c = self.mel_config
         self.n_fft = int(n_fft or c.n_fft)
         if self.n_fft < c.hop_length:
