@@ -29,7 +29,8 @@ class FSQ(Quantizer):
     mode. Bounding, rounding and indexing run in float32 with autocast disabled.
 
     Per channel with ``L`` levels: ``b = tanh(z + shift) * (L - 1)(1 - eps)/2 - offset`` (``offset``
-    = 0.5 for even ``L`` so that exactly ``L`` integers are reachable), ``digit = round(b) + L // 2``,
+    = 0.5 for even ``L`` so that exactly ``L`` integers are reachable; ``shift = atanh(offset / half)`` puts
+    ``z = 0`` on a grid point, except for ``L = 2``), ``digit = round(b) + L // 2``,
     and the quantized value is ``(digit - L // 2) / (L // 2)`` in ``[-1, 1]``; gradients pass
     straight through the rounding.
 
@@ -78,7 +79,9 @@ class FSQ(Quantizer):
         """``[N, d]`` float32 -> values in ``(-L//2 - 0.5, L//2 + 0.5)`` per channel, rounding to ``L`` integers."""
         half_l = (self._levels - 1) * (1 - self.eps) / 2
         offset = torch.where(self._levels % 2 == 0, 0.5, 0.0)
-        shift = torch.atanh(offset / half_l)
+        # Even L: shift so that z = 0 lands on a grid point. L = 2 cannot (0 is a bin edge), so no shift:
+        # the two levels split at z = 0 (sign quantization).
+        shift = torch.where(offset < half_l, torch.atanh((offset / half_l).clamp(max=0.999)), 0.0)
         return torch.tanh(x + shift) * half_l - offset
 
     def digits_to_values(self, digits: torch.Tensor) -> torch.Tensor:
