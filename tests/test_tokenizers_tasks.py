@@ -96,6 +96,8 @@ def test_validation_counts_real_columns_only():
     assert stats["codebook/count"] == real_columns
     assert 0 < stats["codebook/used_fraction"] <= 1
     assert {"l1", "mse"} <= set(m1) and m2["l1"] > 0
+    frames1, frames2 = 53, 8  # the whole-set l1 weights every real frame once
+    assert stats["l1"] == pytest.approx((m1["l1"] * frames1 + m2["l1"] * frames2) / (frames1 + frames2), rel=1e-5)
 
 
 def test_losses_ignore_padded_frames():

@@ -8,8 +8,9 @@ Resampling convolutions are chosen so that an axis of length ``L`` divisible by 
 stride ``s`` becomes exactly ``L / s`` (and back):
 
 - ``s == 1``: kernel 3, padding 1 (no resampling);
-- ``s`` odd: kernel ``s``, padding 0 (non-overlapping patches);
-- ``s`` even: kernel ``2 s``, padding ``s / 2`` (overlapping, as in taming-transformers).
+- ``s == 2``: kernel 4, padding 1 (overlapping, as in taming-transformers);
+- ``s >= 3``: kernel ``s``, padding 0 (non-overlapping patches, as the DCTTS seed's
+  frequency /4 and /5 layers).
 
 :class:`ConvEncoder` records the time-axis (kernel, stride, dilation) of every layer it
 stacks, so :attr:`ConvEncoder.receptive_field` gives its receptive field in input
@@ -74,9 +75,9 @@ def resample_geometry(stride: int) -> tuple[int, int]:
     """``(kernel, padding)`` of the (transposed) convolution resampling one axis by ``stride``."""
     if stride == 1:
         return 3, 1
-    if stride % 2:
-        return stride, 0
-    return 2 * stride, stride // 2
+    if stride == 2:
+        return 4, 1
+    return stride, 0
 
 
 class ResBlock(nn.Module):

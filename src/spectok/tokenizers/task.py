@@ -107,6 +107,7 @@ class TokenizerTask(TrainTask):
         self.w_q = float(loss.get("quantizer_weight", 1.0))
         self.loss_config = loss
         self._tracker: CodebookTracker | None = None
+        self._sums: dict[str, float] = {}
         self.wrapped = {}
 
     # ---- the contract --------------------------------------------------------------------
@@ -144,6 +145,7 @@ class TokenizerTask(TrainTask):
     # ---- validation ----------------------------------------------------------------------
     def start_validation(self) -> None:
         self._tracker = CodebookTracker(self.model)
+        self._sums = {"l1": 0.0, "mse": 0.0, "values": 0.0}
 
     @torch.no_grad()
     def validate_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -152,12 +154,25 @@ class TokenizerTask(TrainTask):
         if self._tracker is None:
             self.start_validation()
         self._tracker.update(out.codes, mask)
+        err = out.reconstruction - mel
+        m = torch.ones_like(mel[:, 0]) if mask is None else mask.to(mel.dtype)
+        weight = m[:, None, :].expand_as(err)
+        self._sums["l1"] += float((err.abs() * weight).sum())
+        self._sums["mse"] += float((err.square() * weight).sum())
+        self._sums["values"] += float(weight.sum())
         return {"l1": float(masked_l1(out.reconstruction, mel, mask)),
                 "mse": float(masked_mse(out.reconstruction, mel, mask)),
                 "quantizer": float(out.quantizer.loss)}
 
     def end_validation(self) -> dict[str, float]:
-        return self._tracker.compute() if self._tracker is not None else {}
+        """Codebook statistics, and ``l1``/``mse`` over every real frame of the set (replacing the
+        engine's per-batch averages, which weight batches by item count, not by frames)."""
+        if self._tracker is None:
+            return {}
+        out = self._tracker.compute()
+        n = max(self._sums["values"], 1.0)
+        out.update(l1=self._sums["l1"] / n, mse=self._sums["mse"] / n)
+        return out
 
     def log_media(self, writer: Any, batch: dict[str, torch.Tensor], step: int) -> None:
         log_tokenizer_media(writer, self.model, batch, step)
@@ -282,6 +297,9 @@ class ImageTokenizerTask(TokenizerTask):
         self._tracker.update(out.codes)
         mse = float((out.reconstruction - x).square().mean())
         return {"mse": mse, "psnr": 10.0 * math.log10(4.0 / max(mse, 1e-12)), "quantizer": float(out.quantizer.loss)}
+
+    def end_validation(self) -> dict[str, float]:
+        return self._tracker.compute() if self._tracker is not None else {}
 
     def log_media(self, writer: Any, batch: dict[str, torch.Tensor], step: int) -> None:
         was = self.model.training
