@@ -15,6 +15,7 @@ from spectok.errors import (  # noqa: E402
     TokenFileError,
 )
 from spectok.pipeline import Pipeline  # noqa: E402
+from spectok.tokenizers.loading import load_tokenizer  # noqa: E402
 from spectok.tokens import TokenFile, read_tokens, write_tokens  # noqa: E402
 from spectok.vocoders.loading import load_vocoder  # noqa: E402
 
@@ -31,6 +32,7 @@ __all__ = [
     "TokenFileError",
     "__version__",
     "load",
+    "load_tokenizer",
     "load_vocoder",
     "read_tokens",
     "save",
