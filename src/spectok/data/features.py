@@ -336,8 +336,11 @@ def prepare(corpus: Iterable[CorpusItem], out_dir: str | Path, mel: MelConfig | 
         ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         pool = ctx.Pool(jobs, initializer=_Worker.init, initargs=(config.to_dict(), worker_settings, True))
         results = pool.imap_unordered(_Worker.run, todo, chunksize=max(1, min(16, len(todo) // (8 * jobs))))
-    else:
-        _Worker.init(config.to_dict(), worker_settings, single_thread=False)
+    else:  # in this process, one torch thread (as in the workers), restored below
+        import torch
+
+        threads = torch.get_num_threads()
+        _Worker.init(config.to_dict(), worker_settings, single_thread=True)
         results = map(_Worker.run, todo)
     from tqdm import tqdm
 
@@ -363,5 +366,7 @@ def prepare(corpus: Iterable[CorpusItem], out_dir: str | Path, mel: MelConfig | 
             else:
                 pool.terminate()
             pool.join()
+        else:
+            torch.set_num_threads(threads)
     report.wall = time.perf_counter() - t0
     return report
