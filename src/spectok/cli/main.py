@@ -20,6 +20,8 @@ COMMAND_MODULES: list[str] = [
     "spectok.cli.export",
     "spectok.cli.codec",
     "spectok.cli.plot",
+    "spectok.cli.eval",
+    "spectok.cli.vocode",
 ]
 
 

@@ -151,8 +151,14 @@ def _wave_pair(ref: np.ndarray, est: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return a, b
 
 
-def pesq_score(ref: np.ndarray, est: np.ndarray, sample_rate: int) -> Measured:
-    """PESQ MOS-LQO: wideband at 16 kHz, or narrowband at 8 kHz for audio below 16 kHz."""
+def pesq_score(ref: np.ndarray, est: np.ndarray, sample_rate: int, narrowband: bool | None = None) -> Measured:
+    """PESQ MOS-LQO: wideband at 16 kHz, or narrowband at 8 kHz.
+
+    Args:
+        ref, est: aligned waveforms ``[T]`` at ``sample_rate`` Hz (cut to the shorter).
+        narrowband: force the mode; ``None`` picks narrowband when ``sample_rate < 16000``.
+            Pass ``True`` for audio whose *source* was below 16 kHz even if it was upsampled since.
+    """
     try:
         from pesq import pesq
     except ImportError:
@@ -160,7 +166,9 @@ def pesq_score(ref: np.ndarray, est: np.ndarray, sample_rate: int) -> Measured:
     pair = _wave_pair(ref, est)
     if isinstance(pair, str):
         return Measured.fail(pair)
-    rate, mode = (16000, "wb") if sample_rate >= 16000 else (8000, "nb")
+    if narrowband is None:
+        narrowband = sample_rate < 16000
+    rate, mode = (8000, "nb") if narrowband else (16000, "wb")
     a, b = (resample(x.astype(np.float32), sample_rate, rate) for x in pair)
     seconds = len(a) / rate
     try:

@@ -1,0 +1,68 @@
+"""``spectok eval``: one offline report of quality per bit, codebook health and speed.
+
+DATA is a prepared folder (its test split, else valid, else all items), a folder of audio
+(searched recursively) or audio files; see :mod:`spectok.evaluation.sources`. Unreadable
+files are listed in the report and skipped. The exit status is non-zero only when no
+utterance could be evaluated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from spectok.cli.common import add_command
+
+
+def register(sub) -> None:
+    p = add_command(sub, "eval", "Measure a tokenizer (+ vocoder) on speech: report.json, report.md, report.html.",
+                    "spectok eval -t tokenizer.safetensors -v griffin-lim data/prepared/lj -o reports/lj --limit 50",
+                    _eval)
+    p.add_argument("data", nargs="+", type=Path, metavar="DATA",
+                   help="prepared folders (test split, else valid, else all), folders of audio, or audio files")
+    p.add_argument("-t", "--tokenizer", required=True, type=Path,
+                   help="tokenizer release artifact (.safetensors, from 'spectok export')")
+    p.add_argument("-v", "--vocoder", default="griffin-lim",
+                   help="vocoder artifact (.safetensors) or 'griffin-lim' (default; needs no training)")
+    p.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations (default 32)")
+    p.add_argument("-o", "--out", required=True, type=Path, help="report folder (created)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N utterances (sorted by id)")
+    p.add_argument("--device", default="cpu", help="torch device for the models (default cpu)")
+    p.add_argument("--no-dnsmos", action="store_true",
+                   help="skip DNSMOS even when speechmos is installed (it is skipped anyway when it is not)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from spectok.evaluation import report
+    from spectok.evaluation.runner import describe_model, evaluate
+    from spectok.evaluation.sources import collect
+    from spectok.tokenizers import load_tokenizer
+    from spectok.vocoders import load_vocoder
+
+    collection = collect(args.data, limit=args.limit)
+    tok = load_tokenizer(args.tokenizer)
+    options = {"n_iter": args.gl_iters} if args.vocoder == "griffin-lim" else {}
+    voc = load_vocoder(args.vocoder, mel_config=tok.mel_config, **options)
+    result = evaluate(tok, voc, collection, args.out, tokenizer_info=describe_model(tok, args.tokenizer),
+                      vocoder_info=describe_model(voc, args.vocoder), device=args.device,
+                      dnsmos=False if args.no_dnsmos else None, progress=not args.quiet)
+    options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in ("func", "data")}
+    options["data"] = [str(d) for d in args.data]
+    paths = report.write(result, args.out, options=options)
+    for s in result.skipped:
+        print(f"spectok eval: skipped {s['path'] or s['id']}: {s['reason']}", file=sys.stderr)
+    n = len(result.utterances)
+    agg = result.aggregate
+    line = [f"spectok eval: {n} utterance(s), {len(result.skipped)} skipped"]
+    for group in ("tokenized", "copy"):
+        for key in ("pesq", "stoi"):
+            mean = agg.get(group, {}).get(key, {}).get("mean")
+            if mean is not None:
+                line.append(f"{key.upper()} {group} {mean:.3f}")
+    line.append(f"{result.tokens['nominal_bits_per_second']:.0f} bit/s nominal, "
+                f"{result.tokens['entropy_bits_per_second']:.0f} entropy bound")
+    print("; ".join(line), file=sys.stderr)
+    print(f"spectok eval: report in {paths['html']} (+ report.json, report.md)", file=sys.stderr)
+    return 0 if n else 1

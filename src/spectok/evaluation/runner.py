@@ -1,0 +1,388 @@
+"""The evaluation loop: each utterance through the tokenizer and the vocoder, measured.
+
+Per utterance (mono, resampled to the tokenizer's rate, trimmed as its prepared mel was)::
+
+    wav ─mel─▶ M ─encode─▶ codes ─decode─▶ M̂ ─vocoder─▶ ŵ      "tokenized"
+                └──────────────────────────vocoder─▶ w̃      "copy" (copy synthesis)
+
+- ``tokenizer``: mel metrics of ``M̂`` against ``M``: the tokenizer's own loss, no vocoder.
+- ``tokenized`` / ``copy``: mel metrics of the re-analysed output audio against ``M``, and
+  the waveform metrics (PESQ, STOI, DNSMOS) of ``ŵ`` / ``w̃`` against ``wav``.
+- ``gap``: ``tokenized − copy`` for every metric both have: what tokenization costs on top
+  of what the vocoder already loses.
+- ``original``: DNSMOS of the reference itself (its ceiling), when DNSMOS is available.
+
+Codes of the whole set are counted in one :class:`~spectok.quantizers.CodebookStats`.
+Speed is audio seconds per compute second, one utterance at a time (batch 1), after one
+untimed warm-up; totals are divided, not per-utterance ratios averaged.
+
+Unreadable files and utterances whose processing raises are listed in ``skipped``; a
+metric that cannot be measured is recorded in the utterance's ``failures``; neither stops
+the run.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from spectok.audio.io import load
+from spectok.audio.mel import MelSpectrogram
+from spectok.errors import SpectokError
+from spectok.evaluation import metrics as M
+from spectok.evaluation.sources import Collection, EvalItem
+
+GROUPS = ("tokenizer", "tokenized", "copy", "gap", "original")
+
+
+@dataclass
+class Signals:
+    """One utterance through both paths. Waveforms ``[T]`` float32 at the tokenizer's rate; mels ``[n_mels, T_f]``."""
+
+    wav: np.ndarray
+    source_rate: int
+    mel: torch.Tensor
+    mel_tokenized: torch.Tensor
+    codes: torch.Tensor  # [1, K, T']
+    wav_tokenized: np.ndarray
+    wav_copy: np.ndarray
+    timing: dict[str, float]
+
+
+@dataclass
+class EvalResult:
+    """Everything the report writers need."""
+
+    utterances: list[dict]
+    skipped: list[dict]
+    sources: list[dict]
+    tokens: dict
+    code_counts: list[np.ndarray]
+    speed: dict
+    aggregate: dict
+    ranking: dict
+    tokenizer: dict
+    vocoder: dict
+    examples: list[dict] = field(default_factory=list)
+    dnsmos: bool = False
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return text if isinstance(e, SpectokError) else f"{type(e).__name__}: {text}"
+
+
+def _finite(values: dict[str, float], group: str, failures: dict) -> dict[str, float]:
+    """``values`` without non-finite entries, which are recorded in ``failures``."""
+    for k, v in values.items():
+        if not math.isfinite(v):
+            failures[f"{group}/{k}"] = f"not finite ({v}): the output holds NaN or infinite values"
+    return {k: v for k, v in values.items() if math.isfinite(v)}
+
+
+class Evaluator:
+    """Runs utterances through a tokenizer and a vocoder that share one mel front end.
+
+    Args:
+        tokenizer: an audio :class:`~spectok.tokenizers.base.Tokenizer` (put in eval mode).
+        vocoder: a :class:`~spectok.vocoders.base.Vocoder` with the same ``mel_config``.
+        device: where the models run; metrics run on the CPU.
+        dnsmos: measure DNSMOS; ``None``: when ``speechmos`` is installed.
+        n_cepstra: MCD order (cepstra ``c_1 .. c_n``).
+
+    Raises:
+        SpectokError: the tokenizer has no mel config; MelMismatchError when the front ends differ.
+    """
+
+    def __init__(self, tokenizer: nn.Module, vocoder: nn.Module, device: str | torch.device = "cpu",
+                 dnsmos: bool | None = None, n_cepstra: int = 24) -> None:
+        from spectok.quantizers import CodebookStats
+
+        self.mel_config = getattr(tokenizer, "mel_config", None)
+        if self.mel_config is None:
+            raise SpectokError(f"{type(tokenizer).__name__} has no mel config: spectok eval is for audio tokenizers")
+        voc_mel = getattr(vocoder, "mel_config", None)
+        if voc_mel is None:
+            raise SpectokError(f"{type(vocoder).__name__} carries no mel_config")
+        voc_mel.check_compatible(self.mel_config, what="vocoder and tokenizer mel configs")
+        self.device = torch.device(device)
+        self.tokenizer = tokenizer.to(self.device).eval()
+        self.vocoder = vocoder.to(self.device).eval()
+        self.mel = MelSpectrogram(self.mel_config).to(self.device)
+        self.stats = CodebookStats(list(tokenizer.codebook_sizes))
+        self.dnsmos = M.dnsmos_available() if dnsmos is None else dnsmos
+        self.n_cepstra = n_cepstra
+        self.sample_rate = self.mel_config.sample_rate
+
+    # ---- signals -----------------------------------------------------------------------------
+    def _timed(self, fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float]:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        t0 = time.perf_counter()
+        out = fn()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return out, time.perf_counter() - t0
+
+    def load(self, item: EvalItem) -> tuple[np.ndarray, int]:
+        """``(waveform [T] at the tokenizer's rate, the source file's rate)``; AudioError when unreadable."""
+        import soundfile as sf
+
+        try:
+            source_rate = int(sf.info(str(item.path)).samplerate)
+        except Exception:
+            source_rate = None
+        wav, _ = load(item.path, self.sample_rate)
+        start, end = item.bounds(self.sample_rate, len(wav))
+        return wav[start:end], source_rate or self.sample_rate
+
+    def _fit(self, wav: torch.Tensor, n: int) -> np.ndarray:
+        x = wav.detach().float().cpu().numpy().reshape(-1)[:n]
+        return np.pad(x, (0, n - len(x))) if len(x) < n else x
+
+    @torch.no_grad()
+    def synthesize(self, wav: np.ndarray, source_rate: int) -> Signals:
+        """Both paths for one waveform ``[T]`` at the tokenizer's rate."""
+        silence = self.mel_config.silence
+        x = torch.from_numpy(wav).to(self.device)
+        (mel, codes), t_enc = self._timed(lambda: (lambda m: (m, self.tokenizer.encode(m)))(self.mel(x)))
+        frames = mel.shape[-1]
+        mel_tok, t_dec = self._timed(lambda: self.tokenizer.decode(codes))
+        mel_tok = mel_tok[..., :frames]
+        if mel_tok.shape[-1] < frames:
+            mel_tok = nn.functional.pad(mel_tok, (0, frames - mel_tok.shape[-1]), value=silence)
+        wav_tok, t_voc_tok = self._timed(lambda: self.vocoder(mel_tok))
+        wav_copy, t_voc = self._timed(lambda: self.vocoder(mel))
+        n = len(wav)
+        timing = {"audio_s": n / self.sample_rate, "encode_s": t_enc, "tokenizer_decode_s": t_dec,
+                  "decode_s": t_dec + t_voc_tok, "vocoder_s": t_voc}
+        return Signals(wav, source_rate, mel[0].cpu(), mel_tok[0].float().cpu(), codes.cpu(),
+                       self._fit(wav_tok, n), self._fit(wav_copy, n), timing)
+
+    # ---- metrics -----------------------------------------------------------------------------
+    def _waveform(self, ref: np.ndarray, est: np.ndarray, narrowband: bool, out: dict, failures: dict,
+                  notes: dict, group: str) -> None:
+        measured = {"pesq": M.pesq_score(ref, est, self.sample_rate, narrowband=narrowband),
+                    "stoi": M.stoi_score(ref, est, self.sample_rate)}
+        if self.dnsmos:
+            measured.update({f"dnsmos_{k}": v for k, v in M.dnsmos_scores(est, self.sample_rate).items()})
+        for name, m in measured.items():
+            if m.ok:
+                out[name] = m.value
+                if m.note:
+                    notes[name] = m.note
+            else:
+                failures[f"{group}/{name}"] = m.failure
+
+    def _mel_of(self, wav: np.ndarray) -> torch.Tensor:
+        return self.mel(torch.from_numpy(wav).to(self.device))[0].cpu()
+
+    def measure(self, item: EvalItem, s: Signals) -> dict:
+        """The per-utterance record (see the module doc for its groups)."""
+        power = self.mel_config.power
+        narrowband = min(s.source_rate, self.sample_rate) < 16000
+        rec: dict = {"id": item.id, "path": str(item.path), "seconds": len(s.wav) / self.sample_rate,
+                     "source_sample_rate": s.source_rate, "frames": int(s.mel.shape[-1]),
+                     "token_columns": int(s.codes.shape[-1]), "failures": {}, "notes": {}, "flags": []}
+        rec["tokenizer"] = _finite(M.mel_metrics(s.mel, s.mel_tokenized, power, self.n_cepstra), "tokenizer",
+                                   rec["failures"])
+        for group, est in (("tokenized", s.wav_tokenized), ("copy", s.wav_copy)):
+            try:
+                values = _finite(M.mel_metrics(s.mel, self._mel_of(est), power, self.n_cepstra), group,
+                                 rec["failures"])
+            except Exception as e:  # never abort the run on a metric
+                values = {}
+                rec["failures"][f"{group}/mel"] = _reason(e)
+            self._waveform(s.wav, est, narrowband, values, rec["failures"], rec["notes"], group)
+            rec[group] = values
+        rec["gap"] = {k: rec["tokenized"][k] - rec["copy"][k] for k in rec["tokenized"] if k in rec["copy"]}
+        rec["original"] = {}
+        if self.dnsmos:
+            for k, m in M.dnsmos_scores(s.wav, self.sample_rate).items():
+                if m.ok:
+                    rec["original"][f"dnsmos_{k}"] = m.value
+                else:
+                    rec["failures"][f"original/dnsmos_{k}"] = m.failure
+        if any("too short" in r for r in rec["failures"].values()):
+            rec["flags"].append("short")
+        if narrowband:
+            rec["flags"].append("narrowband")
+        rec["timing"] = s.timing
+        return rec
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def warm_up(self, items: Iterable[EvalItem]) -> None:
+        """One untimed pass over the first readable item (up to 1 s), so timings exclude lazy set-up."""
+        for item in items:
+            try:
+                wav, rate = self.load(item)
+                self.synthesize(wav[: self.sample_rate], rate)
+                return
+            except Exception:
+                continue
+
+    def run(self, collection: Collection, progress: bool = False) -> tuple[list[dict], list[dict]]:
+        """Evaluate every item; returns ``(utterance records, skipped)`` (skipped includes the collection's)."""
+        from tqdm import tqdm
+
+        self.warm_up(collection.items[:3])
+        records, skipped = [], list(collection.skipped)
+        for item in tqdm(collection.items, desc="eval", unit="utt", disable=not progress, dynamic_ncols=True):
+            try:
+                wav, rate = self.load(item)
+                s = self.synthesize(wav, rate)
+            except Exception as e:
+                reason = _reason(e)
+                if reason.startswith(str(item.path)):
+                    reason = reason[len(str(item.path)):].lstrip(": ")
+                skipped.append({"id": item.id, "path": str(item.path), "reason": reason})
+                continue
+            self.stats.update(s.codes)
+            records.append(self.measure(item, s))
+        return records, skipped
+
+    def token_summary(self) -> dict:
+        """Codebook health over the whole set, the nominal bitrate and the entropy bound (bits/s)."""
+        fr = float(self.tokenizer.frame_rate)
+        sizes = list(self.tokenizer.codebook_sizes)
+        summary = self.stats.summary(fr)
+        k = len(sizes)
+        rows = [summary[f"row{i}/entropy_bits"] for i in range(k)] if k > 1 else [summary["entropy_bits"]]
+        return {"frame_rate": fr, "codebook_sizes": sizes, "rows": k,
+                "nominal_bits_per_second": M.nominal_bitrate(fr, sizes),
+                "entropy_bits_per_second": M.entropy_bitrate(fr, rows),
+                "used_fraction": summary["used_fraction"], "dead_codes": int(summary["dead_codes"]),
+                "total_codes": int(sum(sizes)), "entropy_bits_per_column": summary["entropy_bits"],
+                "perplexity": summary["perplexity"], "columns_counted": int(summary["count"]),
+                "row_perplexity": [2.0**h for h in rows], "row_entropy_bits": rows,
+                "row_used_fraction": ([summary[f"row{i}/used_fraction"] for i in range(k)] if k > 1
+                                      else [summary["used_fraction"]])}
+
+
+# ---- aggregation ---------------------------------------------------------------------------------
+def aggregate(records: list[dict]) -> dict:
+    """``{group: {metric: Summary dict + "failed"}}`` over the utterances (gap: paired differences)."""
+    out: dict = {}
+    for group in GROUPS:
+        names = sorted({k for r in records for k in r.get(group, {})})
+        out[group] = {}
+        for name in names:
+            values = [r[group][name] for r in records if name in r.get(group, {})]
+            out[group][name] = dict(M.summarize(values).to_dict(), failed=len(records) - len(values))
+    return out
+
+
+def speed(records: list[dict], device: torch.device) -> dict:
+    """Audio seconds per compute second of each stage, over the whole set."""
+    total = {k: sum(r["timing"][k] for r in records) for k in
+             ("audio_s", "encode_s", "tokenizer_decode_s", "decode_s", "vocoder_s")}
+
+    def ratio(k: str) -> float | None:
+        return total["audio_s"] / total[k] if total[k] > 0 else None
+
+    return {"audio_seconds": total["audio_s"], "encode_x_realtime": ratio("encode_s"),
+            "decode_x_realtime": ratio("decode_s"), "tokenizer_decode_x_realtime": ratio("tokenizer_decode_s"),
+            "vocoder_x_realtime": ratio("vocoder_s"), "compute_seconds": {k: v for k, v in total.items()
+                                                                          if k != "audio_s"},
+            "device": str(device), "torch_threads": torch.get_num_threads(), "batch_size": 1}
+
+
+def rank(records: list[dict]) -> dict:
+    """Best, median and worst utterance: by tokenized PESQ when every utterance has one, else by
+    the tokenizer's MCD (lower is better)."""
+    if not records:
+        return {"metric": None, "best": None, "median": None, "worst": None}
+    if all("pesq" in r["tokenized"] for r in records):
+        key, metric = (lambda r: -r["tokenized"]["pesq"]), "tokenized/pesq"
+    else:
+        key, metric = (lambda r: r["tokenizer"]["mcd_db"]), "tokenizer/mcd_db"
+    order = sorted(records, key=lambda r: (key(r), r["id"]))
+    return {"metric": metric, "best": order[0]["id"], "median": order[(len(order) - 1) // 2]["id"],
+            "worst": order[-1]["id"]}
+
+
+def safe_name(id: str) -> str:
+    """A file-name-safe form of an utterance id."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", id).strip("._") or "utt"
+
+
+def write_examples(ev: Evaluator, items: dict[str, EvalItem], ranking: dict, out_dir: Path) -> list[dict]:
+    """Audio (``audio/NAME.{original,copy,tokenized}.wav``) and a mel figure (``plots/NAME.mel.png``)
+    for the best, median and worst utterances, re-synthesised (the models are deterministic)."""
+    from spectok.audio.io import save
+    from spectok.plots import plot_reconstruction
+
+    examples, done = [], {}
+    for which in ("best", "median", "worst"):
+        id = ranking.get(which)
+        if id is None:
+            continue
+        if id not in done:
+            name = safe_name(id)
+            try:
+                wav, rate = ev.load(items[id])
+                s = ev.synthesize(wav, rate)
+                audio = {}
+                for kind, x in (("original", s.wav), ("copy", s.wav_copy), ("tokenized", s.wav_tokenized)):
+                    save(out_dir / "audio" / f"{name}.{kind}.wav", x, ev.sample_rate)
+                    audio[kind] = f"audio/{name}.{kind}.wav"
+                plot = plot_reconstruction(s.mel, s.mel_tokenized, ev.mel_config, out_dir / "plots" / f"{name}.mel.png",
+                                           title=f"{id}: reference vs tokenizer output")
+                done[id] = {"audio": audio, "mel_plot": str(Path(plot).relative_to(out_dir))}
+            except Exception as e:  # an example that cannot be redone leaves the report without it
+                done[id] = {"audio": {}, "mel_plot": None, "failure": _reason(e)}
+        examples.append({"rank": which, "id": id, **done[id]})
+    return examples
+
+
+def evaluate(tokenizer: nn.Module, vocoder: nn.Module, collection: Collection, out_dir: str | Path,
+             tokenizer_info: dict, vocoder_info: dict, device: str = "cpu", dnsmos: bool | None = None,
+             progress: bool = False) -> EvalResult:
+    """Evaluate ``collection`` and write the example audio and figures under ``out_dir``."""
+    ev = Evaluator(tokenizer, vocoder, device=device, dnsmos=dnsmos)
+    records, skipped = ev.run(collection, progress=progress)
+    ranking = rank(records)
+    out = Path(out_dir)
+    examples = write_examples(ev, {i.id: i for i in collection.items}, ranking, out) if records else []
+    return EvalResult(utterances=records, skipped=skipped, sources=collection.sources, tokens=ev.token_summary(),
+                      code_counts=[c.cpu().numpy() for c in ev.stats.counts],
+                      speed=speed(records, ev.device) if records else {}, aggregate=aggregate(records),
+                      ranking=ranking, tokenizer=tokenizer_info, vocoder=vocoder_info, examples=examples,
+                      dnsmos=ev.dnsmos)
+
+
+def describe_model(model: nn.Module, source: str | Path) -> dict:
+    """Identity of a model for the report: source, class, fingerprints, config (and file SHA-256)."""
+    import hashlib
+    import json
+
+    header = getattr(model, "artifact_header", None) or {}
+    config = getattr(model, "hparams", None)
+    if config is None:  # e.g. Griffin-Lim: its public scalar settings
+        config = {k: v for k, v in vars(model).items()
+                  if not k.startswith("_") and k != "training" and isinstance(v, (int, float, str, bool))}
+    fp = model.fingerprint() if hasattr(model, "fingerprint") else header.get("fingerprint")
+    if fp is None:
+        fp = hashlib.sha256(json.dumps([type(model).__name__, config], sort_keys=True, default=str)
+                            .encode()).hexdigest()[:16]
+    info = {"source": str(source), "class": header.get("class", type(model).__name__), "fingerprint": fp,
+            "mel_fingerprint": model.mel_config.fingerprint(), "config": config,
+            "parameters": sum(p.numel() for p in model.parameters())}
+    p = Path(source)
+    if p.is_file():
+        info["file_sha256"] = hashlib.sha256(p.read_bytes()).hexdigest()
+    if header.get("training"):
+        info["training"] = header["training"]
+    if hasattr(model, "codebook_sizes"):
+        info["codebook_sizes"] = list(model.codebook_sizes)
+        info["frame_rate"] = float(model.frame_rate)
+        info["bitrate"] = float(model.bitrate)
+    return info
