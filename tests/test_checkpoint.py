@@ -90,6 +90,8 @@ def test_manager_keeps_the_last_k_and_best(tmp_path):
     assert load_checkpoint(m.resolve("best"))["step"] == 5
     assert m.resolve("last") == m.step_path(4)
     assert not list((tmp_path / "ck").glob(".*tmp*")), "temporary files left behind"
+    (tmp_path / "ck" / ".step-00000005.tmp123.pt").write_bytes(b"half a checkpoint")  # a killed writer's
+    assert [p.name for p in m.remove_stale_temps()] == [".step-00000005.tmp123.pt"] and m.steps() == [3, 4]
     with pytest.raises(ArtifactError, match="no checkpoints"):
         CheckpointManager(tmp_path / "empty").resolve("best")
 

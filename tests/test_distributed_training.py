@@ -7,8 +7,9 @@ import sys
 
 import pytest
 import torch
-from test_engine_tinytask import cli_env, spectok, write_config
+from test_engine_tinytask import cli_env, write_config
 
+from spectok.cli.main import main
 from spectok.training.checkpoint import load_checkpoint, load_task
 from spectok.training.distributed import ShardedSampler, weights_digest
 
@@ -45,7 +46,7 @@ def test_torchrun_two_cpu_processes_agree_and_resume_on_one(tmp_path, tiny_prepa
     # Each rank drew its own crops and dropout masks: their RNG streams differ.
     assert not torch.equal(state["rng"][0]["torch"], state["rng"][1]["torch"])
 
-    spectok("train", "tokenizer", "--out", str(run), "--resume", "--steps", "6", env=cli_env())
+    assert main(["train", "tokenizer", "--out", str(run), "--resume", "--steps", "6"]) == 0
     log = (run / "train.log").read_text()
     assert "resumed from step-00000004.pt at step 4 (was 2 process(es) x batch 1" in log
     assert load_checkpoint(run / "checkpoints" / "step-00000006.pt")["world_size"] == 1

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_engine_tinytask import cli_env, spectok, write_config
+from test_engine_tinytask import cli_env, write_config
 
 from spectok.artifacts import load_release, read_header
 from spectok.cli.main import main
@@ -115,7 +115,12 @@ def test_sigkill_and_resume_ends_with_the_same_weights(tmp_path, tiny_prepared):
     keys = dict(gan=True, steps=8, checkpoint_every=2, valid_every=3, keep_last=10, num_workers=1)
     args = ["train", "tokenizer", "--data", str(tiny_prepared)]
     full, killed = tmp_path / "full", tmp_path / "killed"
-    spectok(*args, "--config", str(write_config(tmp_path / "c.yaml", **keys)), "--out", str(full))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the killed subprocess (OMP_NUM_THREADS=1): same float results
+    try:
+        assert main([*args, "--config", str(write_config(tmp_path / "c.yaml", **keys)), "--out", str(full)]) == 0
+    finally:
+        torch.set_num_threads(threads)
 
     env = cli_env(SPECTOK_TEST_HANG_AT_STEP="5")  # 0-based: the 6th step hangs, after step 5 is logged
     proc = subprocess.Popen([sys.executable, "-m", "spectok", *args, "--config", str(tmp_path / "c.yaml"),
@@ -132,7 +137,11 @@ def test_sigkill_and_resume_ends_with_the_same_weights(tmp_path, tiny_prepared):
     assert proc.returncode == -signal.SIGKILL
     assert sorted(p.name for p in (killed / "checkpoints").glob("step-*.pt")) == ["step-00000002.pt",
                                                                                   "step-00000004.pt"]
-    spectok("train", "tokenizer", "--out", str(killed), "--resume")
+    torch.set_num_threads(1)
+    try:
+        assert main(["train", "tokenizer", "--out", str(killed), "--resume"]) == 0
+    finally:
+        torch.set_num_threads(threads)
 
     assert "resumed from step-00000004.pt at step 4" in (killed / "train.log").read_text()
     a, b = _weights(full, 8), _weights(killed, 8)

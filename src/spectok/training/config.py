@@ -97,6 +97,16 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+def resolve_config(config: dict[str, Any], prepared: str | None = None) -> dict[str, Any]:
+    """A copy of ``config`` whose ``train:`` section has every engine key (defaults filled in)."""
+    out = copy.deepcopy(config)
+    train = dict(out.get("train") or {})
+    if prepared is not None:
+        train["prepared"] = str(prepared)
+    out["train"] = TrainConfig.from_dict(train).to_dict()
+    return out
+
+
 def load_config(path: str | os.PathLike) -> dict[str, Any]:
     """Read a training config YAML; raises :class:`SpectokError` naming the file on failure."""
     import yaml

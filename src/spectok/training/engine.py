@@ -40,7 +40,6 @@ barriers; the checkpoint stores each rank's weights digest, and a mismatch is lo
 from __future__ import annotations
 
 import contextlib
-import copy
 import inspect
 import math
 import time
@@ -63,20 +62,16 @@ from spectok.training.checkpoint import (
     restore_rng,
     seed_everything,
 )
-from spectok.training.config import TrainConfig, dump_config, resolve_optimizer_specs, specs_to_config
+from spectok.training.config import (
+    TrainConfig,
+    dump_config,
+    resolve_config,
+    resolve_optimizer_specs,
+    specs_to_config,
+)
 from spectok.training.runlog import RunLogger
 from spectok.training.schedules import lr_at
 from spectok.training.tasks import task_class
-
-
-def resolve_config(config: dict[str, Any], prepared: str | None = None) -> dict[str, Any]:
-    """A copy of ``config`` whose ``train:`` section has every engine key (defaults filled in)."""
-    out = copy.deepcopy(config)
-    train = dict(out.get("train") or {})
-    if prepared is not None:
-        train["prepared"] = str(prepared)
-    out["train"] = TrainConfig.from_dict(train).to_dict()
-    return out
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -140,6 +135,8 @@ class Trainer:
             write_text_atomic(self.run_dir / "config.yaml", dump_config(self.config))
         if resume:
             self.log.info(self._resumed_note)
+        if self.dist.is_main and self.ckpts.remove_stale_temps():
+            self.log.info("removed temporary checkpoint files left by an interrupted write")
         self._media_batch: dict[str, Any] | None = None
         self._acc: dict[str, torch.Tensor] = {}
         self._acc_steps = 0
@@ -311,6 +308,7 @@ class Trainer:
         """Validate on rank 0 over the whole set; returns whether this is the best so far (on every rank)."""
         is_best = False
         if self.dist.is_main:
+            t0 = time.time()
             sums: dict[str, float] = {}
             n = 0
             with self._eval_context():
@@ -327,7 +325,8 @@ class Trainer:
                 metrics.update({k: float(v) for k, v in self.task.end_validation().items()})
             self.last_valid = metrics
             self.log.scalars("valid", self.step, {f"valid/{k}": v for k, v in metrics.items()})
-            self.log.info(f"validation at step {self.step}: " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+            self.log.info(f"validation at step {self.step} ({n} items, {time.time() - t0:.1f} s): "
+                          + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
             value = metrics.get(self.best_metric)
             if value is None:
                 self.log.info(f"best metric {self.best_metric!r} not among validation metrics {sorted(metrics)}; "
@@ -342,13 +341,16 @@ class Trainer:
     def _media(self, batch: dict[str, Any]) -> None:
         if self.log.writer is None:
             return
+        t0 = time.time()
         with self._eval_context():
             self.task.log_media(self.log.writer, self._media_batch or batch, self.step)
         self.log.flush()
+        self.log.info(f"media at step {self.step} ({time.time() - t0:.1f} s)")
 
     # ---- checkpoints ---------------------------------------------------------------------
     def _save(self, step_file: bool, is_best: bool) -> Path | None:
         """Write a checkpoint (every rank takes part in gathering RNG states and digests)."""
+        t0 = time.time()
         rngs = D.gather_objects(capture_rng())
         digests = D.gather_objects(D.weights_digest(self.models)) if self.dist.enabled else []
         path = None
@@ -367,7 +369,8 @@ class Trainer:
                 path = self.ckpts.save(state, self.step, is_best=is_best)
             else:
                 path = self.ckpts.save_best(state)
-            self.log.info(f"checkpoint {path.name} at step {self.step}" + (" (best)" if is_best else ""))
+            self.log.info(f"checkpoint {path.name} at step {self.step}" + (" (best)" if is_best else "")
+                          + f" ({time.time() - t0:.1f} s)")
         D.barrier()
         return path
 

@@ -29,7 +29,7 @@ class RunLogger:
         run_dir: the run folder (``train.log``, ``metrics.jsonl``, ``tb/`` live here).
         enabled: false on ranks other than 0.
         total_steps, start_step: for the progress bar (and the purge on resume).
-        progress: show the progress bar.
+        progress: show the progress bar (when stderr is a terminal).
         resumed: drop events after ``start_step`` left by an interrupted run.
     """
 
@@ -52,7 +52,7 @@ class RunLogger:
             self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=start_step if resumed else None)
         except ImportError:
             self.info("tensorboard is not installed: no TensorBoard logs (pip install 'spectok[train]')")
-        if progress:
+        if progress and sys.stderr.isatty():  # a bar in a log file is noise: plain lines there
             from tqdm import tqdm
 
             self.bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True,
