@@ -153,6 +153,19 @@ class GriffinLim(Vocoder):
         with torch.autocast(device_type=mel.device.type, enabled=False):
             return self.reconstruct(self.mel_to_magnitude(mel)).clamp(-1.0, 1.0)
 
+    @torch.no_grad()
+    def from_linear(self, log_spec: torch.Tensor) -> torch.Tensor:
+        """Log linear spectrogram ``[B, n_fft // 2 + 1, T]`` (``log`` of the front end's
+        :meth:`~spectok.audio.mel.MelSpectrogram.magnitude`, i.e. of ``|X|^power``) -> ``[B, T * hop]``."""
+        c = self.mel_config
+        if log_spec.dim() != 3 or log_spec.shape[1] != c.n_fft // 2 + 1:
+            raise SpectokError(f"GriffinLim: expected a log linear spectrogram [B, {c.n_fft // 2 + 1}, T], "
+                               f"got {tuple(log_spec.shape)}")
+        with torch.autocast(device_type=log_spec.device.type, enabled=False):
+            spec = torch.exp(log_spec.float())
+            mag = spec.sqrt() if c.power == 2.0 else spec
+            return self.reconstruct(mag.pow(self.magnitude_power)).clamp(-1.0, 1.0)
+
     def extra_repr(self) -> str:
         return (f"n_iter={self.n_iter}, momentum={self.momentum}, nnls_iters={self.nnls_iters}, "
                 f"mel={self.mel_config.fingerprint()}")
