@@ -6,6 +6,8 @@ The public API is re-exported here; everything else is an implementation detail.
 __version__ = "0.1.0"
 
 from spectok.audio import MelConfig, MelSpectrogram, load, save  # noqa: E402
+from spectok.data.corpora import open_corpus  # noqa: E402
+from spectok.data.features import open_prepared, prepare  # noqa: E402
 from spectok.errors import (  # noqa: E402
     ArtifactError,
     AudioError,
@@ -34,6 +36,9 @@ __all__ = [
     "load",
     "load_tokenizer",
     "load_vocoder",
+    "open_corpus",
+    "open_prepared",
+    "prepare",
     "read_tokens",
     "save",
     "write_tokens",
