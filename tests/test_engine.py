@@ -157,3 +157,21 @@ def test_sigkill_and_resume_ends_with_the_same_weights(tmp_path, tiny_prepared):
                    {k: v for k, v in y.items() if "/" in k and not k.startswith("perf")}
     summary = json.loads((killed / "metrics.jsonl").read_text().splitlines()[-1])
     assert summary["step"] == 8
+
+
+def test_bf16_autocast_and_the_media_hook_in_eval_context(tmp_path, tiny_prepared):
+    from spectok.training.engine import Trainer
+
+    config = yaml.safe_load(write_config(tmp_path / "c.yaml", steps=4, media_every=2, valid_every=2,
+                                         valid_batch_size=1, precision="bf16").read_text())
+    config["train"]["prepared"] = str(tiny_prepared)
+    trainer = Trainer(config, tmp_path / "run")
+    trainer.fit()
+    task = trainer.task
+    assert task.train_dtypes == {torch.bfloat16}
+    assert task.validated_batches == 4  # 2 validations x the whole valid split (2 items, batches of 1)
+    # Media: eval mode, no grad, plain models, on the first validation batch (whole utterance, 64-frame cap).
+    assert [c[:4] for c in task.media_calls] == [(2, False, False, True), (4, False, False, True)]
+    assert task.media_calls[0][4] == (1, 80, 64)
+    assert task.model.training and task.wrapped["model"] is task.model
+

@@ -68,6 +68,8 @@ class TinyTask(TrainTask):
         self.wrapped = {}
         self._fake = None
         self.validated_batches = 0
+        self.media_calls: list[tuple] = []
+        self.train_dtypes: set[torch.dtype] = set()
 
     def models(self) -> dict[str, nn.Module]:
         return {"model": self.model, **({"discriminator": self.disc} if self.gan else {})}
@@ -99,6 +101,7 @@ class TinyTask(TrainTask):
             loss = hinge_d_loss([d(mel)], [d(self._fake)])
             return {"gan_d": loss, "total": loss}
         out = self._net("model")(mel)
+        self.train_dtypes.add(out.dtype)
         rec = masked_l1(out, mel, mask)
         losses = {"rec": rec, "total": rec}
         if self.gan and step >= self.disc_start:
@@ -111,6 +114,11 @@ class TinyTask(TrainTask):
     def validate_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         self.validated_batches += 1
         return {"l1": float(masked_l1(self.model(batch["mel"]), batch["mel"], batch["mask"]))}
+
+    def log_media(self, writer: Any, batch: dict[str, torch.Tensor], step: int) -> None:
+        self.media_calls.append((step, self.model.training, torch.is_grad_enabled(), self._net("model") is self.model,
+                                 tuple(batch["mel"].shape)))
+        writer.add_image("mel", (batch["mel"][0:1] + 11.5) / 14.0, step)
 
     def training_summary(self) -> dict[str, Any]:
         return {"tiny": True}

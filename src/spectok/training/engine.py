@@ -130,7 +130,7 @@ class Trainer:
         else:
             seed_everything(cfg.seed + self.dist.rank)
         self.log = RunLogger(self.run_dir, enabled=self.dist.is_main, total_steps=cfg.steps, start_step=self.step,
-                             progress=cfg.progress, resumed=resume)
+                             progress=cfg.progress)
         if self.dist.is_main:
             write_text_atomic(self.run_dir / "config.yaml", dump_config(self.config))
         if resume:

@@ -8,7 +8,8 @@ looks like::
     {"event": "train", "step": 200, "time": 1732251234.5, "train/generator/total": 0.41, ...}
 
 On resume, events after the checkpoint's step (written by the killed run) are dropped from
-``metrics.jsonl`` and TensorBoard (``purge_step``), so curves never show a step twice.
+``metrics.jsonl`` and TensorBoard (``purge_step``), so curves never show a step twice; a
+fresh start in a folder left by a run killed before its first checkpoint drops them all.
 Every method is a no-op on ranks other than 0.
 """
 
@@ -28,13 +29,12 @@ class RunLogger:
     Args:
         run_dir: the run folder (``train.log``, ``metrics.jsonl``, ``tb/`` live here).
         enabled: false on ranks other than 0.
-        total_steps, start_step: for the progress bar (and the purge on resume).
+        total_steps, start_step: for the progress bar; events after ``start_step`` are dropped.
         progress: show the progress bar (when stderr is a terminal).
-        resumed: drop events after ``start_step`` left by an interrupted run.
     """
 
     def __init__(self, run_dir: str | Path, enabled: bool = True, total_steps: int = 0, start_step: int = 0,
-                 progress: bool = True, resumed: bool = False) -> None:
+                 progress: bool = True) -> None:
         self.run_dir = Path(run_dir)
         self.enabled = enabled
         self.writer = None
@@ -44,12 +44,12 @@ class RunLogger:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.run_dir / "train.log"
         self.metrics_path = self.run_dir / "metrics.jsonl"
-        if resumed:
-            self._truncate_metrics(start_step)
+        # Drop events after start_step left by an interrupted run (all of them on a fresh start).
+        self._truncate_metrics(start_step)
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=start_step if resumed else None)
+            self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=start_step)
         except ImportError:
             self.info("tensorboard is not installed: no TensorBoard logs (pip install 'spectok[train]')")
         if progress and sys.stderr.isatty():  # a bar in a log file is noise: plain lines there
