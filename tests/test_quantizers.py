@@ -20,6 +20,7 @@ VARIANTS = [
     {"distance": "cosine", "codebook_dim": 3},  # ViT-VQGAN factorized codes
     {"ema": False, "rotation_trick": True},
     {"distance": "cosine", "rotation_trick": True},
+    {"kmeans_init_rows": 1, "dead_code_threshold": 0.5},  # k-means and restarts from the first step
 ]
 
 
@@ -128,6 +129,18 @@ def test_kmeans_init_covers_every_cluster():
     assert out.metrics["used_fraction"] == 1.0
     d = torch.cdist(centres, q.codebook).min(dim=1).values
     assert d.max() < 0.1
+
+
+def test_kmeans_waits_for_enough_rows_over_several_batches():
+    """Each batch holds one cluster; k-means must see all four before it places the codes."""
+    torch.manual_seed(0)
+    z, centres = _clusters(4, 3, 10)
+    q = VectorQuantizer(4, 3, kmeans_init_rows=40, dead_code_threshold=0.0)
+    for i in range(4):
+        assert not bool(q.initialized)
+        q(z[..., 10 * i : 10 * (i + 1)])
+    assert bool(q.initialized)
+    assert torch.cdist(centres, q.codebook).min(dim=1).values.max() < 0.1
 
 
 def test_dead_codes_are_restarted_onto_the_data():

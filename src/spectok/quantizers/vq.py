@@ -51,9 +51,14 @@ class VectorQuantizer(Quantizer):
             (van den Oord et al. 2017, appendix) instead of by gradient.
         decay: EMA decay per training step.
         eps: Laplace smoothing of the EMA counts (avoids division by zero for unused codes).
-        kmeans_init: initialise the codebook with k-means (k-means++ seeds) on the first training batch
-            (all ranks' rows). Otherwise codes start uniform in ``[-1/K, 1/K]`` (the VQ-VAE seeds).
+        kmeans_init: initialise the codebook with k-means (k-means++ seeds) on the encoder rows of the
+            first training batches (all ranks' rows). Otherwise codes start uniform in ``[-1/K, 1/K]``
+            (the VQ-VAE seeds).
         kmeans_iters: Lloyd iterations of that k-means.
+        kmeans_init_rows: k-means runs at the first training step by which at least this many rows
+            (summed over ranks) have been collected; until then codes come from the initial codebook
+            and no codebook statistics are kept. ``None``: ``4 * codebook_size``, so small batches do
+            not leave most codes as copies of one another.
         dead_code_threshold: a code whose EMA usage falls below this fraction of the expected
             usage (EMA rows per step / K) is replaced by a random recent encoder row. The
             threshold is relative, so it does not depend on batch size; 0 disables restarts.
@@ -74,6 +79,7 @@ class VectorQuantizer(Quantizer):
         eps: float = 1e-5,
         kmeans_init: bool = True,
         kmeans_iters: int = 10,
+        kmeans_init_rows: int | None = None,
         dead_code_threshold: float = 0.1,
         rotation_trick: bool = False,
     ) -> None:
@@ -90,11 +96,15 @@ class VectorQuantizer(Quantizer):
         self._config: dict[str, Any] = dict(
             type="vq", codebook_size=int(codebook_size), dim=int(dim), codebook_dim=cdim, distance=distance,
             beta=float(beta), ema=bool(ema), decay=float(decay), eps=float(eps), kmeans_init=bool(kmeans_init),
-            kmeans_iters=int(kmeans_iters), dead_code_threshold=float(dead_code_threshold),
+            kmeans_iters=int(kmeans_iters),
+            kmeans_init_rows=int(kmeans_init_rows if kmeans_init_rows is not None else 4 * codebook_size),
+            dead_code_threshold=float(dead_code_threshold),
             rotation_trick=bool(rotation_trick))
         self.codebook_size, self.dim, self.codebook_dim = int(codebook_size), int(dim), cdim
         self.distance, self.beta, self.ema, self.decay, self.eps = distance, float(beta), bool(ema), decay, eps
         self.kmeans_iters, self.dead_code_threshold = int(kmeans_iters), float(dead_code_threshold)
+        self.kmeans_init_rows = self._config["kmeans_init_rows"]
+        self._pending: list[torch.Tensor] = []  # rows collected for k-means (not saved; refilled on resume)
         self.rotation_trick = bool(rotation_trick)
         self.project_in: nn.Module = nn.Linear(dim, cdim) if cdim != dim else nn.Identity()
         self.project_out: nn.Module = nn.Linear(cdim, dim) if cdim != dim else nn.Identity()
@@ -206,10 +216,20 @@ class VectorQuantizer(Quantizer):
 
     @torch.no_grad()
     def _kmeans_init(self, rows: torch.Tensor) -> None:
-        """k-means over every rank's rows; skipped (on all ranks) when rank 0 has no rows yet."""
-        result = ops.kmeans(rows, self.codebook_size, self.kmeans_iters, self.distance == "cosine")
-        if result is None:
+        """Collect rows; once ``kmeans_init_rows`` are held over all ranks, run k-means on all of them.
+
+        The decision uses the row count summed over ranks, so every rank initialises at the same step.
+        """
+        self._pending.append(rows)
+        held = ops.all_reduce_sum_(torch.tensor([float(sum(r.shape[0] for r in self._pending))],
+                                                device=rows.device))
+        if held.item() < self.kmeans_init_rows:
             return
+        result = ops.kmeans(torch.cat(self._pending), self.codebook_size, self.kmeans_iters,
+                            self.distance == "cosine")
+        if result is None:  # rank 0 holds no rows yet (all masked): keep collecting
+            return
+        self._pending.clear()
         centroids, counts = result
         self.codebook.data.copy_(centroids)
         self.cluster_size.copy_(counts)
