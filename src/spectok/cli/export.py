@@ -21,9 +21,12 @@ def register(sub) -> None:
     p = add_command(sub, "export", help="Write a training run's model as one release artifact (.safetensors).",
                     example="spectok export runs/default -o default.safetensors", func=run)
     p.add_argument("run", help="run folder (spectok train --out), or a checkpoint file")
-    p.add_argument("-o", "--output", required=True, help="the .safetensors file to write")
+    p.add_argument("-o", "--output", help="the .safetensors file to write (required unless --onnx)")
     p.add_argument("--checkpoint", default="best",
                    help="best (default; the last when no best exists), last, or a checkpoint file")
+    p.add_argument("--onnx", metavar="OUTDIR",
+                   help="also (or only) write ONNX graphs here: a tokenizer's encoder.onnx (mel -> codes) and "
+                        "decoder.onnx (codes -> mel), or a vocoder's vocoder.onnx; RUN may be a release artifact")
 
 
 def load_run(run: str | Path, which: str = "best") -> tuple[Any, dict, Path]:
@@ -49,6 +52,18 @@ def export_run(run: str | Path, output: str | Path, which: str = "best") -> Path
 
 
 def run(args: argparse.Namespace) -> int:
-    out = export_run(args.run, args.output, args.checkpoint)
-    print(out)
+    if args.output is None and args.onnx is None:
+        from spectok.errors import SpectokError
+
+        raise SpectokError("give -o MODEL.safetensors, --onnx OUTDIR, or both")
+    if args.output is not None:
+        print(export_run(args.run, args.output, args.checkpoint))
+    if args.onnx is not None:
+        from spectok.onnx_export import export_onnx
+
+        source = Path(args.run)
+        if not (source.is_file() and source.suffix == ".safetensors"):  # a run folder or checkpoint
+            task, _, _ = load_run(args.run, args.checkpoint)
+            source = task.models()[task.release_model]
+        print(export_onnx(source, args.onnx))
     return 0

@@ -1,0 +1,99 @@
+"""ONNX export: onnxruntime gives the same codes as torch, and mels within a stated tolerance.
+
+Tolerance: decoded log-mels within 1e-3 (natural-log units) of torch, about 1e-4 of their
+typical magnitude; float32 kernels differ between the two runtimes only in summation order.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'spectok[eval]')")
+pytest.importorskip("onnxscript", reason="onnxscript is not installed (pip install 'spectok[eval]')")
+
+MEL_ATOL = 1e-3
+
+
+def _tokenizer(kind: str = "1d", quantizer: dict | None = None):
+    from spectok.tokenizers import ConvVQVAE1d, ConvVQVAE2d
+
+    torch.manual_seed(0)
+    quantizer = quantizer or {"type": "vq", "dim": 8, "codebook_size": 64}
+    if kind == "1d":
+        return ConvVQVAE1d(mel="speech-16k", channels=(16, 16, 16), strides=(2, 2), num_res_blocks=1,
+                           quantizer=quantizer).eval()
+    return ConvVQVAE2d(mel="hifigan-22k", channels=(16, 16, 16), num_res_blocks=1, quantizer=quantizer).eval()
+
+
+def _real_mels(n_mels_config, lengths):
+    """Log-mels of real speech cut to ``lengths`` frames (plus noise input when the data is absent)."""
+    from conftest import SHARED_DATA
+
+    from spectok.audio.io import load
+    from spectok.audio.mel import MelSpectrogram
+
+    clips = sorted((SHARED_DATA / "LJSpeech-1.1" / "wavs").glob("*.wav"))[:1]
+    if clips:
+        wav, _ = load(clips[0], n_mels_config.sample_rate)
+        full = MelSpectrogram(n_mels_config)(torch.from_numpy(wav))
+    else:
+        full = torch.randn(1, n_mels_config.n_mels, max(lengths)) * 2 - 5
+    return [full[..., :t].contiguous() for t in lengths]
+
+
+def _compare(tok, outdir) -> None:
+    enc = ort.InferenceSession(str(outdir / "encoder.onnx"))
+    dec = ort.InferenceSession(str(outdir / "decoder.onnx"))
+    for mel in _real_mels(tok.mel_config, [203, 64, 501, 7]):
+        batch = torch.cat([mel, mel.flip(-1)])  # batch of 2
+        codes = enc.run(None, {"mel": batch.numpy()})[0]
+        want = tok.encode(batch).numpy()
+        assert codes.dtype == np.int64
+        np.testing.assert_array_equal(codes, want)
+        mel_onnx = dec.run(None, {"codes": want})[0]
+        np.testing.assert_allclose(mel_onnx, tok.decode(torch.from_numpy(want)).numpy(), rtol=0, atol=MEL_ATOL)
+
+
+def test_cli_export_artifact_to_onnx_matches_torch(tmp_path, capsys) -> None:
+    from spectok.artifacts import save_release
+    from spectok.cli.main import main
+
+    tok = _tokenizer("1d")
+    art = save_release(tok, tmp_path / "tok.safetensors")
+    assert main(["export", str(art), "--onnx", str(tmp_path / "onnx")]) == 0
+    manifest = json.loads((tmp_path / "onnx" / "spectok-onnx.json").read_text())
+    assert manifest["fingerprint"] == tok.fingerprint() and manifest["codebook_sizes"] == [64]
+    assert manifest["mel"]["sample_rate"] == 16000 and manifest["time_downsample"] == 4
+    _compare(tok, tmp_path / "onnx")
+
+
+def test_export_needs_an_output(tmp_path, capsys) -> None:
+    from spectok.cli.main import main
+
+    assert main(["export", str(tmp_path), ]) == 1
+    assert "--onnx" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "quantizer"), [("2d", None), ("1d", {"type": "fsq", "levels": [8, 5, 5, 5]})])
+def test_other_tokenizers_export(tmp_path, kind, quantizer) -> None:
+    from spectok.onnx_export import export_onnx
+
+    tok = _tokenizer(kind, quantizer)
+    export_onnx(tok, tmp_path)
+    _compare(tok, tmp_path)
+
+
+@pytest.mark.slow
+def test_unexportable_vocoder_is_a_clear_error(tmp_path) -> None:
+    from spectok.errors import SpectokError
+    from spectok.onnx_export import export_onnx
+    from spectok.vocoders import GriffinLim
+
+    with pytest.raises(SpectokError, match="cannot export GriffinLim to ONNX"):
+        export_onnx(GriffinLim("speech-16k", n_iter=2), tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing half-written
