@@ -18,7 +18,7 @@ from conftest import DEMO_CORPUS, REPO, shared_path
 
 from spectok.audio import MelSpectrogram, load
 from spectok.cli.main import main as cli
-from spectok.data.corpora import open_corpus
+from spectok.data.corpora import CorpusItem, open_corpus
 from spectok.data.features import open_prepared, prepare, trim_bounds
 from spectok.errors import DataError, MelMismatchError
 
@@ -222,3 +222,36 @@ def test_cli_usage_errors(tmp_path: Path, capsys) -> None:
     assert cli(["prepare", "folder", str(tmp_path / "none"), str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "none" in err and err.startswith("spectok prepare: error:")
+
+
+def test_unsafe_or_duplicate_ids_and_images_refused(arctic, tmp_path: Path) -> None:
+    item = arctic.items()[0]
+    for bad in ("../escape", ".hidden", ""):
+        with pytest.raises(DataError, match="not a safe file name"):
+            prepare([CorpusItem(bad, item.path, "s", "train")], tmp_path, mel=PRESET)
+    with pytest.raises(DataError, match="duplicated"):
+        prepare([item, item], tmp_path, mel=PRESET)
+    with pytest.raises(DataError, match="not an audio corpus"):
+        prepare(open_corpus("cifar10", shared_path("cifar-10-batches-py")), tmp_path, mel=PRESET)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="relies on forked workers inheriting a patch")
+def test_a_dying_worker_is_reported_and_the_rest_is_kept(arctic, tmp_path: Path, monkeypatch) -> None:
+    from spectok.data import features
+
+    victim = arctic.items()[-1].id
+    original = features._Worker._prepare.__func__
+
+    def crash_on_victim(cls, item):
+        if item.id == victim:
+            os._exit(3)  # as if the kernel's OOM killer struck
+        return original(cls, item)
+
+    monkeypatch.setattr(features._Worker, "_prepare", classmethod(crash_on_victim))
+    with pytest.raises(DataError, match="worker process died"):
+        prepare(arctic, tmp_path, mel=PRESET, jobs=2)
+    monkeypatch.undo()
+    ps = open_prepared(tmp_path)
+    assert victim not in ps and all(ps.load_mel(r["id"]).shape[1] == r["frames"] for r in ps.records)
+    report = prepare(arctic, tmp_path, mel=PRESET)
+    assert report.done + report.skipped == len(arctic) and len(open_prepared(tmp_path)) == len(arctic)

@@ -29,7 +29,9 @@ import multiprocessing as mp
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +39,7 @@ import numpy as np
 
 from spectok import __version__
 from spectok.audio.mel import MelConfig
-from spectok.data.corpora import SPLITS, CorpusItem, in_shard
+from spectok.data.corpora import SPLITS, Cifar10, CorpusItem, in_shard
 from spectok.errors import DataError, SpectokError
 from spectok.fsutil import append_jsonl, atomic_path, read_jsonl, write_json_atomic, write_text_atomic
 
@@ -166,7 +168,8 @@ class PrepareReport:
 
     def summary(self) -> str:
         speed = f", {self.seconds / self.wall:.0f}x real time" if self.wall > 0 and self.done else ""
-        return (f"{self.out_dir}: {self.done} prepared ({self.seconds / 3600:.2f} h of audio{speed}), "
+        amount = f"{self.seconds / 3600:.2f} h" if self.seconds >= 3600 else f"{self.seconds / 60:.1f} min"
+        return (f"{self.out_dir}: {self.done} prepared ({amount} of audio{speed}), "
                 f"{self.skipped} already done, {self.failed} failed")
 
 
@@ -190,7 +193,8 @@ def trim_bounds(waveform: np.ndarray, top_db: float, frame_length: int, hop_leng
 
 
 class _Worker:
-    """Per-process state: the mel module, built once per worker."""
+    """Per-process state: the mel module, built once per process (forked workers inherit the
+    parent's, which saves each of them librosa's slow first filter-bank call)."""
 
     mel = None
     settings: dict = {}
@@ -203,7 +207,9 @@ class _Worker:
 
         if single_thread:
             torch.set_num_threads(1)
-        cls.mel = MelSpectrogram(MelConfig.from_dict(config))
+        wanted = MelConfig.from_dict(config)
+        if cls.mel is None or cls.mel.config != wanted:
+            cls.mel = MelSpectrogram(wanted)
         cls.settings = settings
 
     @classmethod
@@ -211,8 +217,14 @@ class _Worker:
         """Prepare one item; returns a manifest row, or ``{"id", "path", "error"}``."""
         try:
             return cls._prepare(item)
-        except (SpectokError, OSError, ValueError, RuntimeError) as e:
+        except SpectokError as e:
             return {"id": item.id, "path": str(item.path), "error": str(e)}
+        except Exception as e:  # noqa: BLE001  (one bad file must not stop the run; the reason is kept)
+            return {"id": item.id, "path": str(item.path), "error": f"{item.path}: {type(e).__name__}: {e}"}
+
+    @classmethod
+    def run_many(cls, items: list[CorpusItem]) -> list[dict]:
+        return [cls.run(it) for it in items]
 
     @classmethod
     def _prepare(cls, item: CorpusItem) -> dict:
@@ -234,6 +246,17 @@ class _Worker:
         return {"id": item.id, "speaker": item.speaker, "split": item.split, "text": item.text,
                 "frames": int(mel.shape[1]), "seconds": round((end - start) / sr, 4),
                 "path": str(Path(item.path).resolve()), "sha1": sha1, "trim_start": int(start), "trim_end": int(end)}
+
+
+def _check_ids(items: list[CorpusItem]) -> list[CorpusItem]:
+    """Refuse ids that cannot name ``mels/<id>.npy`` safely, and duplicates."""
+    seen: set[str] = set()
+    for it in items:
+        if not it.id or "/" in it.id or "\\" in it.id or it.id.startswith(".") or it.id in seen:
+            why = "is duplicated" if it.id in seen else "is not a safe file name (see corpora.safe_id)"
+            raise DataError(f"{it.path}: item id {it.id!r} {why}")
+        seen.add(it.id)
+    return items
 
 
 def _shard_names(shard: tuple[int, int]) -> tuple[str, str]:
@@ -280,6 +303,34 @@ def _check_or_write_meta(out: Path, config: MelConfig, settings: dict) -> None:
                                          "prepare": settings, "spectok_version": __version__})
 
 
+def _results(todo: list[CorpusItem], jobs: int, config: MelConfig, settings: dict, out: Path) -> Iterator[dict]:
+    """Rows for ``todo`` as they finish: in this process (``jobs == 1``) or from a process pool."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if jobs == 1 or len(todo) <= 1:  # one torch thread, as in the workers; restored after
+        _Worker.init(config.to_dict(), settings, single_thread=True)
+        try:
+            yield from map(_Worker.run, todo)
+        finally:
+            torch.set_num_threads(threads)
+        return
+    _Worker.init(config.to_dict(), settings, single_thread=False)  # built here once, inherited by forks
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    size = max(1, min(16, len(todo) // (8 * jobs)))
+    chunks = [todo[i: i + size] for i in range(0, len(todo), size)]
+    pool = ProcessPoolExecutor(min(jobs, len(chunks)), mp_context=ctx, initializer=_Worker.init,
+                               initargs=(config.to_dict(), settings, True))
+    try:
+        for future in as_completed([pool.submit(_Worker.run_many, c) for c in chunks]):
+            yield from future.result()
+    except BrokenProcessPool as e:
+        raise DataError(f"{out}: a worker process died (killed, or out of memory?): {e}; finished items "
+                        "are saved, run again to resume") from e
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def prepare(corpus: Iterable[CorpusItem], out_dir: str | Path, mel: MelConfig | dict | str = "hifigan-22k",
             jobs: int = 1, trim_silence_db: float | None = None, shard: tuple[int, int] = (0, 1),
             dtype: str = "float16", progress: bool | None = None) -> PrepareReport:
@@ -312,7 +363,9 @@ def prepare(corpus: Iterable[CorpusItem], out_dir: str | Path, mel: MelConfig | 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a folder")
-    items = [it for it in corpus if in_shard(it.id, *shard)]
+    if isinstance(corpus, Cifar10):
+        raise DataError(f"{corpus!r} is not an audio corpus (CIFAR-10 images are read with .load(split))")
+    items = _check_ids([it for it in corpus if in_shard(it.id, *shard)])
     mel_dir = out / "mels"
     mel_dir.mkdir(parents=True, exist_ok=True)
     settings = {"dtype": dtype, "trim_silence_db": trim_silence_db}
@@ -327,46 +380,20 @@ def prepare(corpus: Iterable[CorpusItem], out_dir: str | Path, mel: MelConfig | 
     todo = [it for it in items if not (it.id in finished and (mel_dir / f"{it.id}.npy").is_file())]
     report = PrepareReport(out, skipped=len(items) - len(todo))
     worker_settings = dict(settings, mel_dir=str(mel_dir))
-    jobs = min(jobs, max(1, len(todo)))
-    pool = None
-    if jobs > 1:
-        import librosa  # noqa: F401  (imported once here, inherited by forked workers)
-        import torch  # noqa: F401
-
-        ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-        pool = ctx.Pool(jobs, initializer=_Worker.init, initargs=(config.to_dict(), worker_settings, True))
-        results = pool.imap_unordered(_Worker.run, todo, chunksize=max(1, min(16, len(todo) // (8 * jobs))))
-    else:  # in this process, one torch thread (as in the workers), restored below
-        import torch
-
-        threads = torch.get_num_threads()
-        _Worker.init(config.to_dict(), worker_settings, single_thread=True)
-        results = map(_Worker.run, todo)
     from tqdm import tqdm
 
-    completed = False
-    try:
-        with tqdm(total=len(todo), unit="file", desc="prepare", disable=None if progress is None else not progress,
-                  dynamic_ncols=True) as bar:
-            for row in results:
-                if "error" in row:
-                    append_jsonl(errors, row)
-                    report.failed += 1
-                    report.failures.append(row)
-                else:
-                    append_jsonl(manifest, row)
-                    report.done += 1
-                    report.seconds += row["seconds"]
-                bar.update(1)
-        completed = True
-    finally:
-        if pool is not None:
-            if completed:
-                pool.close()
+    with tqdm(total=len(todo), unit="file", desc="prepare", disable=None if progress is None else not progress,
+              dynamic_ncols=True) as bar:
+        for row in _results(todo, jobs, config, worker_settings, out):
+            if "error" in row:
+                append_jsonl(errors, row)
+                report.failed += 1
+                report.failures.append(row)
+                bar.set_postfix(failed=report.failed)
             else:
-                pool.terminate()
-            pool.join()
-        else:
-            torch.set_num_threads(threads)
+                append_jsonl(manifest, row)  # after the mel is in place: a row always has its mel
+                report.done += 1
+                report.seconds += row["seconds"]
+            bar.update(1)
     report.wall = time.perf_counter() - t0
     return report
