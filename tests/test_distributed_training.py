@@ -1,4 +1,6 @@
-"""DDP through torchrun on 2 CPU processes (gloo): ranks agree, the checkpoint resumes on 1 process."""
+"""DDP through torchrun on 2 CPU processes (gloo), with the real VQGAN tokenizer task (EMA
+codebook, BatchNorm discriminator, two phases): ranks agree, validation covers the whole set
+across ranks, and the checkpoint resumes on 1 process."""
 
 from __future__ import annotations
 
@@ -7,11 +9,23 @@ import sys
 
 import pytest
 import torch
-from test_engine_tinytask import cli_env, write_config
+import yaml
+from test_engine_tinytask import cli_env
 
 from spectok.cli.main import main
 from spectok.training.checkpoint import load_checkpoint, load_task
 from spectok.training.distributed import ShardedSampler, weights_digest
+
+TINY_VQGAN = {
+    "task": "vqgan",
+    "model": {"class": "conv2d-vqvae", "channels": [8, 8, 16], "num_res_blocks": 1,
+              "quantizer": {"type": "vq", "dim": 8, "codebook_size": 32, "ema": True}},
+    "discriminator": {"channels": 4, "n_layers": 2, "norm": "batch"},
+    "loss": {"disc_start": 2},
+    "data": {"crop_frames": 16, "valid_frames": 64},
+    "train": {"steps": 4, "batch_size": 2, "valid_every": 2, "checkpoint_every": 2, "log_every": 1,
+              "media_every": 0, "device": "cpu", "progress": False},
+}
 
 
 def test_sharded_sampler_splits_each_epoch_into_disjoint_equal_shards():
@@ -30,23 +44,28 @@ def test_sharded_sampler_splits_each_epoch_into_disjoint_equal_shards():
 
 
 def test_torchrun_two_cpu_processes_agree_and_resume_on_one(tmp_path, tiny_prepared):
-    run = tmp_path / "ddp"
-    cfg = write_config(tmp_path / "c.yaml", gan=True, steps=4, checkpoint_every=2, valid_every=2, batch_size=1)
+    run, cfg = tmp_path / "ddp", tmp_path / "vqgan.yaml"
+    cfg.write_text(yaml.safe_dump(TINY_VQGAN))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "spectok", "train", "tokenizer", "--config", str(cfg), "--data", str(tiny_prepared), "--out", str(run)]
     proc = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
-    state = load_checkpoint(run / "checkpoints" / "step-00000004.pt")
-    assert state["world_size"] == 2 and len(state["rng"]) == 2
-    d0, d1 = state["rank_digests"]
-    assert d0 == d1, "ranks hold different weights"
+    for step in (2, 4):  # before and after the discriminator starts
+        state = load_checkpoint(run / "checkpoints" / f"step-{step:08d}.pt")
+        assert state["world_size"] == 2 and len(state["rng"]) == 2
+        d0, d1 = state["rank_digests"]
+        assert d0 == d1, f"ranks hold different weights, codebooks or buffers at step {step}"
+    assert "ema_sum" in "".join(state["models"]["model"])  # the digest covered the EMA codebook
     task, _ = load_task(run / "checkpoints" / "step-00000004.pt")
     assert weights_digest(task.models()) == d0  # the checkpoint holds what the ranks held
-    # Each rank drew its own crops and dropout masks: their RNG streams differ.
+    # Each rank validated one of the 2 items; the codebook counts were summed over ranks:
+    # 2 items x 64 frames / 2 (time stride) x 4 frequency rows.
+    assert state["valid"]["codebook/count"] == 2 * 32 * 4
+    # Each rank drew its own crops: their RNG streams differ.
     assert not torch.equal(state["rng"][0]["torch"], state["rng"][1]["torch"])
 
     assert main(["train", "tokenizer", "--out", str(run), "--resume", "--steps", "6"]) == 0
     log = (run / "train.log").read_text()
-    assert "resumed from step-00000004.pt at step 4 (was 2 process(es) x batch 1" in log
+    assert "resumed from step-00000004.pt at step 4 (was 2 process(es) x batch 2" in log
     assert load_checkpoint(run / "checkpoints" / "step-00000006.pt")["world_size"] == 1

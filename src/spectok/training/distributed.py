@@ -8,7 +8,7 @@ no collective is called.
 - :class:`ShardedSampler`: a deterministic shuffle per ``(seed, epoch)``, cut into
   ``world_size`` equal shards (the tail that does not divide evenly is dropped, like
   ``DistributedSampler(drop_last=True)``), and able to start mid-epoch for exact resume.
-- :func:`barrier`, :func:`gather_objects`: no-ops on one process.
+- :func:`barrier`, :func:`gather_objects`, :func:`broadcast_buffers`: no-ops on one process.
 - :func:`weights_digest`: a hash of model weights, to check that ranks agree.
 """
 
@@ -93,6 +93,25 @@ def gather_objects(obj: Any) -> list[Any]:
     out: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
     return out
+
+
+def broadcast_buffers(models: dict[str, torch.nn.Module]) -> None:
+    """Copy rank 0's buffers (e.g. BatchNorm running statistics) to every rank (no-op on one process).
+
+    DDP sends them only at the start of a wrapped forward, so a model also called unwrapped
+    (a discriminator inside the generator's loss) or after that forward drifts per rank; the
+    engine calls this before validation and checkpoints so every rank agrees with rank 0.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    for name in sorted(models):
+        for buf in models[name].buffers():
+            if buf.dtype == torch.bool:  # gloo has no bool: go through uint8
+                tmp = buf.to(torch.uint8)
+                dist.broadcast(tmp, src=0)
+                buf.copy_(tmp.bool())
+            else:
+                dist.broadcast(buf.data, src=0)
 
 
 def weights_digest(models: dict[str, torch.nn.Module]) -> str:

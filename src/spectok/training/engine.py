@@ -32,9 +32,12 @@ SIGKILL). Resuming on another number of processes or another batch size continue
 the same fraction of the epoch, approximately.
 
 Under ``torchrun`` (see :mod:`spectok.training.distributed`): trainable models are
-wrapped in DDP, each rank reads its shard of each epoch, rank 0 validates (the whole
-validation set, unwrapped models, other ranks wait), logs and writes checkpoints between
-barriers; the checkpoint stores each rank's weights digest, and a mismatch is logged.
+wrapped in DDP; each rank reads its shard of each epoch; each rank validates its share of
+the validation set with the unwrapped models, the engine sums the per-batch metrics over
+ranks, and ``task.end_validation()`` runs on every rank (so pass-level accumulators such
+as codebook statistics must sum over ranks, as ``CodebookStats`` does); rank 0 logs, runs
+``log_media`` and writes checkpoints between barriers; the checkpoint stores each rank's
+weights digest, and a mismatch is logged.
 """
 
 from __future__ import annotations
@@ -196,8 +199,10 @@ class Trainer:
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
 
     def _valid_loader(self) -> DataLoader:
+        """This rank's share of the validation set: items rank, rank + world_size, ... (all of them on one)."""
+        share = range(self.dist.rank, len(self.data.valid), self.dist.world_size)
         return DataLoader(self.data.valid, batch_size=self.cfg.valid_batch_size or self.cfg.batch_size,
-                          shuffle=False, num_workers=self.cfg.num_workers, collate_fn=self.data.collate)
+                          sampler=share, num_workers=self.cfg.num_workers, collate_fn=self.data.collate)
 
     # ---- one step ------------------------------------------------------------------------
     def _train_step(self, batch: dict[str, Any]) -> None:
@@ -305,27 +310,33 @@ class Trainer:
             self.task.wrapped = self.wrapped
 
     def _validate(self) -> bool:
-        """Validate on rank 0 over the whole set; returns whether this is the best so far (on every rank)."""
+        """Validate over the whole set, each rank its share; returns whether this is the best so far."""
+        t0 = time.time()
+        sums: dict[str, float] = {}
+        n = 0
+        if self.cfg.ddp_broadcast_buffers:
+            D.broadcast_buffers(self.models)
+        with self._eval_context():
+            self.task.start_validation()
+            for batch in self._valid_loader():
+                batch = _to_device(batch, self.device)
+                if self._media_batch is None:
+                    self._media_batch = batch
+                b = _batch_size(batch)
+                for k, v in self.task.validate_batch(batch).items():
+                    sums[k] = sums.get(k, 0.0) + float(v) * b
+                n += b
+            # On every rank: accumulators such as CodebookStats sum over ranks here (a collective).
+            pass_metrics = {k: float(v) for k, v in self.task.end_validation().items()}
+        parts = D.gather_objects((sums, n))
+        total = sum(p[1] for p in parts)
+        metrics = {k: sum(p[0].get(k, 0.0) for p in parts) / max(total, 1) for k in sums}
+        metrics.update(pass_metrics)
         is_best = False
         if self.dist.is_main:
-            t0 = time.time()
-            sums: dict[str, float] = {}
-            n = 0
-            with self._eval_context():
-                self.task.start_validation()
-                for batch in self._valid_loader():
-                    batch = _to_device(batch, self.device)
-                    if self._media_batch is None:
-                        self._media_batch = batch
-                    b = _batch_size(batch)
-                    for k, v in self.task.validate_batch(batch).items():
-                        sums[k] = sums.get(k, 0.0) + float(v) * b
-                    n += b
-                metrics = {k: v / max(n, 1) for k, v in sums.items()}
-                metrics.update({k: float(v) for k, v in self.task.end_validation().items()})
             self.last_valid = metrics
             self.log.scalars("valid", self.step, {f"valid/{k}": v for k, v in metrics.items()})
-            self.log.info(f"validation at step {self.step} ({n} items, {time.time() - t0:.1f} s): "
+            self.log.info(f"validation at step {self.step} ({total} items, {time.time() - t0:.1f} s): "
                           + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
             value = metrics.get(self.best_metric)
             if value is None:
@@ -351,6 +362,8 @@ class Trainer:
     def _save(self, step_file: bool, is_best: bool) -> Path | None:
         """Write a checkpoint (every rank takes part in gathering RNG states and digests)."""
         t0 = time.time()
+        if self.cfg.ddp_broadcast_buffers:
+            D.broadcast_buffers(self.models)
         rngs = D.gather_objects(capture_rng())
         digests = D.gather_objects(D.weights_digest(self.models)) if self.dist.enabled else []
         path = None

@@ -81,9 +81,11 @@ class TrainTask(ABC):
     - Before each phase the engine zeroes the gradients of *all* models, so gradients a phase
       leaves on models it does not optimise (a generator loss through a discriminator) are
       discarded.
-    - Validation and media run on rank 0 only, with every model in eval mode, under
-      ``torch.no_grad()``, with ``self.wrapped`` pointing at the plain (unwrapped) models, and
-      without disturbing the training RNG streams.
+    - Validation and media run with every model in eval mode, under ``torch.no_grad()``, with
+      ``self.wrapped`` pointing at the plain (unwrapped) models, and without disturbing the
+      training RNG streams. Under DDP each rank validates its share of the validation set and
+      ``end_validation`` runs on every rank (accumulators must sum over ranks, as
+      ``CodebookStats`` does); ``log_media`` runs on rank 0 only.
     - Randomness in a data set must come from ``(seed, epoch, index)`` (see
       :class:`spectok.data.datasets.MelCropDataset`, whose ``set_epoch`` the engine calls) for
       a resumed run to see exactly the data an uninterrupted one would.
