@@ -141,7 +141,7 @@ class Trainer:
         if self.dist.is_main and self.ckpts.remove_stale_temps():
             self.log.info("removed temporary checkpoint files left by an interrupted write")
         self._media_batch: dict[str, Any] | None = None
-        self._acc: dict[str, torch.Tensor] = {}
+        self._acc: dict[str, list] = {}  # name -> [sum, count] since the last log
         self._acc_steps = 0
 
     # ---- construction --------------------------------------------------------------------
@@ -239,7 +239,8 @@ class Trainer:
             values = {f"train/{spec.name}/{k}": v.detach().float() for k, v in losses.items() if torch.is_tensor(v)}
             values[f"grad_norm/{spec.name}"] = norm.detach().float()
             for k, v in values.items():
-                self._acc[k] = self._acc.get(k, 0.0) + v
+                acc = self._acc.setdefault(k, [0.0, 0])
+                acc[0], acc[1] = acc[0] + v, acc[1] + 1
         self.step += 1
         self._acc_steps += 1
 
@@ -285,7 +286,7 @@ class Trainer:
         if not self.dist.is_main or not self._acc_steps:
             self._acc, self._acc_steps = {}, 0
             return
-        values = {k: float(v) / self._acc_steps for k, v in self._acc.items()}
+        values = {k: float(total) / count for k, (total, count) in self._acc.items()}  # over steps it ran
         values.update({f"lr/{s.name}": lr_at(s, self.step - 1, self.cfg.steps) for s in self.specs})
         values["perf/steps_per_s"] = (self.step - s0) / max(time.time() - t0, 1e-9)
         values["perf/epoch"] = float(self.epoch)
