@@ -18,7 +18,7 @@ from conftest import DEMO_CORPUS, REPO, shared_path
 
 from spectok.audio import MelSpectrogram, load
 from spectok.cli.main import main as cli
-from spectok.data.corpora import CorpusItem, open_corpus
+from spectok.data.corpora import CorpusItem, in_shard, open_corpus
 from spectok.data.features import open_prepared, prepare, trim_bounds
 from spectok.errors import DataError, MelMismatchError
 
@@ -255,3 +255,24 @@ def test_a_dying_worker_is_reported_and_the_rest_is_kept(arctic, tmp_path: Path,
     assert victim not in ps and all(ps.load_mel(r["id"]).shape[1] == r["frames"] for r in ps.records)
     report = prepare(arctic, tmp_path, mel=PRESET)
     assert report.done + report.skipped == len(arctic) and len(open_prepared(tmp_path)) == len(arctic)
+
+
+def test_cli_mel_yaml_shard_and_dtype(tmp_path: Path) -> None:
+    corpus_dir = tmp_path / "corpus" / "spk"
+    corpus_dir.mkdir(parents=True)
+    for src in sorted(shared_path("cmu_arctic-l2arctic-layout").glob("*/wav/*.wav"))[:4]:
+        (corpus_dir / f"{src.parent.parent.name}_{src.name}").symlink_to(src)
+    yaml_file = tmp_path / "mel.yaml"
+    yaml_file.write_text("mel:\n  sample_rate: 16000\n  n_fft: 512\n  hop_length: 128\n  win_length: 512\n"
+                         "  n_mels: 40\n  fmax: 8000.0\n")
+    out = tmp_path / "out"
+    for i in range(2):
+        assert cli(["prepare", "folder", str(tmp_path / "corpus"), str(out), "--mel", str(yaml_file),
+                    "--shard", f"{i}/2", "--dtype", "float32", "--trim-silence", "30"]) == 0
+    ps = open_prepared(out)
+    assert len(ps) == 4 and ps.mel_config.n_mels == 40 and ps.dtype == "float32"
+    assert {r["speaker"] for r in ps.records} == {"spk"}
+    owners = {i for r in ps.records for i in (0, 1) if in_shard(r["id"], i, 2)}
+    assert sorted(p.name for p in out.glob("manifest*.jsonl")) == [f"manifest-shard-{i}-of-2.jsonl" for i in
+                                                                   sorted(owners)]
+    assert ps.load_mel(ps.records[0]["id"]).shape == (40, ps.records[0]["frames"])
