@@ -14,7 +14,7 @@ frames; usage is counted with :class:`CodebookStats` over the whole set (not per
 Printed side by side: fraction of codes used, perplexity (and as a fraction of K), entropy,
 held-out reconstruction MSE of the standardised log-mel, and training wall time.
 
-Run: ``.venv/bin/python benchmarks/bench_codebook.py [--files 60 --steps 1000 --k 512]``.
+Run: ``.venv/bin/python benchmarks/bench_codebook.py [--files 40 --steps 600 --k 512]``.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def load_frames(n_files: int, seed: int) -> tuple[list[torch.Tensor], list[torch
 class FrameAutoencoder(nn.Module):
     """Small conv encoder/decoder at the mel frame rate: ``[B, 80, T] -> [B, D, T] -> [B, 80, T]``."""
 
-    def __init__(self, n_mels: int, dim: int, hidden: int = 128) -> None:
+    def __init__(self, n_mels: int, dim: int, hidden: int) -> None:
         super().__init__()
         self.encoder = nn.Sequential(nn.Conv1d(n_mels, hidden, 3, padding=1), nn.GELU(),
                                      nn.Conv1d(hidden, hidden, 3, padding=1), nn.GELU(), nn.Conv1d(hidden, dim, 1))
@@ -72,7 +72,7 @@ def crops(mels: list[torch.Tensor], batch: int, length: int, gen: random.Random)
 
 def train_and_measure(name: str, qcfg: dict, train: list[torch.Tensor], val: list[torch.Tensor], args) -> dict:
     torch.manual_seed(args.seed)
-    model = FrameAutoencoder(train[0].shape[0], qcfg["dim"])
+    model = FrameAutoencoder(train[0].shape[0], qcfg["dim"], args.hidden)
     quant = build_quantizer(qcfg)
     opt = torch.optim.Adam(list(model.parameters()) + list(quant.parameters()), lr=args.lr)
     gen = random.Random(args.seed)
@@ -109,12 +109,13 @@ def train_and_measure(name: str, qcfg: dict, train: list[torch.Tensor], val: lis
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--files", type=int, default=60)
-    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--files", type=int, default=40)
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--hidden", type=int, default=64, help="channels of the conv encoder/decoder")
     ap.add_argument("--k", type=int, default=512)
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--length", type=int, default=64, help="frames per crop")
+    ap.add_argument("--length", type=int, default=32, help="frames per crop")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)

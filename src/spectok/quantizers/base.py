@@ -33,12 +33,22 @@ class Quantizer(nn.Module):
 
     In eval mode ``decode(forward(z).codes)`` equals ``forward(z).quantized`` exactly.
     ``codebook_sizes`` lists the size of each of the K codebooks (bits per code = log2).
+    ``config`` is the JSON-friendly dict ``{"type": ..., **constructor kwargs}`` that
+    ``spectok.quantizers.build_quantizer`` turns back into an equal quantizer. Learned
+    quantizers also accept ``forward(z, mask=None)`` with ``mask [B, *spatial]`` bool, True at
+    real (unpadded) positions. Codebook upkeep (EMA, k-means, restarts) happens in training-mode
+    forward calls and uses torch.distributed collectives when a process group is initialised:
+    every rank must then make the same training-mode calls.
     """
 
     dim: int
 
     @property
     def codebook_sizes(self) -> list[int]:
+        raise NotImplementedError
+
+    @property
+    def config(self) -> dict:
         raise NotImplementedError
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:  # pragma: no cover - interface
