@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -32,6 +33,12 @@ sys.path.insert(0, str(REPO / "src"))
 from spectok.audio import MelConfig, MelSpectrogram, load  # noqa: E402
 from spectok.data.corpora import open_corpus  # noqa: E402
 from spectok.data.features import prepare  # noqa: E402
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of its finished child processes."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def librosa_plain(wav: np.ndarray, c: MelConfig) -> np.ndarray:
@@ -114,18 +121,20 @@ def main() -> int:
         print(f"  {tag + name:48s} {sec:8.3f} {audio / sec:12.0f} {results[0][1] / sec:12.2f}x "
               f"{results[1][1] / sec:12.2f}x {err:18.1e}")
 
-    corpus_audio = None
     print(f"\nprepare: all {len(corpus)} clips of {args.root}, start-up included")
-    print(f"  {'preset':18s} {'jobs':>4s} {'wall s':>8s} {'audio s':>8s} {'x real time':>12s}")
+    print("  (CPU s: this process and its workers; audio s per CPU s depends far less than wall time on\n"
+          "   what else runs on the machine)")
+    print(f"  {'preset':18s} {'jobs':>4s} {'wall s':>8s} {'audio s':>8s} {'x real time':>12s} {'CPU s':>7s} "
+          f"{'audio s / CPU s':>16s}")
     for preset, jobs in ((args.preset, 1), (args.preset, 2), ("speech-16k", 2)):
         with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.perf_counter()
+            cpu0, t0 = cpu_seconds(), time.perf_counter()
             report = prepare(corpus, Path(tmp) / "out", mel=preset, jobs=jobs, progress=False)
-            wall = time.perf_counter() - t0
+            wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
         if report.failed:
             print(f"  {report.failed} files failed: {report.failures[0]['error']}", file=sys.stderr)
-        corpus_audio = report.seconds
-        print(f"  {preset:18s} {jobs:4d} {wall:8.2f} {corpus_audio:8.0f} {corpus_audio / wall:12.0f}")
+        sec = report.seconds
+        print(f"  {preset:18s} {jobs:4d} {wall:8.2f} {sec:8.0f} {sec / wall:12.0f} {cpu:7.1f} {sec / cpu:16.0f}")
     print(f"\nload average at end: {os.getloadavg()[0]:.2f} (above {os.cpu_count()} means other processes "
           "competed for the CPUs)")
     return 0
