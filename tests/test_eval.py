@@ -1,0 +1,285 @@
+"""spectok eval on real clips with a tiny untrained conv tokenizer and Griffin-Lim (few iterations)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import shared_path
+
+from spectok.audio.io import load
+from spectok.cli.main import main
+
+GL = ["--gl-iters", "4", "-q"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer_path(tmp_path_factory):
+    """A tiny ConvVQVAE1d (hifigan-22k front end, 64 codes) written as a release artifact."""
+    from spectok.artifacts import save_release
+    from spectok.tokenizers import ConvVQVAE1d
+
+    torch.manual_seed(0)
+    tok = ConvVQVAE1d(mel="hifigan-22k", channels=(16, 16, 16), strides=(2, 2), num_res_blocks=1, norm="none",
+                      quantizer={"type": "vq", "dim": 8, "codebook_size": 64})
+    return save_release(tok, tmp_path_factory.mktemp("tok") / "tok.safetensors")
+
+
+@pytest.fixture(scope="module")
+def audio_dir(tmp_path_factory):
+    """Two 1.5 s LJSpeech clips, a 16 kHz LibriSpeech flac, an 8 kHz FSDD digit, a 0.15 s snippet
+    (too short for PESQ) and a corrupt .wav."""
+    root = tmp_path_factory.mktemp("audio")
+    lj = sorted(shared_path("LJSpeech-1.1", "wavs").glob("*.wav"))
+    for name, src in (("lj1", lj[0]), ("lj2", lj[1])):
+        wav, sr = load(src)
+        sf.write(root / f"{name}.wav", wav[sr // 4: 7 * sr // 4], sr)
+    wav, sr = load(sorted(shared_path("LibriSpeech").rglob("*.flac"))[0])
+    (root / "libri").mkdir()
+    sf.write(root / "libri" / "utt.flac", wav[sr: sr * 5 // 2], sr)
+    wav, sr = load(sorted(shared_path("free-spoken-digit-dataset", "recordings").glob("*.wav"))[0])
+    sf.write(root / "digit8k.wav", wav, sr)
+    wav, sr = load(lj[2])
+    sf.write(root / "short.wav", wav[sr: sr + sr * 15 // 100], sr)
+    (root / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot a real wave file")
+    (root / "notes.txt").write_text("not audio: ignored")
+    return root
+
+
+@pytest.fixture(scope="module")
+def report_dir(tokenizer_path, audio_dir, tmp_path_factory):
+    """The Python API on the audio folder (DNSMOS off, a cheap Griffin-Lim: 4 iterations, no NNLS)."""
+    from spectok.evaluation import report
+    from spectok.evaluation.runner import describe_model, evaluate
+    from spectok.evaluation.sources import collect
+    from spectok.tokenizers import load_tokenizer
+    from spectok.vocoders import GriffinLim
+
+    out = tmp_path_factory.mktemp("report")
+    tok = load_tokenizer(tokenizer_path)
+    voc = GriffinLim(tok.mel_config, n_iter=4, nnls_iters=0)
+    result = evaluate(tok, voc, collect([audio_dir]), out, describe_model(tok, tokenizer_path),
+                      describe_model(voc, "griffin-lim"), dnsmos=False)
+    report.write(result, out, options={"test": True})
+    return out
+
+
+@pytest.fixture(scope="module")
+def report(report_dir) -> dict:
+    return json.loads((report_dir / "report.json").read_text())
+
+
+def by_id(report: dict) -> dict[str, dict]:
+    return {u["id"]: u for u in report["utterances"]}
+
+
+def test_report_identifies_models_and_data(report, tokenizer_path):
+    from spectok import __version__
+    from spectok.artifacts import read_header
+    from spectok.tokenizers import load_tokenizer
+
+    tok = load_tokenizer(tokenizer_path)
+    assert report["spectok_version"] == __version__
+    assert report["tokenizer"]["fingerprint"] == read_header(tokenizer_path)["fingerprint"] == tok.fingerprint()
+    assert report["tokenizer"]["file_sha256"] and report["tokenizer"]["mel_fingerprint"] == tok.mel_config.fingerprint()
+    assert report["vocoder"]["class"] == "GriffinLim" and report["vocoder"]["config"]["nnls_iters"] == 0
+    assert report["vocoder"]["mel_fingerprint"] == tok.mel_config.fingerprint()
+    (src,) = report["data"]["sources"]
+    assert src["kind"] == "audio-folder" and src["items"] == 6  # notes.txt is not audio
+
+
+def test_corrupt_file_is_listed_and_the_rest_evaluated(report):
+    assert sorted(by_id(report)) == ["digit8k", "libri/utt", "lj1", "lj2", "short"]
+    (skipped,) = report["data"]["skipped"]
+    assert skipped["id"] == "corrupt" and "cannot decode audio" in skipped["reason"]
+
+
+def test_short_and_narrowband_clips_are_marked_not_fatal(report):
+    u = by_id(report)
+    short = u["short"]
+    assert "short" in short["flags"] and "too short for PESQ" in short["failures"]["tokenized/pesq"]
+    assert "pesq" not in short["tokenized"] and math.isfinite(short["tokenizer"]["mcd_db"])
+    digit = u["digit8k"]
+    assert "narrowband" in digit["flags"] and digit["source_sample_rate"] == 8000
+    assert digit["notes"]["pesq"] == "narrowband (8 kHz)"
+    assert "narrowband" not in u["libri/utt"]["flags"] and "pesq" not in u["libri/utt"]["notes"]
+    assert report["aggregate"]["tokenized"]["pesq"]["failed"] == 1
+
+
+def test_gap_is_tokenized_minus_copy_and_aggregates_count_utterances(report):
+    for u in report["utterances"]:
+        assert set(u["gap"]) == set(u["tokenized"]) & set(u["copy"])
+        for k, v in u["gap"].items():
+            assert v == pytest.approx(u["tokenized"][k] - u["copy"][k])
+    agg = report["aggregate"]
+    pesq = [u["tokenized"]["pesq"] for u in report["utterances"] if "pesq" in u["tokenized"]]
+    assert agg["tokenized"]["pesq"]["n"] == len(pesq) and agg["tokenized"]["pesq"]["mean"] == pytest.approx(
+        np.mean(pesq))
+    s = agg["tokenizer"]["mcd_db"]
+    assert s["n"] == 5 and s["ci_low"] < s["mean"] < s["ci_high"]
+    # an untrained tokenizer loses far more than the vocoder: copy synthesis scores higher
+    assert agg["gap"]["pesq"]["mean"] < 0 and agg["gap"]["mcd_db"]["mean"] > 0
+
+
+def test_tokens_and_speed(report, tokenizer_path):
+    from spectok.tokenizers import load_tokenizer
+
+    tok = load_tokenizer(tokenizer_path)
+    t = report["tokens"]
+    assert t["nominal_bits_per_second"] == pytest.approx(tok.bitrate)
+    assert t["columns_counted"] == sum(u["token_columns"] for u in report["utterances"])
+    assert 0 < t["entropy_bits_per_second"] <= t["nominal_bits_per_second"]
+    assert t["dead_codes"] == round(64 * (1 - t["used_fraction"]))
+    sp = report["speed"]
+    assert sp["audio_seconds"] == pytest.approx(sum(u["seconds"] for u in report["utterances"]))
+    assert all(sp[k] > 0 for k in ("encode_x_realtime", "decode_x_realtime", "vocoder_x_realtime"))
+
+
+def test_examples_markdown_and_html_are_written(report, report_dir):
+    rk = report["ranking"]
+    assert rk["metric"] == "tokenizer/mcd_db"  # one clip has no PESQ, so PESQ cannot rank them all
+    mcd = {u["id"]: u["tokenizer"]["mcd_db"] for u in report["utterances"]}
+    assert mcd[rk["best"]] == min(mcd.values()) and mcd[rk["worst"]] == max(mcd.values())
+    assert [e["rank"] for e in report["examples"]] == ["best", "median", "worst"]
+    for ex in report["examples"]:
+        seconds = by_id(report)[ex["id"]]["seconds"]
+        for kind in ("original", "copy", "tokenized"):
+            wav, sr = load(report_dir / ex["audio"][kind])
+            assert sr == 22050 and len(wav) == round(seconds * sr)
+        assert (report_dir / ex["mel_plot"]).stat().st_size > 0
+    md = (report_dir / "report.md").read_text()
+    assert "| PESQ (MOS-LQO) ↑ |" in md and "corrupt.wav" in md and "## Tokens" in md
+    page = (report_dir / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 4 and page.count("<audio") == 9
+
+
+def test_cli_on_a_prepared_folder_uses_its_test_split_and_trim(tokenizer_path, audio_dir, tmp_path):
+    """``spectok eval`` end to end: the test split of a prepared folder, cut as prepared, DNSMOS when installed."""
+    from spectok.data.corpora import CorpusItem
+    from spectok.data.features import open_prepared, prepare
+    from spectok.evaluation.metrics import dnsmos_available
+
+    items = [CorpusItem(id=name, path=audio_dir / f"{name}.wav", speaker="LJ", split=split)
+             for name, split in (("lj1", "train"), ("lj2", "test"))]
+    prepared = tmp_path / "prepared"
+    assert prepare(items, prepared, mel="hifigan-22k", trim_silence_db=20, progress=False).done == 2
+    row = open_prepared(prepared)["lj2"]
+    assert row["trim_end"] - row["trim_start"] < 1.5 * 22050  # the trim cut something off
+    out = tmp_path / "rep"
+    assert main(["eval", "-t", str(tokenizer_path), str(prepared), "-o", str(out), *GL]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    (src,) = rep["data"]["sources"]
+    assert src["kind"] == "prepared" and src["split"] == "test" and src["items"] == 1
+    (u,) = rep["utterances"]
+    assert u["id"] == "lj2" and u["frames"] == row["frames"] and u["seconds"] == pytest.approx(row["seconds"], abs=1e-3)
+    assert rep["options"]["gl_iters"] == 4 and rep["vocoder"]["config"]["n_iter"] == 4
+    assert rep["dnsmos"] == dnsmos_available()
+    if rep["dnsmos"]:
+        for group in ("tokenized", "copy", "original"):
+            assert 1 <= u[group]["dnsmos_ovrl"] <= 5
+        assert "dnsmos_ovrl" in rep["aggregate"]["gap"]
+    for name in ("report.json", "report.md", "report.html"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_metric_failures_never_abort_the_run(tmp_path, audio_dir):
+    """A vocoder that emits NaN: every waveform metric fails with a reason, the report is still valid JSON."""
+    from spectok.audio.mel import MelConfig
+    from spectok.evaluation import report as rep
+    from spectok.evaluation.runner import describe_model, evaluate
+    from spectok.evaluation.sources import collect
+    from spectok.tokenizers import ConvVQVAE1d
+    from spectok.vocoders import Vocoder
+
+    class NaNVocoder(Vocoder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mel_config = MelConfig.preset("hifigan-22k")
+
+        def forward(self, mel):
+            return torch.full((mel.shape[0], mel.shape[-1] * 256), float("nan"))
+
+    tok = ConvVQVAE1d(channels=(16, 16, 16), strides=(2, 2), num_res_blocks=1, norm="none",
+                      quantizer={"type": "vq", "dim": 8, "codebook_size": 16}).eval()
+    voc = NaNVocoder()
+    result = evaluate(tok, voc, collect([audio_dir / "lj1.wav"]), tmp_path, describe_model(tok, "tiny"),
+                      describe_model(voc, "nan"), dnsmos=False)
+    (u,) = result.utterances
+    assert "NaN" in u["failures"]["tokenized/pesq"] and "NaN" in u["failures"]["copy/stoi"]
+    assert "not finite" in u["failures"]["copy/mcd_db"] and math.isfinite(u["tokenizer"]["mcd_db"])
+    paths = rep.write(result, tmp_path)
+    data = json.loads(paths["json"].read_text(), parse_constant=lambda c: pytest.fail(f"{c} in report.json"))
+    assert data["aggregate"]["copy"] == {} and data["aggregate"]["tokenizer"]["mcd_db"]["n"] == 1
+
+
+# ---- the page in a real browser --------------------------------------------------------------
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _chromium(page: Path, work: Path, *extra: str) -> subprocess.CompletedProcess:
+    """Headless Chromium on ``page`` with a fresh profile; its net log goes to ``work/netlog.json``."""
+    work.mkdir(parents=True, exist_ok=True)
+    cmd = [str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={work / 'profile'}",
+           f"--log-net-log={work / 'netlog.json'}", *extra, page.resolve().as_uri()]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=True)
+
+
+def _page_requests(netlog: Path) -> list[str]:
+    """URLs the *page* asked the network stack for.
+
+    Chromium's net log records every URL request it starts with its initiator. The browser's
+    own background requests (time sync, updates, which it makes despite the flags) have no
+    initiating origin ("not an origin"); anything a document asks for carries the document's
+    origin ("null" for a file:// page). file:// and data: URLs never reach the network stack.
+    """
+    log = json.loads(netlog.read_text())
+    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    return [e["params"]["url"] for e in log["events"] if e["type"] == start and "url" in e.get("params", {})
+            and e["params"].get("initiator") != "not an origin"]
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_html_page_loads_offline_and_shows_its_plots(report_dir, tmp_path):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium) for this test")
+    # the check itself can fail: a page that asks for an http image is caught
+    bad = tmp_path / "bad.html"
+    bad.write_text("<!DOCTYPE html><html><body><img src='http://127.0.0.1:9/x.png'></body></html>")
+    _chromium(bad, tmp_path / "bad", "--dump-dom")
+    assert _page_requests(tmp_path / "bad" / "netlog.json") == ["http://127.0.0.1:9/x.png"]
+
+    page = report_dir / "report.html"
+    dom = _chromium(page, tmp_path / "dom", "--dump-dom").stdout
+    assert _page_requests(tmp_path / "dom" / "netlog.json") == []
+    assert "Quality: tokenized vs copy synthesis" in dom and "<table>" in dom
+    links = re.findall(r'(?:src|href)="([^"]*)"', dom)
+    assert links and not [u for u in links if re.match(r"(?i)^(https?:|wss?:|//)", u)]
+    images = [base64.b64decode(u.split(",", 1)[1]) for u in links if u.startswith("data:image/png;base64,")]
+    assert len(images) >= 4  # distributions, PESQ pairs, codebook usage, one mel figure per example
+    assert all(w > 200 and h > 200 for w, h in map(_png_size, images))
+    audio = [u for u in links if u.endswith(".wav")]
+    assert len(audio) == 9 and all((report_dir / u).is_file() for u in audio)
+
+    shot = tmp_path / "page.png"
+    _chromium(page, tmp_path / "shot", f"--screenshot={shot}", "--window-size=1280,2400", "--hide-scrollbars")
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(shot)[..., :3]
+    assert pixels.shape[:2] == (2400, 1280)
+    ink = (pixels < 0.9).any(axis=-1).mean()  # tables, text and plots darken the white page
+    assert 0.03 < ink < 0.9
