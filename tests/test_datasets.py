@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
 from spectok.audio.mel import MelConfig
-from spectok.data.datasets import MelCropDataset, PadCollate, mel_data_spec
+from spectok.data.datasets import EpochIndexed, MelCropDataset, PadCollate, mel_data_spec
 from spectok.data.features import open_prepared
 from spectok.errors import DataError, MelMismatchError
-from spectok.training.distributed import ShardedSampler
+from spectok.training.distributed import EpochStream, ShardedSampler
 
 
 @pytest.fixture(scope="module")
@@ -59,18 +61,23 @@ def test_collate_pads_with_the_log_floor_and_masks_real_frames():
         PadCollate(silence)([torch.zeros(80, 2), torch.zeros(40, 2)])
 
 
-def test_loader_workers_give_the_same_batches_as_the_main_process(prepared):
+def test_one_loader_over_epochs_gives_each_epochs_crops_with_or_without_workers(prepared):
     ds = MelCropDataset(prepared, "train", 24, seed=1)
-    ds.set_epoch(3)
-    sampler = ShardedSampler(len(ds), seed=1)
-    sampler.set_epoch(3)
+    stream = EpochStream(ShardedSampler(len(ds), seed=1), batch_size=2, start_epoch=3, start_batch=1)
+    assert stream.batches_per_epoch == 3
 
-    def batches(workers: int) -> list[torch.Tensor]:
-        loader = DataLoader(ds, batch_size=2, sampler=sampler, num_workers=workers,
+    def batches(workers: int) -> list[dict]:
+        loader = DataLoader(EpochIndexed(ds), batch_size=2, sampler=stream, num_workers=workers,
                             collate_fn=PadCollate(prepared.mel_config.silence))
-        return [b["mel"] for b in loader]
+        return list(itertools.islice(iter(loader), 5))  # 2 batches of epoch 3, then 3 of epoch 4
 
-    assert all(torch.equal(a, b) for a, b in zip(batches(0), batches(2)))
+    main, workers = batches(0), batches(2)
+    assert all(torch.equal(a["mel"], b["mel"]) for a, b in zip(main, workers))
+    order = [(e, i) for e, i in itertools.islice(iter(stream), 10)]
+    assert [e for e, _ in order] == [3] * 4 + [4] * 6
+    for k, (epoch, index) in enumerate(order[:4]):
+        ds.set_epoch(epoch)
+        assert torch.equal(ds[index]["mel"], main[k // 2]["mel"][k % 2])
 
 
 def test_data_spec_checks_the_mel_front_end_and_splits(tiny_prepared):

@@ -7,7 +7,8 @@ holds one log-mel ``[n_mels, frames]`` per utterance and a manifest naming its s
   whole utterances (or fixed crops from the start) for validation. A random crop is a
   pure function of ``(seed, epoch, index)``, never of a global or per-worker RNG, so the
   data a resumed run sees is exactly the data an uninterrupted run would have seen, with
-  any number of loader workers. The engine calls :meth:`MelCropDataset.set_epoch`.
+  any number of loader workers. The engine calls :meth:`MelCropDataset.set_epoch` (inside
+  the loader worker, through :class:`EpochIndexed`).
 - :class:`PadCollate` pads a list of mels to one batch with the log floor
   (``mel_config.silence``, never 0) and returns a mask of real frames.
 - :func:`mel_data_spec` builds both sets and the collate as a
@@ -95,6 +96,28 @@ class MelCropDataset(Dataset):
             mel = mel[:, start:start + self.crop_frames]
         tensor = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
         return {"mel": tensor, "id": rec["id"], "index": index}
+
+
+class EpochIndexed(Dataset):
+    """Wraps a data set so that items are asked for as ``(epoch, index)``.
+
+    The engine's sampler sends the epoch with every index, so a loader worker that lives for
+    the whole run (one DataLoader iterator, no per-epoch restart) still serves each epoch's
+    crops: ``dataset.set_epoch(epoch)`` is called in the worker before ``dataset[index]``.
+    Data sets without ``set_epoch`` are indexed as they are.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, index = key
+        if hasattr(self.dataset, "set_epoch") and getattr(self.dataset, "epoch", None) != epoch:
+            self.dataset.set_epoch(epoch)
+        return self.dataset[index]
 
 
 @dataclass

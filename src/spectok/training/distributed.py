@@ -8,6 +8,8 @@ no collective is called.
 - :class:`ShardedSampler`: a deterministic shuffle per ``(seed, epoch)``, cut into
   ``world_size`` equal shards (the tail that does not divide evenly is dropped, like
   ``DistributedSampler(drop_last=True)``), and able to start mid-epoch for exact resume.
+- :class:`EpochStream`: those shards epoch after epoch as ``(epoch, index)`` pairs, for one
+  loader over the whole run.
 - :func:`barrier`, :func:`gather_objects`, :func:`broadcast_buffers`: no-ops on one process.
 - :func:`weights_digest`: a hash of model weights, to check that ranks agree.
 """
@@ -165,3 +167,28 @@ class ShardedSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return max(self.size // self.world_size - self.start, 0)
+
+
+class EpochStream(Sampler[tuple[int, int]]):
+    """An endless stream of ``(epoch, index)`` pairs: epoch after epoch of ``sampler``'s shard.
+
+    Each epoch is cut to whole batches (``batches_per_epoch * batch_size`` items), so batches
+    never straddle two epochs; the stream starts at batch ``start_batch`` of ``start_epoch``.
+    One DataLoader iterator (and one set of workers) then serves the whole run, and the
+    epoch travels with each index to the worker that loads it (see
+    :class:`spectok.data.datasets.EpochIndexed`).
+    """
+
+    def __init__(self, sampler: ShardedSampler, batch_size: int, start_epoch: int = 0, start_batch: int = 0) -> None:
+        self.sampler, self.batch_size = sampler, batch_size
+        self.batches_per_epoch = len(sampler.shard(0)) // batch_size
+        if self.batches_per_epoch == 0:
+            raise SpectokError(f"a shard of {len(sampler.shard(0))} items holds no full batch of {batch_size}")
+        self.start_epoch, self.start_batch = start_epoch, start_batch
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch, start = self.start_epoch, self.start_batch * self.batch_size
+        while True:
+            for index in self.sampler.shard(epoch)[start:self.batches_per_epoch * self.batch_size]:
+                yield epoch, index
+            epoch, start = epoch + 1, 0

@@ -53,6 +53,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from spectok.data.datasets import EpochIndexed
 from spectok.errors import DataError, SpectokError
 from spectok.fsutil import write_text_atomic
 from spectok.training import distributed as D
@@ -176,27 +177,24 @@ class Trainer:
 
     # ---- data ----------------------------------------------------------------------------
     def _train_batches(self) -> Iterator[dict[str, Any]]:
-        """Batches from the current position on; updates ``epoch`` and ``batch_in_epoch``."""
+        """Batches from the current position on, from one loader; updates ``epoch`` and ``batch_in_epoch``."""
         ds, bs = self.data.train, self.cfg.batch_size
         sampler = D.ShardedSampler(len(ds), self.cfg.seed, True, self.dist.rank, self.dist.world_size)
         per_epoch = len(sampler.shard(0)) // bs
         if per_epoch == 0:
             raise DataError(f"{self.cfg.prepared}: {len(ds)} training items give no full batch of {bs} "
                             f"per process on {self.dist.world_size} process(es); lower train.batch_size")
-        while True:
+        if self.batch_in_epoch >= per_epoch:
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+        stream = D.EpochStream(sampler, bs, self.epoch, self.batch_in_epoch)
+        loader = DataLoader(EpochIndexed(ds), batch_size=bs, sampler=stream, num_workers=self.cfg.num_workers,
+                            collate_fn=self.data.collate, pin_memory=self.device.type == "cuda",
+                            generator=torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.epoch))
+        for batch in loader:
             if self.batch_in_epoch >= per_epoch:
                 self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-            sampler.set_epoch(self.epoch, start=self.batch_in_epoch * bs)
-            if hasattr(ds, "set_epoch"):
-                ds.set_epoch(self.epoch)
-            loader = DataLoader(ds, batch_size=bs, sampler=sampler, num_workers=self.cfg.num_workers,
-                                collate_fn=self.data.collate, drop_last=True,
-                                pin_memory=self.device.type == "cuda",
-                                generator=torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.epoch))
-            for batch in loader:
-                self.batch_in_epoch += 1
-                yield batch
-            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+            self.batch_in_epoch += 1
+            yield batch
 
     def _valid_loader(self) -> DataLoader:
         """This rank's share of the validation set: items rank, rank + world_size, ... (all of them on one)."""
@@ -250,8 +248,8 @@ class Trainer:
         cfg = self.cfg
         self._log_start()
         last_path = None
+        batches = self._train_batches()
         try:
-            batches = self._train_batches()
             t0, s0 = time.time(), self.step
             while self.step < cfg.steps:
                 batch = _to_device(next(batches), self.device)
@@ -271,6 +269,7 @@ class Trainer:
                     last_path = self._save(step_file=bool(on_schedule), is_best=is_best) or last_path
             self.log.info(f"done at step {self.step}; last validation {self.last_valid}; best {self.best}")
         finally:
+            batches.close()  # shuts the loader's workers down
             self.log.close()
             D.teardown()
         return {"step": self.step, "valid": self.last_valid, "best": self.best,
