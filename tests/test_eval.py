@@ -283,3 +283,16 @@ def test_html_page_loads_offline_and_shows_its_plots(report_dir, tmp_path):
     assert pixels.shape[:2] == (2400, 1280)
     ink = (pixels < 0.9).any(axis=-1).mean()  # tables, text and plots darken the white page
     assert 0.03 < ink < 0.9
+
+
+def test_nothing_readable_exits_non_zero_with_a_report(tokenizer_path, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "broken.flac").write_bytes(b"fLaC but nothing else")
+    out = tmp_path / "rep"
+    assert main(["eval", "-t", str(tokenizer_path), str(data), "-o", str(out), *GL]) == 1
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["utterances"] == [] and rep["data"]["skipped"][0]["id"] == "broken"
+    assert "skipped" in capsys.readouterr().err
+    assert main(["eval", "-t", str(tokenizer_path), str(tmp_path / "missing"), "-o", str(out)]) == 1
+    assert "no such file or folder" in capsys.readouterr().err

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -123,7 +124,7 @@ class Evaluator:
         self.sample_rate = self.mel_config.sample_rate
 
     # ---- signals -----------------------------------------------------------------------------
-    def _timed(self, fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float]:
+    def _timed(self, fn: Callable[[], Any]) -> tuple[Any, float]:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         t0 = time.perf_counter()
@@ -153,7 +154,12 @@ class Evaluator:
         """Both paths for one waveform ``[T]`` at the tokenizer's rate."""
         silence = self.mel_config.silence
         x = torch.from_numpy(wav).to(self.device)
-        (mel, codes), t_enc = self._timed(lambda: (lambda m: (m, self.tokenizer.encode(m)))(self.mel(x)))
+
+        def encode() -> tuple[torch.Tensor, torch.Tensor]:
+            mel = self.mel(x)
+            return mel, self.tokenizer.encode(mel)
+
+        (mel, codes), t_enc = self._timed(encode)
         frames = mel.shape[-1]
         mel_tok, t_dec = self._timed(lambda: self.tokenizer.decode(codes))
         mel_tok = mel_tok[..., :frames]
@@ -303,7 +309,7 @@ def rank(records: list[dict]) -> dict:
     if all("pesq" in r["tokenized"] for r in records):
         key, metric = (lambda r: -r["tokenized"]["pesq"]), "tokenized/pesq"
     else:
-        key, metric = (lambda r: r["tokenizer"]["mcd_db"]), "tokenizer/mcd_db"
+        key, metric = (lambda r: r["tokenizer"].get("mcd_db", math.inf)), "tokenizer/mcd_db"
     order = sorted(records, key=lambda r: (key(r), r["id"]))
     return {"metric": metric, "best": order[0]["id"], "median": order[(len(order) - 1) // 2]["id"],
             "worst": order[-1]["id"]}
