@@ -74,7 +74,7 @@ from spectok.training.config import (
     specs_to_config,
 )
 from spectok.training.runlog import RunLogger
-from spectok.training.schedules import lr_at
+from spectok.training.schedules import build_optimizer, lr_at
 from spectok.training.tasks import task_class
 
 
@@ -119,7 +119,7 @@ class Trainer:
         for m in self.models.values():
             m.to(self.device).train()
         self.specs = resolve_optimizer_specs(self.task.optimizer_specs(), self.config.get("optim"))
-        self.optimizers = {s.name: self._build_optimizer(s) for s in self.specs}
+        self.optimizers = {s.name: build_optimizer(s, self.models) for s in self.specs}
         self.wrapped = {name: self._wrap(m) for name, m in self.models.items()}
         self.task.wrapped, self.task.device = self.wrapped, self.device
         self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
@@ -144,19 +144,9 @@ class Trainer:
         self._media_batch: dict[str, Any] | None = None
         self._acc: dict[str, list] = {}  # name -> [sum, count] since the last log
         self._acc_steps = 0
+        self._warned_best = False
 
     # ---- construction --------------------------------------------------------------------
-    def _build_optimizer(self, spec) -> torch.optim.Optimizer:
-        unknown = [n for n in spec.models if n not in self.models]
-        if unknown:
-            raise SpectokError(f"optimizer {spec.name!r} names unknown models {unknown}; "
-                               f"the task has {sorted(self.models)}")
-        params = [p for n in spec.models for p in self.models[n].parameters() if p.requires_grad]
-        if not params:
-            raise SpectokError(f"optimizer {spec.name!r}: models {spec.models} have no trainable parameters")
-        cls = torch.optim.AdamW if spec.kind == "adamw" else torch.optim.Adam
-        return cls(params, lr=spec.lr, betas=tuple(spec.betas), eps=spec.eps, weight_decay=spec.weight_decay)
-
     def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         if not self.dist.enabled or not any(p.requires_grad for p in model.parameters()):
             return model
@@ -280,6 +270,9 @@ class Trainer:
         self.log.info(f"task {self.config['task']} at step {self.step}/{self.cfg.steps} on {self.device} "
                       f"x{self.dist.world_size}, precision {self.cfg.precision}, parameters {sizes}")
         self.log.info(f"optimizers {specs_to_config(self.specs)}")
+        valid = len(self.data.valid) if self.data.valid is not None else 0
+        self.log.info(f"data {self.cfg.prepared}: {len(self.data.train)} training items, {valid} validation items, "
+                      f"batch {self.cfg.batch_size} per process; run folder {self.run_dir}")
 
     def _log_train(self, s0: int, t0: float) -> None:
         if not self.dist.is_main or not self._acc_steps:
@@ -339,7 +332,8 @@ class Trainer:
             self.log.info(f"validation at step {self.step} ({total} items, {time.time() - t0:.1f} s): "
                           + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
             value = metrics.get(self.best_metric)
-            if value is None:
+            if value is None and not self._warned_best:
+                self._warned_best = True
                 self.log.info(f"best metric {self.best_metric!r} not among validation metrics {sorted(metrics)}; "
                               f"set train.best_metric to track best.pt")
             elif math.isfinite(value):
@@ -403,7 +397,7 @@ class Trainer:
             self.best = dict(state["best"])
         self.last_valid = dict(state.get("valid") or {})
         same_layout = state.get("world_size") == self.dist.world_size and state.get("batch_size") == self.cfg.batch_size
-        if not same_layout:  # same fraction of the epoch, approximately
+        if not same_layout:  # the same fraction of the epoch, approximately
             seen = self.batch_in_epoch * int(state.get("batch_size", 1)) * int(state.get("world_size", 1))
             self.batch_in_epoch = seen // (self.cfg.batch_size * self.dist.world_size)
         rngs = state["rng"]

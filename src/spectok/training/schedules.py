@@ -1,4 +1,5 @@
-"""Learning-rate schedules as explicit functions of the step (no scheduler objects).
+"""Optimizers from their specs, and learning-rate schedules as explicit functions of the
+step (no scheduler objects).
 
 The engine sets every parameter group's learning rate to :func:`lr_at` before each
 optimizer step, so the schedule's only state is the step counter, which the checkpoint
@@ -17,6 +18,8 @@ Every schedule starts with a linear warm-up over ``warmup_steps``
 from __future__ import annotations
 
 import math
+
+import torch
 
 from spectok.errors import SpectokError
 
@@ -71,3 +74,15 @@ def check_spec(spec) -> None:
         raise SpectokError(f"optimizer {spec.name!r}: need lr > 0, warmup_steps >= 0, step_size >= 1 and "
                            f"0 <= min_lr_ratio <= 1 (got lr={spec.lr}, warmup_steps={spec.warmup_steps}, "
                            f"step_size={spec.step_size}, min_lr_ratio={spec.min_lr_ratio})")
+
+
+def build_optimizer(spec, models: dict[str, torch.nn.Module]) -> torch.optim.Optimizer:
+    """Adam or AdamW over the trainable parameters of ``spec.models`` (names in ``models``)."""
+    unknown = [n for n in spec.models if n not in models]
+    if unknown:
+        raise SpectokError(f"optimizer {spec.name!r} names unknown models {unknown}; the task has {sorted(models)}")
+    params = [p for n in spec.models for p in models[n].parameters() if p.requires_grad]
+    if not params:
+        raise SpectokError(f"optimizer {spec.name!r}: models {spec.models} have no trainable parameters")
+    cls = torch.optim.AdamW if spec.kind == "adamw" else torch.optim.Adam
+    return cls(params, lr=spec.lr, betas=tuple(spec.betas), eps=spec.eps, weight_decay=spec.weight_decay)
