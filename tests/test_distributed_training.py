@@ -69,3 +69,25 @@ def test_torchrun_two_cpu_processes_agree_and_resume_on_one(tmp_path, tiny_prepa
     log = (run / "train.log").read_text()
     assert "resumed from step-00000004.pt at step 4 (was 2 process(es) x batch 2" in log
     assert load_checkpoint(run / "checkpoints" / "step-00000006.pt")["world_size"] == 1
+
+
+@pytest.mark.slow
+def test_torchrun_resume_on_two_processes_is_exact(tmp_path, tiny_prepared):
+    """Two ranks stopped at step 2 and resumed to step 4 end where an uninterrupted 2-rank run ends."""
+    cfg = tmp_path / "vqgan.yaml"
+    cfg.write_text(yaml.safe_dump(TINY_VQGAN))  # constant learning rate: the schedule does not see train.steps
+
+    def torchrun(out, *extra):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "spectok",
+               "train", "tokenizer", "--data", str(tiny_prepared), "--out", str(out), *extra]
+        proc = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    torchrun(tmp_path / "full", "--config", str(cfg))
+    torchrun(tmp_path / "split", "--config", str(cfg), "--steps", "2")
+    torchrun(tmp_path / "split", "--resume", "--steps", "4")
+    a = load_checkpoint(tmp_path / "full" / "checkpoints" / "step-00000004.pt")
+    b = load_checkpoint(tmp_path / "split" / "checkpoints" / "step-00000004.pt")
+    assert a["rank_digests"] == b["rank_digests"]
+    for name in a["models"]:
+        assert all(torch.equal(v, b["models"][name][k]) for k, v in a["models"][name].items())
