@@ -1,23 +1,15 @@
-"""Feature preparation: corpus -> a folder of log-mels, and the reader of such a folder.
+"""Feature preparation: a corpus -> a prepared folder of log-mels (read it with
+:func:`open_prepared`; the layout and the manifest fields are described in
+:mod:`spectok.data.prepared`).
 
-Layout of a prepared folder ``OUT``::
-
-    OUT/mel.json                          MelConfig fields, fingerprint, dtype, trim setting
-    OUT/mels/<id>.npy                     log-mel [n_mels, frames] (float16 or float32)
-    OUT/manifest.jsonl                    one row per finished item (shard i of n:
-                                          manifest-shard-i-of-n.jsonl; merged on read)
-    OUT/errors.jsonl                      one row per failed item: id, path, reason
-                                          (shard i of n: errors-shard-i-of-n.jsonl)
-
-A manifest row: ``id, speaker, split, text, frames, seconds, path`` (absolute source
-audio), ``sha1`` (of the source file's bytes), ``trim_start, trim_end``: the mel is
-exactly ``MelSpectrogram(load(path, sr)[0][trim_start:trim_end])`` with ``sr`` the mel
-sample rate, so a vocoder data set reloads the aligned waveform from these offsets.
-
-Kill safety: mels are written under a temporary name and renamed; only the parent
-process appends manifest rows, each one fsync'ed, and a torn last line left by a kill
-is cut off when the next run starts. A row is appended only after its mel is in place,
-so a row always has its mel. Resuming skips ids that have both.
+Parallel: a process pool (forked workers, one torch thread each) computes mels; only
+this process writes the manifest. Resumable: ids with a manifest row and a mel file are
+skipped. Kill safety: mels are written under a temporary name and renamed; a manifest
+row is appended (written whole, flushed, fsync'ed every second) only after its mel is in
+place, so a row always has its mel; a torn last line left by a kill, and temporary
+files of this shard, are removed when the next run starts. Shards (``shard=(i, n)``)
+take the ids whose hash falls in shard ``i`` and write their own manifest and errors
+files, so several machines can fill one folder.
 """
 
 from __future__ import annotations
@@ -26,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import multiprocessing as mp
+import os
 import re
 import sys
 import time
@@ -39,116 +32,15 @@ import numpy as np
 
 from spectok import __version__
 from spectok.audio.mel import MelConfig
-from spectok.data.corpora import SPLITS, Cifar10, CorpusItem, in_shard
+from spectok.data.corpora import Cifar10, CorpusItem, in_shard
+from spectok.data.prepared import PreparedSet, open_prepared, read_meta, read_rows
 from spectok.errors import DataError, SpectokError
-from spectok.fsutil import append_jsonl, atomic_path, read_jsonl, write_json_atomic, write_text_atomic
+from spectok.fsutil import atomic_path, write_json_atomic, write_text_atomic
 
 DTYPES = ("float16", "float32")
+__all__ = ["DTYPES", "PrepareReport", "PreparedSet", "open_prepared", "prepare", "trim_bounds"]
 
 
-# ---------------------------------------------------------------------------------------
-# Reading a prepared folder
-# ---------------------------------------------------------------------------------------
-class PreparedSet:
-    """A prepared folder: its mel config, its manifest rows (all shards merged) and its mels.
-
-    Attributes:
-        root: the folder.
-        mel_config: the :class:`MelConfig` every mel in it was computed with.
-        records: manifest rows, deduplicated by id (the last row wins), sorted by id.
-        errors: rows of the errors files for ids that have no manifest row.
-        dtype: storage dtype of the mels ("float16" or "float32").
-    """
-
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        meta = _read_meta(self.root)
-        if meta is None:
-            raise DataError(f"{self.root}: not a prepared folder (no mel.json; run 'spectok prepare' first)")
-        self.mel_config: MelConfig = meta["config"]
-        self.dtype: str = meta["prepare"].get("dtype", "float32")
-        rows: dict[str, dict] = {}
-        for path in sorted(self.root.glob("manifest*.jsonl")):
-            for row in _read_rows(path):
-                rows[row["id"]] = row
-        self.records: list[dict] = [rows[k] for k in sorted(rows)]
-        self._by_id = rows
-        self.errors: list[dict] = [r for p in sorted(self.root.glob("errors*.jsonl")) for r in _read_rows(p)
-                                   if r.get("id") not in rows]
-
-    def split(self, name: str) -> list[dict]:
-        """Rows of split ``name`` ("train", "valid" or "test"), sorted by id."""
-        if name not in SPLITS:
-            raise DataError(f"{self.root}: unknown split {name!r}; choose one of {', '.join(SPLITS)}")
-        return [r for r in self.records if r["split"] == name]
-
-    def mel_path(self, id: str) -> Path:
-        return self.root / "mels" / f"{id}.npy"
-
-    def load_mel(self, id: str) -> np.ndarray:
-        """The log-mel of item ``id`` as float32 ``[n_mels, frames]``."""
-        path = self.mel_path(id)
-        try:
-            mel = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise DataError(f"{path}: cannot read mel ({e})") from e
-        if mel.ndim != 2 or mel.shape[0] != self.mel_config.n_mels:
-            raise DataError(f"{path}: shape {mel.shape}, expected [{self.mel_config.n_mels}, frames]")
-        return mel.astype(np.float32, copy=False)
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __contains__(self, id: str) -> bool:
-        return id in self._by_id
-
-    def __getitem__(self, id: str) -> dict:
-        try:
-            return self._by_id[id]
-        except KeyError:
-            raise DataError(f"{self.root}: no item {id!r} in the manifest") from None
-
-    def __repr__(self) -> str:
-        return f"PreparedSet({str(self.root)!r}, {len(self)} items, mel {self.mel_config.fingerprint()})"
-
-
-def open_prepared(path: str | Path) -> PreparedSet:
-    """Open a folder written by :func:`prepare`; DataError when it is not one."""
-    p = Path(path)
-    if not p.is_dir():
-        raise DataError(f"{p}: not a prepared folder (missing or not a directory)")
-    return PreparedSet(p)
-
-
-def _read_meta(root: Path) -> dict | None:
-    """``{"config": MelConfig, "prepare": {...}}`` from ``root/mel.json``, None when absent."""
-    path = root / "mel.json"
-    if not path.is_file():
-        return None
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-        config = MelConfig.from_dict(meta["mel"])
-    except (OSError, ValueError, KeyError, TypeError, SpectokError) as e:
-        raise DataError(f"{path}: malformed mel.json ({e})") from e
-    if meta.get("fingerprint") not in (None, config.fingerprint()):
-        raise DataError(f"{path}: fingerprint {meta['fingerprint']} does not match its fields")
-    return {"config": config, "prepare": meta.get("prepare", {})}
-
-
-def _read_rows(path: Path) -> list[dict]:
-    try:
-        rows = read_jsonl(path)
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: corrupt JSON-lines file ({e})") from e
-    bad = [r for r in rows if not isinstance(r, dict) or "id" not in r]
-    if bad:
-        raise DataError(f"{path}: {len(bad)} rows without an id")
-    return rows
-
-
-# ---------------------------------------------------------------------------------------
-# Preparing
-# ---------------------------------------------------------------------------------------
 @dataclass
 class PrepareReport:
     """What one :func:`prepare` run did. ``seconds`` counts audio prepared in this run."""
@@ -248,6 +140,31 @@ class _Worker:
                 "path": str(Path(item.path).resolve()), "sha1": sha1, "trim_start": int(start), "trim_end": int(end)}
 
 
+class _Appender:
+    """Appends JSON lines to a file, each written whole and flushed (a killed process loses at most
+    a torn last line, which :func:`_repair_jsonl` cuts), fsync'ed at most every ``sync_every`` s
+    and on close: ``fsutil.append_jsonl``'s fsync per row would cost ms per row, more than the
+    mel of a short clip."""
+
+    def __init__(self, path: Path, sync_every: float = 1.0) -> None:
+        self.path, self.sync_every, self.f, self.synced = path, sync_every, None, time.monotonic()
+
+    def write(self, row: dict) -> None:
+        if self.f is None:
+            self.f = open(self.path, "a", encoding="utf-8")
+        self.f.write(json.dumps(row, sort_keys=True) + "\n")
+        self.f.flush()
+        if time.monotonic() - self.synced > self.sync_every:
+            os.fsync(self.f.fileno())
+            self.synced = time.monotonic()
+
+    def close(self) -> None:
+        if self.f is not None:
+            os.fsync(self.f.fileno())
+            self.f.close()
+            self.f = None
+
+
 def _check_ids(items: list[CorpusItem]) -> list[CorpusItem]:
     """Refuse ids that cannot name ``mels/<id>.npy`` safely, and duplicates."""
     seen: set[str] = set()
@@ -290,7 +207,7 @@ def _remove_stale_temps(mel_dir: Path, shard: tuple[int, int]) -> None:
 
 
 def _check_or_write_meta(out: Path, config: MelConfig, settings: dict) -> None:
-    meta = _read_meta(out)
+    meta = read_meta(out)
     if meta is not None:
         meta["config"].check_compatible(config, what=f"{out / 'mel.json'} and the requested mel config")
         old = {k: meta["prepare"].get(k) for k in settings}
@@ -376,24 +293,29 @@ def prepare(corpus: Iterable[CorpusItem], out_dir: str | Path, mel: MelConfig | 
         _repair_jsonl(f)
     _remove_stale_temps(mel_dir, shard)
 
-    finished = {r["id"] for p in out.glob("manifest*.jsonl") for r in _read_rows(p)}
+    finished = {r["id"] for p in out.glob("manifest*.jsonl") for r in read_rows(p)}
     todo = [it for it in items if not (it.id in finished and (mel_dir / f"{it.id}.npy").is_file())]
     report = PrepareReport(out, skipped=len(items) - len(todo))
     worker_settings = dict(settings, mel_dir=str(mel_dir))
     from tqdm import tqdm
 
-    with tqdm(total=len(todo), unit="file", desc="prepare", disable=None if progress is None else not progress,
-              dynamic_ncols=True) as bar:
-        for row in _results(todo, jobs, config, worker_settings, out):
-            if "error" in row:
-                append_jsonl(errors, row)
-                report.failed += 1
-                report.failures.append(row)
-                bar.set_postfix(failed=report.failed)
-            else:
-                append_jsonl(manifest, row)  # after the mel is in place: a row always has its mel
-                report.done += 1
-                report.seconds += row["seconds"]
-            bar.update(1)
+    rows, failures = _Appender(manifest), _Appender(errors)
+    try:
+        with tqdm(total=len(todo), unit="file", desc="prepare", dynamic_ncols=True,
+                  disable=None if progress is None else not progress) as bar:
+            for row in _results(todo, jobs, config, worker_settings, out):
+                if "error" in row:
+                    failures.write(row)
+                    report.failed += 1
+                    report.failures.append(row)
+                    bar.set_postfix(failed=report.failed)
+                else:
+                    rows.write(row)  # after the mel is in place: a row always has its mel
+                    report.done += 1
+                    report.seconds += row["seconds"]
+                bar.update(1)
+    finally:
+        rows.close()
+        failures.close()
     report.wall = time.perf_counter() - t0
     return report
