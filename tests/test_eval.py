@@ -296,3 +296,18 @@ def test_nothing_readable_exits_non_zero_with_a_report(tokenizer_path, tmp_path,
     assert "skipped" in capsys.readouterr().err
     assert main(["eval", "-t", str(tokenizer_path), str(tmp_path / "missing"), "-o", str(out)]) == 1
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_ranking_uses_pesq_only_when_every_utterance_has_it_on_one_scale():
+    from spectok.evaluation.runner import rank
+
+    def utt(id, pesq, mcd, note=None):
+        return {"id": id, "tokenized": {} if pesq is None else {"pesq": pesq}, "tokenizer": {"mcd_db": mcd},
+                "notes": {"pesq": note} if note else {}}
+
+    wb = [utt("a", 2.0, 9.0), utt("b", 3.0, 8.0), utt("c", 1.0, 1.0)]
+    assert rank(wb) == {"metric": "tokenized/pesq", "best": "b", "median": "a", "worst": "c"}
+    mixed = wb + [utt("d", 4.0, 5.0, "narrowband (8 kHz)")]
+    assert rank(mixed) == {"metric": "tokenizer/mcd_db", "best": "c", "median": "d", "worst": "a"}
+    assert rank(wb[:2] + [utt("c", None, 1.0)])["metric"] == "tokenizer/mcd_db"
+    assert rank([])["best"] is None

@@ -302,11 +302,11 @@ def speed(records: list[dict], device: torch.device) -> dict:
 
 
 def rank(records: list[dict]) -> dict:
-    """Best, median and worst utterance: by tokenized PESQ when every utterance has one, else by
-    the tokenizer's MCD (lower is better)."""
+    """Best, median and worst utterance: by tokenized PESQ when every utterance has one on one scale
+    (not wideband for some, narrowband for others), else by the tokenizer's MCD (lower is better)."""
     if not records:
         return {"metric": None, "best": None, "median": None, "worst": None}
-    if all("pesq" in r["tokenized"] for r in records):
+    if all("pesq" in r["tokenized"] for r in records) and len({r["notes"].get("pesq") for r in records}) == 1:
         key, metric = (lambda r: -r["tokenized"]["pesq"]), "tokenized/pesq"
     else:
         key, metric = (lambda r: r["tokenizer"].get("mcd_db", math.inf)), "tokenizer/mcd_db"
