@@ -220,32 +220,39 @@ def _check_or_write_meta(out: Path, config: MelConfig, settings: dict) -> None:
                                          "prepare": settings, "spectok_version": __version__})
 
 
-def _results(todo: list[CorpusItem], jobs: int, config: MelConfig, settings: dict, out: Path) -> Iterator[dict]:
-    """Rows for ``todo`` as they finish: in this process (``jobs == 1``) or from a process pool."""
-    import torch
-
-    threads = torch.get_num_threads()
-    if jobs == 1 or len(todo) <= 1:  # one torch thread, as in the workers; restored after
-        _Worker.init(config.to_dict(), settings, single_thread=True)
-        try:
-            yield from map(_Worker.run, todo)
-        finally:
-            torch.set_num_threads(threads)
-        return
+def _start_pool(todo: list[CorpusItem], jobs: int, config: MelConfig, settings: dict):
+    """Fork ``jobs`` workers and submit ``todo`` in chunks; ``(pool, futures)``, or ``(None, [])``
+    for ``jobs == 1``. Called before the progress bar starts its thread: forking a process
+    that runs other threads can deadlock the children."""
+    if jobs == 1 or len(todo) <= 1:
+        return None, []
     _Worker.init(config.to_dict(), settings, single_thread=False)  # built here once, inherited by forks
     ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     size = max(1, min(16, len(todo) // (8 * jobs)))
     chunks = [todo[i: i + size] for i in range(0, len(todo), size)]
     pool = ProcessPoolExecutor(min(jobs, len(chunks)), mp_context=ctx, initializer=_Worker.init,
                                initargs=(config.to_dict(), settings, True))
+    return pool, [pool.submit(_Worker.run_many, c) for c in chunks]
+
+
+def _results(todo: list[CorpusItem], futures: list, config: MelConfig, settings: dict, out: Path) -> Iterator[dict]:
+    """Rows as they finish: from the pool's ``futures``, or computed here when there are none."""
+    if futures:
+        try:
+            for future in as_completed(futures):
+                yield from future.result()
+        except BrokenProcessPool as e:
+            raise DataError(f"{out}: a worker process died (killed, or out of memory?): {e}; finished items "
+                            "are saved, run again to resume") from e
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    _Worker.init(config.to_dict(), settings, single_thread=True)  # one thread, as in the workers
     try:
-        for future in as_completed([pool.submit(_Worker.run_many, c) for c in chunks]):
-            yield from future.result()
-    except BrokenProcessPool as e:
-        raise DataError(f"{out}: a worker process died (killed, or out of memory?): {e}; finished items "
-                        "are saved, run again to resume") from e
+        yield from map(_Worker.run, todo)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(threads)
 
 
 def prepare(corpus: Iterable[CorpusItem], out_dir: str | Path, mel: MelConfig | dict | str = "hifigan-22k",
@@ -300,10 +307,11 @@ def prepare(corpus: Iterable[CorpusItem], out_dir: str | Path, mel: MelConfig | 
     from tqdm import tqdm
 
     rows, failures = _Appender(manifest), _Appender(errors)
+    pool, futures = _start_pool(todo, jobs, config, worker_settings)
     try:
         with tqdm(total=len(todo), unit="file", desc="prepare", dynamic_ncols=True,
                   disable=None if progress is None else not progress) as bar:
-            for row in _results(todo, jobs, config, worker_settings, out):
+            for row in _results(todo, futures, config, worker_settings, out):
                 if "error" in row:
                     failures.write(row)
                     report.failed += 1
@@ -315,6 +323,8 @@ def prepare(corpus: Iterable[CorpusItem], out_dir: str | Path, mel: MelConfig | 
                     report.seconds += row["seconds"]
                 bar.update(1)
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         rows.close()
         failures.close()
     report.wall = time.perf_counter() - t0
