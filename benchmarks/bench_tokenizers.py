@@ -53,6 +53,12 @@ CANDIDATES: dict[str, dict] = {
                   "quantizer": {"type": "vq", "codebook_size": 128, "dim": 64, "ema": True, "kmeans_init": True,
                                 "dead_code_threshold": 0.1}},
         "optim": {"generator": {"kind": "adam", "lr": 5.0e-4, "betas": [0.9, 0.99], "grad_clip": 1.0}}},
+    # The same grid with FSQ (levels 8 x 4 x 4 = 128 implicit codes per token): no codebook to collapse.
+    "cand-grid-fsq": {
+        "task": "tokenizer",
+        "model": {"channels": [64, 128, 256], "num_res_blocks": [0, 1, 3], "norm": "none",
+                  "quantizer": {"type": "fsq", "levels": [8, 4, 4], "dim": 3}},
+        "optim": {"generator": {"kind": "adam", "lr": 5.0e-4, "betas": [0.9, 0.99], "grad_clip": 1.0}}},
     # 1-D: mel bins as channels, time /2, residual VQ with 4 stages of 128 codes (4 x 7 bits).
     "cand-1d-rvq4": {
         "task": "tokenizer",
@@ -75,12 +81,14 @@ CANDIDATES: dict[str, dict] = {
 
 
 def merge(base: dict, over: dict) -> dict:
-    """Recursive dict update; a ``class`` change in ``model`` replaces the model section."""
+    """Recursive dict update; a change of model ``class`` or quantizer ``type`` replaces that section."""
     out = copy.deepcopy(base)
     for k, v in over.items():
         if k == "model" and "class" in v and v["class"] != out["model"].get("class"):
             out["model"] = {"mel": out["model"]["mel"], "norm_mean": out["model"].get("norm_mean", -5.0),
                             "norm_std": out["model"].get("norm_std", 2.0), **copy.deepcopy(v)}
+        elif k == "quantizer" and v.get("type") != out.get(k, {}).get("type"):
+            out[k] = copy.deepcopy(v)
         elif isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = merge(out[k], v)
         else:
@@ -153,9 +161,11 @@ def run_one(job: dict) -> dict:
 
         def _train_step(self, batch):
             super()._train_step(batch)
+            marks.append((time.process_time(), time.time()))
             if budget is not None and time.process_time() - start_cpu >= budget:
                 self.cfg.steps = self.step
 
+    marks: list[tuple[float, float]] = []  # (CPU s, wall s) after each step
     trainer = BudgetTrainer(cfg, job["run_dir"])
     start_cpu, start_wall = time.process_time(), time.time()
     result = trainer.fit()
@@ -164,7 +174,7 @@ def run_one(job: dict) -> dict:
     return {"steps": result["step"], "cpu_s": cpu, "wall_s": wall, "valid": result["valid"],
             "params": sum(p.numel() for p in model.parameters()),
             "bitrate": getattr(model, "bitrate", None) if getattr(model, "mel_config", None) else None,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "marks": marks}
 
 
 def spawn(job: dict) -> dict:
@@ -187,7 +197,7 @@ def engine_config(cfg: dict, data: Path, steps: int, budget: bool) -> dict:
 
 
 def speed(names: list[str], steps: int, work: Path) -> None:
-    print(f"\n## Training speed: {steps} steps after 1 warm-up step, preset batch and crop, 2 threads")
+    print(f"\n## Training speed: {steps} steps timed after 1 warm-up step, preset batch and crop, 2 threads")
     print(f"{'preset':26s} {'batch x frames':>15s} {'params':>8s} {'steps/s':>8s} {'CPU s/step':>10s} "
           f"{'frames/s':>9s} {'peak RSS MiB':>12s}")
     for name in names:
@@ -195,16 +205,15 @@ def speed(names: list[str], steps: int, work: Path) -> None:
         if cfg["task"] == "vqgan":
             cfg["loss"]["disc_start"] = 0
         data = data_for(cfg, work)
-        warm = spawn({"name": name, "config": engine_config(cfg, data, 1, False), "run_dir": str(work / f"s1-{name}")})
-        full = spawn({"name": name, "config": engine_config(cfg, data, 1 + steps, False),
-                      "run_dir": str(work / f"s-{name}")})
-        wall = max(full["wall_s"] - warm["wall_s"], 1e-9)
-        cpu = full["cpu_s"] - warm["cpu_s"]
+        res = spawn({"name": name, "config": engine_config(cfg, data, 1 + steps, False),
+                     "run_dir": str(work / f"s-{name}-{int(time.time())}")})
+        (cpu0, wall0), (cpu1, wall1) = res["marks"][0], res["marks"][-1]
+        wall, cpu = max(wall1 - wall0, 1e-9), cpu1 - cpu0
         b = cfg["train"]["batch_size"]
         frames = 1 if cfg["task"] == "image-tokenizer" else cfg.get("data", {}).get("crop_frames", 64)
-        unit = "images" if frames == 1 else f"{b} x {frames}"
-        print(f"{name:26s} {unit:>15s} {full['params'] / 1e6:7.2f}M {steps / wall:8.3f} {cpu / steps:10.2f} "
-              f"{b * frames * steps / wall:9.0f} {full['peak_rss_mib']:12.0f}", flush=True)
+        unit = f"{b} images" if frames == 1 else f"{b} x {frames}"
+        print(f"{name:26s} {unit:>15s} {res['params'] / 1e6:7.2f}M {steps / wall:8.3f} {cpu / steps:10.2f} "
+              f"{b * frames * steps / wall:9.0f} {res['peak_rss_mib']:12.0f}", flush=True)
 
 
 def budget_table(names: list[str], budget: float, work: Path) -> None:

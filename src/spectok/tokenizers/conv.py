@@ -70,7 +70,10 @@ def _build_quantizer(spec: dict[str, Any]) -> nn.Module:
 
     if not isinstance(spec, dict) or "type" not in spec:
         raise SpectokError(f"quantizer must be a dict with a 'type' key, got {spec!r}")
-    return build_quantizer(dict(spec))
+    try:
+        return build_quantizer(dict(spec))
+    except ValueError as e:
+        raise SpectokError(f"quantizer {spec!r}: {e}") from e
 
 
 class ConvVQVAE(Tokenizer):
