@@ -88,8 +88,11 @@ def test_existing_run_needs_resume_and_resume_needs_a_run(tmp_path, tiny_prepare
 def test_resume_extends_a_finished_run_with_overrides(tmp_path, tiny_prepared):
     run = _train(tmp_path, tiny_prepared, steps=2, valid_every=0, checkpoint_every=0)
     assert main(["train", "tokenizer", "--out", str(run), "--resume", "--steps", "4",
-                 "--set", "train.log_every=2"]) == 0
-    assert [r["step"] for r in _events(run, "train")] == [1, 2, 4]
+                 "--set", "train.log_every=2", "--set", "optim.generator.lr=1e-3"]) == 0
+    train = _events(run, "train")
+    assert [r["step"] for r in train] == [1, 2, 4]
+    spec = OptimizerSpec("generator", ["model"], kind="adam", lr=1e-3, schedule="cosine", warmup_steps=2)
+    assert train[-1]["lr/generator"] == pytest.approx(lr_at(spec, 3, 4))  # the override reached the optimizer
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["steps"] == 4
     assert "resumed from step-00000002.pt at step 2" in (run / "train.log").read_text()
 

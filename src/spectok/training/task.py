@@ -8,8 +8,13 @@ vocoders (plain and GAN) are tasks; there is no second loop.
 
 One optimisation step, for each :class:`OptimizerSpec` in order::
 
+    lr = lr_at(spec, step, train.steps)                  # spectok.training.schedules: a function of step
+    zero the grads of every optimizer
     losses = task.losses(batch, step, phase=spec.name)   # dict of scalar tensors, or None to skip
-    (losses["total"]).backward(); clip; optimizer.step(); scheduler.step()
+    losses["total"].backward(); clip to spec.grad_clip; optimizer.step()
+
+Every tensor in ``losses`` is logged as ``train/<phase>/<key>`` (TensorBoard and
+``metrics.jsonl``); validation metrics as ``valid/<key>``.
 
 A GAN task declares two specs (e.g. "generator" then "discriminator"); it may cache the
 generator's output in the first phase and use it detached in the second.
