@@ -198,3 +198,16 @@ def test_train_and_export_end_to_end(tiny_prepared, tmp_path):
     assert codes.shape == (1, 4, 25)
     metrics = (run / "metrics.jsonl").read_text()
     assert "codebook/used_fraction" in metrics and "gan_d" in metrics
+
+
+def test_config_mistakes_raise_clear_errors():
+    from spectok.errors import SpectokError
+
+    with pytest.raises(SpectokError, match="unknown keys \\['disc_start'\\]"):
+        TokenizerTask({"model": TINY_1D, "loss": {"disc_start": 5}})
+    with pytest.raises(SpectokError, match="reconstruction"):
+        TokenizerTask({"model": TINY_1D, "loss": {"reconstruction": "l3"}})
+    with pytest.raises(SpectokError, match="class"):
+        TokenizerTask({"model": {"channels": [8]}})
+    with pytest.raises(SpectokError, match="fsq"):
+        TokenizerTask({"model": {**TINY_1D, "quantizer": {"type": "fsq", "codebook_size": 8}}})

@@ -87,18 +87,23 @@ class CodebookTracker:
 class TokenizerTask(TrainTask):
     """A log-mel VQ-VAE: ``total = w_rec * masked_rec(mel', mel) + w_q * quantizer_loss``.
 
-    Validation metrics (averaged over the whole set by the engine): ``l1`` and ``mse`` of
-    the log-mel over real frames; ``codebook_*`` (usage, perplexity, dead codes) counted
-    over the whole pass.
+    Validation metrics: ``l1`` and ``mse`` of the log-mel (natural-log units) over every
+    real frame of the validation set; ``codebook/*`` (used fraction, dead codes, entropy,
+    perplexity, bits per second) counted over the whole pass.
     """
 
     kind = "tokenizer"
     best_metric = "l1"
+    loss_keys = ("reconstruction", "reconstruction_weight", "quantizer_weight")
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
         self.model = build_model(config.get("model", {}))
         loss = dict(config.get("loss", {}))
+        unknown = sorted(set(loss) - set(self.loss_keys))
+        if unknown:
+            raise SpectokError(f"loss: unknown keys {unknown} for task {type(self).__name__}; "
+                               f"known: {list(self.loss_keys)}")
         kind = loss.get("reconstruction", "l1")
         if kind not in RECONSTRUCTION:
             raise SpectokError(f"loss.reconstruction must be one of {sorted(RECONSTRUCTION)}, got {kind!r}")
@@ -193,6 +198,9 @@ class VQGANTask(TokenizerTask):
     The discriminator sees log-mels normalised like the generator's input, with padded
     frames of the fake set to the real (silence) frames.
     """
+
+    loss_keys = (*TokenizerTask.loss_keys, "disc_start", "disc_weight", "adaptive_weight_max",
+                 "feature_matching_weight")
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
