@@ -178,3 +178,27 @@ def test_bf16_autocast_and_the_media_hook_in_eval_context(tmp_path, tiny_prepare
     assert task.media_calls[0][4] == (1, 80, 64)
     assert task.model.training and task.wrapped["model"] is task.model
 
+
+def test_sigterm_stops_after_the_step_with_a_checkpoint(tmp_path, tiny_prepared):
+    run = tmp_path / "run"
+    cfg = write_config(tmp_path / "c.yaml", steps=10_000, checkpoint_every=0, valid_every=0)
+    proc = subprocess.Popen([sys.executable, "-m", "spectok", "train", "tokenizer", "--config", str(cfg),
+                             "--data", str(tiny_prepared), "--out", str(run)],
+                            env=cli_env(SPECTOK_TEST_STEP_SLEEP="0.05"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not any(r["step"] >= 2 for r in read_jsonl(run / "metrics.jsonl")):
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "run did not reach step 2"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=300) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    steps = sorted(int(p.stem.split("-")[1]) for p in (run / "checkpoints").glob("step-*.pt"))
+    assert len(steps) == 1 and 2 <= steps[0] < 10_000
+    assert f"stopped by SIGTERM at step {steps[0]}" in (run / "train.log").read_text()
+    assert max(r["step"] for r in read_jsonl(run / "metrics.jsonl")) == steps[0]
+

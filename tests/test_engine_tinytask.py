@@ -5,7 +5,8 @@ TinyTask: a 1-D conv autoencoder over log-mels (with dropout, so training consum
 optionally with a discriminator trained in a second phase from ``model.disc_start``. It
 is registered as a "tokenizer" model so export/load_release work.
 Setting SPECTOK_TEST_HANG_AT_STEP=N makes the generator phase of step N sleep for an hour
-(the resume test kills the process there, at a known point).
+(the resume test kills the process there, at a known point); SPECTOK_TEST_STEP_SLEEP=S
+makes every phase sleep S seconds (a slow run to interrupt).
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class TinyTask(TrainTask):
     def losses(self, batch: dict[str, torch.Tensor], step: int, phase: str) -> dict[str, torch.Tensor] | None:
         if step == int(os.environ.get("SPECTOK_TEST_HANG_AT_STEP", "-1")):
             time.sleep(3600)
+        time.sleep(float(os.environ.get("SPECTOK_TEST_STEP_SLEEP", "0")))
         mel, mask = batch["mel"], batch["mask"]
         if phase == "discriminator":
             if step < self.disc_start:

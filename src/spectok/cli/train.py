@@ -4,7 +4,8 @@ The config is a YAML file (see :mod:`spectok.training.engine` for the keys and t
 folder layout). ``--resume`` continues the run in ``--out`` from its latest checkpoint,
 with the config stored in ``RUN/config.yaml``; ``--steps``, ``--device`` and ``--set``
 still apply on top (e.g. ``--steps`` to train longer). Under ``torchrun`` every process
-runs this command; rank 0 logs and writes checkpoints.
+runs this command; rank 0 logs and writes checkpoints. SIGTERM stops the run after the
+current step with a checkpoint (exit status 143); ``--resume`` continues it.
 """
 
 from __future__ import annotations
@@ -81,4 +82,4 @@ def run(args: argparse.Namespace) -> int:
     summary = trainer.fit()
     if is_main:
         print(json.dumps(summary, sort_keys=True, default=str))
-    return 0
+    return 143 if summary["stopped"] else 0  # 128 + SIGTERM: stopped early, resumable

@@ -11,12 +11,14 @@ no collective is called.
 - :class:`EpochStream`: those shards epoch after epoch as ``(epoch, index)`` pairs, for one
   loader over the whole run.
 - :func:`barrier`, :func:`gather_objects`, :func:`broadcast_buffers`: no-ops on one process.
+- :class:`StopSignal`: SIGTERM becomes a clean stop after the current step, on every rank.
 - :func:`weights_digest`: a hash of model weights, to check that ranks agree.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -97,6 +99,24 @@ def gather_objects(obj: Any) -> list[Any]:
     return out
 
 
+def wrap_ddp(model: torch.nn.Module, device: torch.device, sync_buffers: bool = True,
+             find_unused_parameters: bool = False) -> torch.nn.Module:
+    """``model`` in DistributedDataParallel; a model without trainable parameters is returned as is.
+
+    ``sync_buffers``: rank 0's buffers are sent to every rank at each wrapped forward
+    (``broadcast_buffers``, called ``forward_sync_buffers`` from torch 2.13).
+    """
+    if not any(p.requires_grad for p in model.parameters()):
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    params = inspect.signature(DistributedDataParallel).parameters
+    sync = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused_parameters,
+                                   **{sync: sync_buffers})
+
+
 def broadcast_buffers(models: dict[str, torch.nn.Module]) -> None:
     """Copy rank 0's buffers (e.g. BatchNorm running statistics) to every rank (no-op on one process).
 
@@ -114,6 +134,46 @@ def broadcast_buffers(models: dict[str, torch.nn.Module]) -> None:
                 buf.copy_(tmp.bool())
             else:
                 dist.broadcast(buf.data, src=0)
+
+
+class StopSignal:
+    """SIGTERM (a scheduler's pre-emption, ``kill``) turned into a request to stop cleanly.
+
+    Used as a context manager around the loop: while inside, SIGTERM only sets a flag;
+    :meth:`requested` tells every rank whether any rank got one (one tiny all-reduce), so all
+    ranks stop after the same step, write a checkpoint and leave. Outside the main thread
+    (where handlers cannot be set) it never requests a stop.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignal:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._old = {signal.SIGTERM: signal.signal(signal.SIGTERM, self._handle)}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+
+    def requested(self, device: torch.device) -> bool:
+        flag = self.signum is not None
+        if dist.is_available() and dist.is_initialized():
+            t = torch.tensor([float(flag)], device=device)
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+            flag = bool(t.item() > 0)
+        return flag
 
 
 def weights_digest(models: dict[str, torch.nn.Module]) -> str:

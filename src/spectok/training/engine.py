@@ -43,7 +43,6 @@ weights digest, and a mismatch is logged.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import math
 import time
 from collections.abc import Iterator
@@ -148,16 +147,9 @@ class Trainer:
 
     # ---- construction --------------------------------------------------------------------
     def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
-        if not self.dist.enabled or not any(p.requires_grad for p in model.parameters()):
+        if not self.dist.enabled:
             return model
-        from torch.nn.parallel import DistributedDataParallel
-
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        # torch >= 2.13 renamed broadcast_buffers (rank 0's buffers sent at each forward).
-        params = inspect.signature(DistributedDataParallel).parameters
-        sync = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
-        return DistributedDataParallel(model, device_ids=ids, **{sync: self.cfg.ddp_broadcast_buffers},
-                                       find_unused_parameters=self.cfg.ddp_find_unused_parameters)
+        return D.wrap_ddp(model, self.device, self.cfg.ddp_broadcast_buffers, self.cfg.ddp_find_unused_parameters)
 
     def _autocast(self):
         if self.cfg.precision == "fp32":
@@ -234,36 +226,51 @@ class Trainer:
 
     # ---- the loop ------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
-        """Train to ``train.steps``; returns ``{"step", "valid", "best", "checkpoint"}``."""
-        cfg = self.cfg
+        """Train to ``train.steps``; returns ``{"step", "valid", "best", "checkpoint", "stopped"}``.
+
+        SIGTERM stops every rank after the current step, with a checkpoint (``stopped`` true).
+        """
         self._log_start()
-        last_path = None
+        last_path, stopped = None, False
         batches = self._train_batches()
         try:
-            t0, s0 = time.time(), self.step
-            while self.step < cfg.steps:
-                batch = _to_device(next(batches), self.device)
-                self._train_step(batch)
-                s, final = self.step, self.step == cfg.steps
-                self.log.advance(s)
-                if cfg.log_every and (s % cfg.log_every == 0 or final):
-                    self._log_train(s0, t0)
-                    t0, s0 = time.time(), s
-                is_best = False
-                if self.data.valid is not None and cfg.valid_every and (s % cfg.valid_every == 0 or final):
-                    is_best = self._validate()
-                if self.dist.is_main and cfg.media_every and s % cfg.media_every == 0:
-                    self._media(batch)
-                on_schedule = (cfg.checkpoint_every and s % cfg.checkpoint_every == 0) or final
-                if on_schedule or is_best:
-                    last_path = self._save(step_file=bool(on_schedule), is_best=is_best) or last_path
-            self.log.info(f"done at step {self.step}; last validation {self.last_valid}; best {self.best}")
+            with D.StopSignal() as stop:
+                last_path, stopped = self._loop(batches, stop)
+            if stopped:
+                self.log.info(f"stopped by SIGTERM at step {self.step}; continue with --resume")
+            else:
+                self.log.info(f"done at step {self.step}; last validation {self.last_valid}; best {self.best}")
         finally:
             batches.close()  # shuts the loader's workers down
             self.log.close()
             D.teardown()
-        return {"step": self.step, "valid": self.last_valid, "best": self.best,
+        return {"step": self.step, "valid": self.last_valid, "best": self.best, "stopped": stopped,
                 "checkpoint": str(last_path or self.ckpts.latest())}
+
+    def _loop(self, batches: Iterator[dict[str, Any]], stop: D.StopSignal) -> tuple[Path | None, bool]:
+        """Steps until ``train.steps`` or a stop request; returns (last checkpoint written, stopped)."""
+        cfg, last_path = self.cfg, None
+        t0, s0 = time.time(), self.step
+        while self.step < cfg.steps:
+            batch = _to_device(next(batches), self.device)
+            self._train_step(batch)
+            s, final = self.step, self.step == cfg.steps
+            self.log.advance(s)
+            if cfg.log_every and (s % cfg.log_every == 0 or final):
+                self._log_train(s0, t0)
+                t0, s0 = time.time(), s
+            is_best = False
+            if self.data.valid is not None and cfg.valid_every and (s % cfg.valid_every == 0 or final):
+                is_best = self._validate()
+            if self.dist.is_main and cfg.media_every and s % cfg.media_every == 0:
+                self._media(batch)
+            stopping = stop.requested(self.device)
+            on_schedule = (cfg.checkpoint_every and s % cfg.checkpoint_every == 0) or final or stopping
+            if on_schedule or is_best:
+                last_path = self._save(step_file=bool(on_schedule), is_best=is_best) or last_path
+            if stopping:
+                return last_path, True
+        return last_path, False
 
     def _log_start(self) -> None:
         sizes = {n: sum(p.numel() for p in m.parameters()) for n, m in self.models.items()}
