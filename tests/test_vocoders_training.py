@@ -14,6 +14,16 @@ from spectok.errors import DataError, MelMismatchError
 from spectok.training.tasks import task_class
 from spectok.vocoders.task import GANVocoderTask, VocoderTask
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """Tiny models: one thread. (On a shared, oversubscribed 2-core machine two OpenMP threads
+    spin against each other and run these ~20x slower than one.)"""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 TINY_ISTFT = {"class": "istft-vocoder", "mel": "hifigan-22k", "dim": 16, "hidden": 32, "n_layers": 2}
 TINY_HIFIGAN = {"class": "hifigan", "mel": "hifigan-22k", "preset": "v3", "channels": 8}
 TINY_D = {"periods": [2, 3], "scales": 2, "width": 0.03}
@@ -120,7 +130,7 @@ def test_train_export_and_load_through_the_engine(tiny_prepared, tmp_path):
     from spectok.vocoders import load_vocoder
 
     config = {"task": "vocoder-gan", "model": TINY_HIFIGAN, "discriminator": TINY_D,
-              "data": {"segment_samples": 2048, "valid_segment_samples": 4096},
+              "data": {"segment_samples": 1024, "valid_segment_samples": 2048},
               "train": {"steps": 3, "batch_size": 2, "valid_every": 2, "checkpoint_every": 2, "log_every": 1,
                         "media_every": 0, "progress": False, "device": "cpu"}}
     cfg = tmp_path / "tiny.yaml"
