@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spectok.errors import SpectokError
 from spectok.evaluation.report import DEFINITIONS, METRICS, Table, tables
 
 CSS = """
@@ -32,9 +33,15 @@ audio{width:100%}details{margin:.5rem 0}.scroll{max-height:30rem;overflow:auto}
 
 
 def _plt():
-    from spectok.plots import _plt as plots_plt
+    """matplotlib.pyplot on the non-interactive Agg backend (matplotlib is in the [train] extra)."""
+    try:
+        import matplotlib
+    except ImportError as e:  # pragma: no cover
+        raise SpectokError("report.html needs matplotlib: pip install 'spectok[train]'") from e
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
 
-    return plots_plt()
+    return plt
 
 
 def _png_uri(fig) -> str:
