@@ -79,7 +79,10 @@ class TinyTokenizer(Tokenizer):
 
 @register("test-frame-vocoder", "vocoder")
 class FrameVocoder(Vocoder):
-    """Not a real vocoder: a per-frame sine whose amplitude follows the mel energy; ``[B, T * hop]``."""
+    """Not a real vocoder: one fixed sine cycle per frame, its amplitude the frame's mel energy; ``[B, T * hop]``.
+
+    Frame-local (each output frame depends on its input frame only), so chunking it is exact.
+    """
 
     def __init__(self, mel: MelConfig | dict | str = "speech-16k") -> None:
         super().__init__()
@@ -89,5 +92,5 @@ class FrameVocoder(Vocoder):
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         hop = self.mel_config.hop_length
         amp = torch.repeat_interleave(mel.exp().mean(1), hop, dim=-1)
-        t = torch.arange(amp.shape[-1], dtype=amp.dtype) / self.mel_config.sample_rate
-        return (self.gain * amp * torch.sin(2 * torch.pi * 220.0 * t)).clamp(-1, 1)
+        cycle = torch.sin(2 * torch.pi * torch.arange(hop, dtype=amp.dtype) / hop).repeat(mel.shape[-1])
+        return (self.gain * amp * cycle).clamp(-1, 1)

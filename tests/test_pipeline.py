@@ -167,3 +167,17 @@ def test_real_conv_tokenizer_chunked_codes_equal_whole(speech) -> None:
     for frames in (int(2 * SMALL_MEL.frame_rate), int(7 * SMALL_MEL.frame_rate)):
         assert torch.equal(ChunkedEncoder(tok, frames).encode(get, mel.shape[-1]), whole)
     assert not torch.equal(ChunkedEncoder(tok, 100, receptive_field=0).encode(get, mel.shape[-1]), whole)
+
+
+def test_chunked_decode_and_vocode_equal_whole(speech) -> None:
+    from spectok.inference.chunking import decode_chunked, vocode_chunked
+
+    tok = _tiny(speech)
+    codes = tok.encode(MelSpectrogram(SMALL_MEL)(torch.from_numpy(speech[: 16000 * 20])))[0]
+    whole = tok.decode(codes[None])[0]
+    for cols in (7, 50, 1000):
+        torch.testing.assert_close(decode_chunked(tok, codes, cols), whole, rtol=0, atol=1e-4)
+    blind = decode_chunked(tok, codes, 7, context_columns=0)
+    assert (blind - whole).abs().max() > 1e-3  # the context matters, so the check above can fail
+    voc = FrameVocoder(SMALL_MEL)
+    torch.testing.assert_close(vocode_chunked(voc, whole, 33), voc(whole[None])[0], rtol=0, atol=1e-5)
