@@ -141,6 +141,18 @@ def _table(t: Table, collapsed: bool = False) -> str:
     return f"<h2>{_esc(t.title)}</h2>{table}{note}"
 
 
+def _safe(fig, *args) -> str | None:
+    """A figure's data URI, or None (the page goes without it) when drawing fails: a plot never
+    costs the report."""
+    try:
+        return fig(*args)
+    except Exception as e:
+        import warnings
+
+        warnings.warn(f"report.html: {fig.__name__} failed ({type(e).__name__}: {e}); figure left out", stacklevel=2)
+        return None
+
+
 def _figure(uri: str | None, caption: str) -> str:
     if uri is None:
         return ""
@@ -173,12 +185,14 @@ def render_html(report: dict, code_counts: Sequence[np.ndarray], out_dir: str | 
     title = (f"spectok eval: {report['tokenizer'].get('class')} {report['tokenizer'].get('fingerprint')} "
              f"at {tok['nominal_bits_per_second']:.0f} bit/s")
     body = [f"<h1>{_esc(title)}</h1>", _table(by_title["Setup"]), _table(by_title["Quality"]),
-            _figure(fig_distributions(report), "per-utterance scores: boxes span the quartiles, dots are utterances"),
-            _figure(fig_pairs(report), "PESQ per utterance: points below the diagonal lost quality to the tokens"),
+            _figure(_safe(fig_distributions, report),
+                    "per-utterance scores: boxes span the quartiles, dots are utterances"),
+            _figure(_safe(fig_pairs, report),
+                    "PESQ per utterance: points below the diagonal lost quality to the tokens"),
             _table(by_title["Tokenizer alone"]), _table(by_title["Tokens"])]
     if "Tokens per row" in by_title:
         body.append(_table(by_title["Tokens per row"], collapsed=len(by_title["Tokens per row"].rows) > 16))
-    body.append(_figure(fig_codebook_usage(code_counts), "codes sorted by use, per row"))
+    body.append(_figure(_safe(fig_codebook_usage, code_counts), "codes sorted by use, per row"))
     for t in ts:
         if t.title.startswith(("Speed", "Best")):
             body.append(_table(t))
