@@ -311,3 +311,27 @@ def test_ranking_uses_pesq_only_when_every_utterance_has_it_on_one_scale():
     assert rank(mixed) == {"metric": "tokenizer/mcd_db", "best": "c", "median": "d", "worst": "a"}
     assert rank(wb[:2] + [utt("c", None, 1.0)])["metric"] == "tokenizer/mcd_db"
     assert rank([])["best"] is None
+
+
+def test_grid_tokenizer_with_residual_stages_reports_every_row(audio_dir, tmp_path):
+    """A 2-D grid tokenizer with 2 RVQ stages: K = 4 rows × 2 stages; bitrates and the per-row table follow."""
+    from spectok.evaluation import report as rep
+    from spectok.evaluation.runner import describe_model, evaluate
+    from spectok.evaluation.sources import collect
+    from spectok.tokenizers import ConvVQVAE2d
+    from spectok.vocoders import GriffinLim
+
+    tok = ConvVQVAE2d(channels=[8, 8, 16], strides=[[4, 2], [5, 1]], num_res_blocks=1,
+                      quantizer={"type": "rvq", "dim": 8, "codebook_size": 32, "num_quantizers": 2}).eval()
+    voc = GriffinLim(tok.mel_config, n_iter=1, nnls_iters=0)
+    result = evaluate(tok, voc, collect([audio_dir / "lj1.wav"]), tmp_path, describe_model(tok, "grid"),
+                      describe_model(voc, "griffin-lim"), dnsmos=False)
+    t = result.tokens
+    assert t["rows"] == len(tok.codebook_sizes) == 8 and len(result.code_counts) == 8
+    assert t["nominal_bits_per_second"] == pytest.approx(tok.bitrate) == pytest.approx(tok.frame_rate * 8 * 5)
+    assert len(t["row_entropy_bits"]) == 8 and sum(t["row_entropy_bits"]) == pytest.approx(t["entropy_bits_per_column"])
+    assert t["entropy_bits_per_second"] == pytest.approx(tok.frame_rate * t["entropy_bits_per_column"])
+    (u,) = result.utterances
+    assert t["columns_counted"] == u["token_columns"] == math.ceil(u["frames"] / 2)
+    md = rep.render_markdown(rep.build(result))
+    assert "## Tokens per row" in md and md.count("\n| 7 | 32 |") == 1
