@@ -48,6 +48,14 @@ def test_every_vocoder_maps_frames_to_frames_times_hop(name):
     assert torch.isfinite(wav).all() and wav.abs().max() <= 1.0
 
 
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_bf16_autocast_still_returns_float32(name):
+    voc = TINY[name]("hifigan-22k").eval()
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        wav = voc(_input(voc, 1, 4))
+    assert wav.dtype == torch.float32 and wav.shape == (1, 4 * 256) and torch.isfinite(wav).all()
+
+
 @pytest.mark.parametrize("name", ["istft", "cnn"])
 def test_hop_160_front_end(name):
     voc = TINY[name]("speech-16k").eval()

@@ -114,4 +114,5 @@ class CNNVocoder(Vocoder):
             what = "log-mel" if self.input == "mel" else "log linear spectrogram"
             raise SpectokError(f"CNNVocoder: expected a {what} [B, {self.in_channels}, T], got {tuple(spec.shape)}")
         wav = sum(w * head(spec) for w, head in zip(self.head_weights, self.heads))
+        wav = wav.float()
         return wav if self.training else wav.clamp(-1.0, 1.0)

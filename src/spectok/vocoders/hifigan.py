@@ -134,7 +134,7 @@ class HiFiGANGenerator(Vocoder):
             x = up(F.leaky_relu(x, LRELU_SLOPE))
             x = sum(block(x) for block in mrf) / len(mrf)
         x = torch.tanh(self.conv_post(F.leaky_relu(x)))
-        return x.squeeze(1)
+        return x.squeeze(1).float()
 
     def remove_weight_norm(self) -> HiFiGANGenerator:
         """Fold the weight-norm parametrisations into plain weights (faster inference; the state
