@@ -53,12 +53,14 @@ def lsgan_g_loss(fake: list[torch.Tensor]) -> torch.Tensor:
     return sum((1 - f).square().mean() for f in fake)
 
 
-def feature_matching_loss(real_feats: list[list[torch.Tensor]], fake_feats: list[list[torch.Tensor]]) -> torch.Tensor:
+def feature_matching_loss(real_feats: list[list[torch.Tensor]], fake_feats: list[list[torch.Tensor]],
+                          layers: str = "mean") -> torch.Tensor:
     """L1 between discriminator feature maps of real (detached) and generated inputs, summed over
-    sub-discriminators and averaged over their layers."""
+    sub-discriminators and averaged over their layers (``layers="sum"``: summed, as HiFi-GAN does)."""
     total = 0.0
     for rs, fs in zip(real_feats, fake_feats):
-        total = total + sum(F.l1_loss(f, r.detach()) for r, f in zip(rs, fs)) / len(rs)
+        per_layer = sum(F.l1_loss(f, r.detach()) for r, f in zip(rs, fs))
+        total = total + (per_layer if layers == "sum" else per_layer / len(rs))
     return total
 
 

@@ -4,7 +4,8 @@
   (multi-resolution STFT: spectral convergence + log-magnitude L1, and mel L1 through the
   vocoder's own front end). For the CNN and iSTFT vocoders.
 - :class:`GANVocoderTask` (``task: vocoder-gan``): HiFi-GAN training. Phase "generator":
-  LSGAN generator loss over MPD + MSD, feature matching (x2) and mel L1 (x45), plus optional
+  LSGAN generator loss over MPD + MSD, feature matching (x2, L1 summed over layers and
+  sub-discriminators as in HiFi-GAN) and mel L1 (x45), plus optional
   STFT terms; phase "discriminator": LSGAN loss on real audio and the generator's output of
   the same step, **detached**. Before ``disc_start`` the generator learns from the spectral
   terms only and the discriminator phase is skipped. Works for any vocoder class (HiFi-GAN,
@@ -192,7 +193,7 @@ class GANVocoderTask(VocoderTask):
             with torch.no_grad():
                 _, real_feats = self.discriminator(real)
             losses["gan_g"] = lsgan_g_loss(fake_scores)
-            losses["feature_matching"] = feature_matching_loss(real_feats, fake_feats)
+            losses["feature_matching"] = feature_matching_loss(real_feats, fake_feats, layers="sum")
             total = total + self.w_adv * losses["gan_g"] + self.w_fm * losses["feature_matching"]
         self._fake = fake.detach()
         losses["total"] = total
