@@ -26,6 +26,25 @@ def speech() -> np.ndarray:
     return np.concatenate([load(p, 16000)[0] for p in clips])
 
 
+def assert_equal_up_to_ties(chunked: torch.Tensor, whole: torch.Tensor, latents: torch.Tensor,
+                            codebooks: torch.Tensor, tie: float = 1e-4) -> None:
+    """Codes ``[K, T']`` equal, except where the whole-file latent is a near tie between two codes.
+
+    Convolutions over inputs of different lengths round differently (~1e-7), so an argmin whose
+    best two distances are closer than that may flip; anything else is a chunking error.
+    ``latents``: ``[K, dim, T']``; ``codebooks``: ``[K, size, dim]``.
+    """
+    assert chunked.shape == whole.shape
+    diff = chunked != whole
+    if not diff.any():
+        return
+    dist = ((latents.permute(0, 2, 1)[:, :, None, :] - codebooks[:, None]) ** 2).sum(-1)  # [K, T', size]
+    two = dist.topk(2, dim=-1, largest=False).values
+    margin = (two[..., 1] - two[..., 0]) / two[..., 1].clamp_min(1e-12)
+    assert (margin[diff] < tie).all(), f"{int(diff.sum())} codes differ, not all at near ties"
+    assert diff.float().mean() < 0.01
+
+
 def _tiny(speech: np.ndarray, **kw) -> TinyTokenizer:
     """A tiny tokenizer whose codebooks are drawn from real latents, so its codes vary."""
     tok = TinyTokenizer(SMALL_MEL, **kw).eval()
@@ -57,10 +76,10 @@ def test_chunked_codes_equal_whole_file_codes(speech) -> None:
     assert whole.unique().numel() > 20  # the codes vary, so a wrong chunking would show
     cm = ChunkedMel(mel, array_reader(wav), len(wav))
     assert len(wav) / 16000 > 30
+    latents = tok.latent(mel(torch.from_numpy(wav)))[0]
     for seconds in (2, 7, 30):
         chunked = ChunkedEncoder(tok, int(seconds * SMALL_MEL.frame_rate)).encode(cm.frames, cm.num_frames)
-        assert chunked.shape == whole.shape
-        assert torch.equal(chunked, whole), f"chunks of {seconds} s differ"
+        assert_equal_up_to_ties(chunked, whole, latents, tok.codebook.detach())
     # and the check can fail: without context the chunk borders change codes
     blind = ChunkedEncoder(tok, int(2 * SMALL_MEL.frame_rate), receptive_field=0).encode(cm.frames, cm.num_frames)
     assert not torch.equal(blind, whole)
@@ -71,14 +90,16 @@ def test_chunks_too_small_for_the_receptive_field_still_exact(speech) -> None:
     mel = MelSpectrogram(SMALL_MEL)(torch.from_numpy(speech[:32000]))[0]
     whole = tok.encode(mel[None])[0]
     chunked = ChunkedEncoder(tok, chunk_frames=4).encode(lambda a, b: mel[:, a:b], mel.shape[-1])
-    assert torch.equal(chunked, whole)
+    assert_equal_up_to_ties(chunked, whole, tok.latent(mel[None])[0], tok.codebook.detach())
 
 
 def test_pipeline_long_input_uses_chunks_and_matches_whole(speech) -> None:
     pipe = _pipe(speech, chunk_seconds=2.0)
     tf = pipe.encode(speech)
-    whole = pipe.tokenizer.encode(MelSpectrogram(SMALL_MEL)(torch.from_numpy(speech)))[0].numpy()
-    np.testing.assert_array_equal(tf.codes, whole)
+    mel = MelSpectrogram(SMALL_MEL)(torch.from_numpy(speech))
+    whole = pipe.tokenizer.encode(mel)[0]
+    assert_equal_up_to_ties(torch.from_numpy(tf.codes), whole, pipe.tokenizer.latent(mel)[0],
+                            pipe.tokenizer.codebook.detach())
     assert tf.num_samples == len(speech)
     audio = pipe.decode(tf)
     assert audio.shape == (len(speech),) and audio.dtype == np.float32
@@ -155,6 +176,7 @@ def test_groupnorm_encoder_warns_that_chunks_are_approximate() -> None:
 def test_real_conv_tokenizer_chunked_codes_equal_whole(speech) -> None:
     """The project's 1-D conv VQ-VAE without time normalisation: chunked == whole."""
     conv = pytest.importorskip("spectok.tokenizers.conv", reason="spectok.tokenizers.conv not available")
+    torch.manual_seed(0)
     tok = conv.ConvVQVAE1d(mel=SMALL_MEL.to_dict(), channels=(32, 32, 32), strides=(2, 2), norm="none",
                            quantizer={"type": "vq", "dim": 8, "codebook_size": 32}).eval()
     mel = MelSpectrogram(SMALL_MEL)(torch.from_numpy(speech[: 16000 * 12]))[0]
@@ -164,8 +186,10 @@ def test_real_conv_tokenizer_chunked_codes_equal_whole(speech) -> None:
     whole = tok.encode(mel[None])[0]
     assert whole.unique().numel() > 8
     get = lambda a, b: mel[:, a:b]  # noqa: E731
+    with torch.no_grad():
+        latents, codebook = tok._latent(mel[None]), tok.quantizer.codebook[None]
     for frames in (int(2 * SMALL_MEL.frame_rate), int(7 * SMALL_MEL.frame_rate)):
-        assert torch.equal(ChunkedEncoder(tok, frames).encode(get, mel.shape[-1]), whole)
+        assert_equal_up_to_ties(ChunkedEncoder(tok, frames).encode(get, mel.shape[-1]), whole, latents, codebook)
     assert not torch.equal(ChunkedEncoder(tok, 100, receptive_field=0).encode(get, mel.shape[-1]), whole)
 
 

@@ -244,8 +244,8 @@ class Pipeline:
         short = []
         for i, t in enumerate(items):
             if t.codes.shape[1] * self.time_downsample > self.chunk_frames:
-                mel = self.decode_mel(t.codes)[:, :self._frames_for(t.num_samples)]
-                out[i] = self._fit(vocode_chunked(self.vocoder, mel, self.chunk_frames), t.num_samples)
+                mel = self.decode_mel(t.codes)[:, :self._frames_for(self._length(t))]
+                out[i] = self._fit(vocode_chunked(self.vocoder, mel, self.chunk_frames), self._length(t))
             else:
                 short.append(i)
         short.sort(key=lambda i: items[i].codes.shape[1])
@@ -256,14 +256,20 @@ class Pipeline:
             codes = torch.stack([torch.from_numpy(items[i].codes)[:, torch.arange(width).clamp(
                 max=items[i].codes.shape[1] - 1)] for i in idx])
             mels = self.tokenizer.decode(codes)
-            frames = [min(mels.shape[-1], self._frames_for(items[i].num_samples)) for i in idx]
+            frames = [min(mels.shape[-1], self._frames_for(self._length(items[i]))) for i in idx]
             mels = mels[..., :max(frames)]
             for row, f in enumerate(frames):
                 mels[row, :, f:] = self.mel_config.silence
             wavs = self.vocoder(mels)
             for row, i in enumerate(idx):
-                out[i] = self._fit(wavs[row, :frames[row] * self.hop_length], items[i].num_samples)
+                out[i] = self._fit(wavs[row, :frames[row] * self.hop_length], self._length(items[i]))
         return out[0] if single else out  # type: ignore[return-value]
+
+    def _length(self, tokens: TokenFile) -> int:
+        """The original length in samples at :attr:`sample_rate` (tokens forced from another rate are scaled)."""
+        if tokens.sample_rate == self.sample_rate:
+            return tokens.num_samples
+        return round(tokens.num_samples * self.sample_rate / tokens.sample_rate)
 
     def _frames_for(self, num_samples: int) -> int:
         """Mel frames whose vocoded audio covers ``num_samples`` samples."""
