@@ -38,7 +38,12 @@ DATA = REPO.parent / "shared" / "data" / "LJSpeech-1.1" / "wavs"
 
 
 def build_tokenizer(spec: str):
-    """A tokenizer from a release artifact path or a preset name under configs/tokenizer/."""
+    """A tokenizer from a release artifact path, a preset name under configs/tokenizer/, or a JSON
+    ``model:`` section (e.g. ``'{"class": "conv1d-vqvae", "channels": [64, 64, 64], "norm": "none"}'``)."""
+    if spec.lstrip().startswith("{"):
+        from spectok.tokenizers.task import build_model
+
+        return build_model(json.loads(spec)).eval(), f"model {spec} (untrained weights)"
     if spec.endswith(".safetensors"):
         from spectok.tokenizers import load_tokenizer
 
@@ -170,7 +175,8 @@ def run_child(args: argparse.Namespace, mode: str, hour_file: Path) -> dict:
 # ---- main ------------------------------------------------------------------------------------
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tokenizer", default="auto", help="preset name or .safetensors (default: default, else dctts)")
+    ap.add_argument("--tokenizer", default="auto",
+                    help="preset name, .safetensors, or a JSON model section (default: default, else dctts)")
     ap.add_argument("--seconds", type=float, default=60.0, help="audio for the encode throughput (default 60)")
     ap.add_argument("--decode-seconds", type=float, default=20.0, help="audio for the decode throughput")
     ap.add_argument("--hours", type=float, default=1.0, help="length of the long-file memory test (0 skips it)")
@@ -202,6 +208,9 @@ def main() -> None:
         rows.append(("wav -> log-mel (front end)", rate(lambda: pipe.log_mel(wav), args.seconds)))
         rows.append(("log-mel -> codes (tokenizer)", rate(lambda: tok.encode(mel[None]), args.seconds)))
         rows.append(("wav -> codes (Pipeline.encode)", rate(lambda: pipe.encode(wav), args.seconds)))
+        fast = Pipeline(tok, chunk_seconds=args.chunk_seconds, stft_dtype=torch.float32)
+        rows.append(("wav -> log-mel, float32 STFT", rate(lambda: fast.log_mel(wav), args.seconds)))
+        rows.append(("wav -> codes, float32 STFT", rate(lambda: fast.encode(wav), args.seconds)))
         short = wav[: int(args.decode_seconds * mel_cfg.sample_rate)]
         tf = pipe.encode(short)
         rows.append(("codes -> log-mel (decoder)", rate(lambda: pipe.decode_mel(tf.codes), args.decode_seconds)))
