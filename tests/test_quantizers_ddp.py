@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from spectok.quantizers import CodebookStats, build_quantizer
+from spectok.quantizers import CodebookStats, build_quantizer, ops
 
 CASES = {
     # a high restart threshold forces restarts at every step
@@ -28,27 +28,38 @@ CASES = {
 STEPS = 4
 
 
+def _no_sync(t: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    return t
+
+
 def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     torch.set_num_threads(1)
     try:
-        for name, cfg in CASES.items():
-            torch.manual_seed(0)  # identical construction on every rank, as DDP would ensure
-            q = build_quantizer(cfg)
-            stats = CodebookStats(q.codebook_sizes)
-            data = torch.Generator().manual_seed(100 + rank)
-            torch.manual_seed(1000 + rank)  # local RNG streams differ between ranks
-            restarts = 0.0
-            for _ in range(STEPS):
-                centres = 5.0 * torch.randn(1, 6, 1, generator=data) * (1 + rank)
-                z = centres + torch.randn(2 + rank, 6, 9, generator=data)
-                out = q(z)
-                restarts += sum(v for k, v in out.metrics.items() if k.endswith("dead_codes"))
-                stats.update(out.codes)
-            torch.save({"state": q.state_dict(), "restarts": restarts, "summary": stats.summary(),
-                        "local": [c.clone() for c in stats.counts]}, Path(out_dir) / f"{name}_rank{rank}.pt")
+        _run_cases(rank, out_dir, CASES)
+        # negative control: without the collectives the same run must leave different codebooks
+        ops.all_reduce_sum_, ops.broadcast_ = _no_sync, _no_sync
+        _run_cases(rank, out_dir, {"unsynced": {**CASES["vq_default"], "kmeans_init_rows": 16}})
     finally:
         dist.destroy_process_group()
+
+
+def _run_cases(rank: int, out_dir: str, cases: dict) -> None:
+    for name, cfg in cases.items():
+        torch.manual_seed(0)  # identical construction on every rank, as DDP would ensure
+        q = build_quantizer(cfg)
+        stats = CodebookStats(q.codebook_sizes)
+        data = torch.Generator().manual_seed(100 + rank)
+        torch.manual_seed(1000 + rank)  # local RNG streams differ between ranks
+        restarts = 0.0
+        for _ in range(STEPS):
+            centres = 5.0 * torch.randn(1, 6, 1, generator=data) * (1 + rank)
+            z = centres + torch.randn(2 + rank, 6, 9, generator=data)
+            out = q(z)
+            restarts += sum(v for k, v in out.metrics.items() if k.endswith("dead_codes"))
+            stats.update(out.codes)
+        torch.save({"state": q.state_dict(), "restarts": restarts, "summary": stats.summary(),
+                    "local": [c.clone() for c in stats.counts]}, Path(out_dir) / f"{name}_rank{rank}.pt")
 
 
 def test_codebooks_identical_on_two_ranks(tmp_path):
@@ -65,3 +76,5 @@ def test_codebooks_identical_on_two_ranks(tmp_path):
         local_total = sum(float(c.sum()) for c in (r0["local"][0], r1["local"][0]))
         assert r0["summary"]["count"] == local_total
         assert not torch.equal(r0["local"][0], r1["local"][0])
+    u0, u1 = (torch.load(tmp_path / f"unsynced_rank{r}.pt") for r in (0, 1))
+    assert not torch.equal(u0["state"]["codebook"], u1["state"]["codebook"]), "the check cannot fail"
