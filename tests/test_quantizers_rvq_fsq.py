@@ -164,3 +164,16 @@ def test_fsq_gradients_and_extremes():
         FSQ([1, 4])
     r = build_quantizer(json.loads(json.dumps(q.config)))
     assert r.config == q.config
+
+
+@pytest.mark.parametrize("make", [lambda: FSQ([8, 5, 5, 5]), lambda: ResidualVQ(2, 16, 4, kmeans_init=False)])
+def test_bf16_autocast_gives_the_fp32_codes(make):
+    torch.manual_seed(0)
+    q = make().eval()
+    z = _z(2, 4, (33,), scale=2.0)
+    ref = q(z)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = q(z)
+        decoded = q.decode(out.codes)
+    assert torch.equal(out.codes, ref.codes)
+    assert out.quantized.dtype == torch.float32 and torch.equal(decoded, out.quantized)
