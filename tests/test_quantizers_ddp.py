@@ -56,7 +56,7 @@ def _run_cases(rank: int, out_dir: str, cases: dict) -> None:
             centres = 5.0 * torch.randn(1, 6, 1, generator=data) * (1 + rank)
             z = centres + torch.randn(2 + rank, 6, 9, generator=data)
             out = q(z)
-            restarts += sum(v for k, v in out.metrics.items() if k.endswith("dead_codes"))
+            restarts += sum(v for k, v in out.metrics.items() if k.endswith("restarted_codes"))
             stats.update(out.codes)
         torch.save({"state": q.state_dict(), "restarts": restarts, "summary": stats.summary(),
                     "local": [c.clone() for c in stats.counts]}, Path(out_dir) / f"{name}_rank{rank}.pt")

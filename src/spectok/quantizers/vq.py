@@ -141,7 +141,7 @@ class VectorQuantizer(Quantizer):
         Returns:
             QuantizerOutput with ``quantized [B, D, *spatial]``, ``codes [B, 1, *spatial]`` int64,
             scalar ``loss`` and metrics ``perplexity``, ``used_fraction`` (of this batch),
-            ``commitment``, ``codebook`` and ``dead_codes``.
+            ``commitment``, ``codebook`` and ``restarted_codes`` (codes restarted in this call).
         """
         ops.check_latents(z, self.dim, "VectorQuantizer")
         batch_shape = (z.shape[0], *z.shape[2:])
@@ -168,7 +168,7 @@ class VectorQuantizer(Quantizer):
         codes = idx.reshape(batch_shape).unsqueeze(1)
         metrics = ops.usage_metrics(idx if valid is None else idx[valid], self.codebook_size)
         metrics.update(commitment=float(commitment.detach()), codebook=float(codebook_term.detach()),
-                       dead_codes=float(dead))
+                       restarted_codes=float(dead))
         return QuantizerOutput(quantized=quantized, codes=codes, loss=loss, metrics=metrics)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
