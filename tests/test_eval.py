@@ -299,7 +299,7 @@ def test_nothing_readable_exits_non_zero_with_a_report(tokenizer_path, tmp_path,
 
 
 def test_ranking_uses_pesq_only_when_every_utterance_has_it_on_one_scale():
-    from spectok.evaluation.runner import rank
+    from spectok.evaluation.aggregate import rank
 
     def utt(id, pesq, mcd, note=None):
         return {"id": id, "tokenized": {} if pesq is None else {"pesq": pesq}, "tokenizer": {"mcd_db": mcd},
@@ -327,11 +327,15 @@ def test_grid_tokenizer_with_residual_stages_reports_every_row(audio_dir, tmp_pa
     result = evaluate(tok, voc, collect([audio_dir / "lj1.wav"]), tmp_path, describe_model(tok, "grid"),
                       describe_model(voc, "griffin-lim"), dnsmos=False)
     t = result.tokens
-    assert t["rows"] == len(tok.codebook_sizes) == 8 and len(result.code_counts) == 8
+    assert t["rows"] == len(tok.codebook_sizes) == 8
+    # the 4 frequency rows of each stage share that stage's codebook: usage is counted per codebook
+    assert t["codebooks"] == len(result.code_counts) == 2 and t["rows_per_codebook"] == 4
+    assert t["total_codes"] == 64 and [int(c.sum()) for c in result.code_counts] == [4 * t["columns_counted"]] * 2
+    assert t["dead_codes"] == sum(int((c == 0).sum()) for c in result.code_counts)
     assert t["nominal_bits_per_second"] == pytest.approx(tok.bitrate) == pytest.approx(tok.frame_rate * 8 * 5)
     assert len(t["row_entropy_bits"]) == 8 and sum(t["row_entropy_bits"]) == pytest.approx(t["entropy_bits_per_column"])
     assert t["entropy_bits_per_second"] == pytest.approx(tok.frame_rate * t["entropy_bits_per_column"])
     (u,) = result.utterances
     assert t["columns_counted"] == u["token_columns"] == math.ceil(u["frames"] / 2)
     md = rep.render_markdown(rep.build(result))
-    assert "## Tokens per row" in md and md.count("\n| 7 | 32 |") == 1
+    assert "## Tokens per row" in md and md.count("\n| 7 | 32 |") == 1 and "each shared by 4 rows" in md

@@ -104,7 +104,7 @@ def fig_pairs(report: dict, key: str = "pesq") -> str | None:
 
 
 def fig_codebook_usage(counts: Sequence[np.ndarray], max_rows: int = 8) -> str | None:
-    """Code counts of each row sorted from most to least used (log scale); dead codes are the tail at 0."""
+    """Code counts of each codebook sorted from most to least used (log scale); dead codes are the tail at 0."""
     if not counts or not any(int(c.sum()) for c in counts):
         return None
     plt = _plt()
@@ -113,11 +113,11 @@ def fig_codebook_usage(counts: Sequence[np.ndarray], max_rows: int = 8) -> str |
         c = np.sort(np.asarray(c))[::-1]
         dead = int((c == 0).sum())
         ax.step(np.arange(1, len(c) + 1), np.maximum(c, 0.8), where="mid", lw=1.2,
-                label=f"row {i}: {len(c) - dead}/{len(c)} used")
+                label=f"codebook {i}: {len(c) - dead}/{len(c)} used")
     ax.set_yscale("log")
     ax.set_xlabel("code rank (most used first)")
     ax.set_ylabel("occurrences (0 drawn at 0.8)")
-    more = f" (first {max_rows} of {len(counts)} rows)" if len(counts) > max_rows else ""
+    more = f" (first {max_rows} of {len(counts)} codebooks)" if len(counts) > max_rows else ""
     ax.set_title(f"codebook usage over the set{more}", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
@@ -192,7 +192,7 @@ def render_html(report: dict, code_counts: Sequence[np.ndarray], out_dir: str | 
             _table(by_title["Tokenizer alone"]), _table(by_title["Tokens"])]
     if "Tokens per row" in by_title:
         body.append(_table(by_title["Tokens per row"], collapsed=len(by_title["Tokens per row"].rows) > 16))
-    body.append(_figure(_safe(fig_codebook_usage, code_counts), "codes sorted by use, per row"))
+    body.append(_figure(_safe(fig_codebook_usage, code_counts), "codes sorted by use, per codebook"))
     for t in ts:
         if t.title.startswith(("Speed", "Best")):
             body.append(_table(t))

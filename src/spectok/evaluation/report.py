@@ -128,8 +128,11 @@ def tables(report: dict) -> list[Table]:
         ["entropy bound", f"{t['entropy_bits_per_second']:.1f} bit/s (frame rate × Σ row entropies, "
                           f"{_pct(t['entropy_bits_per_second'], t['nominal_bits_per_second'])} of nominal)"],
         ["codebook usage", f"{100 * t['used_fraction']:.1f} % used, {t['dead_codes']} of {t['total_codes']} "
-                           "codes never used"],
-        ["perplexity", f"{t['perplexity']:.1f} per column ({t['entropy_bits_per_column']:.2f} bits)"],
+                           f"codes never used{_sharing(t)}"],
+        ["codebook perplexity", ", ".join(f"{p:.1f} of {k}" for p, k in zip(t["codebook_perplexity"][:8],
+                                                                         t["codebook_entries"][:8]))
+         + (" …" if t["codebooks"] > 8 else "")],
+        ["entropy per column", f"{t['entropy_bits_per_column']:.2f} bits (Σ over the {t['rows']} rows)"],
         ["columns counted", str(t["columns_counted"])]],
         "over the whole set; one CodebookStats count of every column of every utterance"))
     if t["rows"] > 1:
@@ -167,6 +170,11 @@ def tables(report: dict) -> list[Table]:
 
 def _pair(r: dict, key: str) -> str:
     return f"{fmt(r['tokenized'].get(key))} / {fmt(r['copy'].get(key))}"
+
+
+def _sharing(t: dict) -> str:
+    n, r = t["codebooks"], t["rows_per_codebook"]
+    return f" ({n} codebook{'s' if n > 1 else ''}, each shared by {r} rows)" if r > 1 else ""
 
 
 def _pct(a: float, b: float) -> str:

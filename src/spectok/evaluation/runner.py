@@ -12,7 +12,8 @@ Per utterance (mono, resampled to the tokenizer's rate, trimmed as its prepared 
   of what the vocoder already loses.
 - ``original``: DNSMOS of the reference itself (its ceiling), when DNSMOS is available.
 
-Codes of the whole set are counted in one :class:`~spectok.quantizers.CodebookStats`.
+Codes of the whole set are counted with :class:`~spectok.quantizers.CodebookStats`, per token
+row (entropy bound) and per physical codebook (usage, dead codes; a grid's rows share one).
 Speed is audio seconds per compute second, one utterance at a time (batch 1), after one
 untimed warm-up; totals are divided, not per-utterance ratios averaged.
 
@@ -39,9 +40,8 @@ from spectok.audio.io import load
 from spectok.audio.mel import MelSpectrogram
 from spectok.errors import SpectokError
 from spectok.evaluation import metrics as M
+from spectok.evaluation.aggregate import aggregate, rank, speed
 from spectok.evaluation.sources import Collection, EvalItem
-
-GROUPS = ("tokenizer", "tokenized", "copy", "gap", "original")
 
 
 @dataclass
@@ -118,7 +118,9 @@ class Evaluator:
         self.tokenizer = tokenizer.to(self.device).eval()
         self.vocoder = vocoder.to(self.device).eval()
         self.mel = MelSpectrogram(self.mel_config).to(self.device)
-        self.stats = CodebookStats(list(tokenizer.codebook_sizes))
+        self.stats = CodebookStats(list(tokenizer.codebook_sizes))  # per token row: the entropy bound
+        self.codebook_sizes, self.rows_per_codebook = shared_codebooks(tokenizer)
+        self.codebooks = CodebookStats(self.codebook_sizes)  # per physical codebook: usage, dead codes
         self.dnsmos = M.dnsmos_available() if dnsmos is None else dnsmos
         self.n_cepstra = n_cepstra
         self.sample_rate = self.mel_config.sample_rate
@@ -252,67 +254,57 @@ class Evaluator:
                 skipped.append({"id": item.id, "path": str(item.path), "reason": reason})
                 continue
             self.stats.update(s.codes)
+            self.codebooks.update(self._by_codebook(s.codes))
             records.append(self.measure(item, s))
         return records, skipped
 
+    def _by_codebook(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes ``[B, K, T']`` regrouped as ``[B, codebooks, rows_per_codebook * T']`` (rows are stage-major)."""
+        b, _, t = codes.shape
+        return codes.reshape(b, len(self.codebook_sizes), self.rows_per_codebook * t)
+
     def token_summary(self) -> dict:
-        """Codebook health over the whole set, the nominal bitrate and the entropy bound (bits/s)."""
+        """Codebook health over the whole set, the nominal bitrate and the entropy bound (bits/s).
+
+        Usage, dead codes and codebook perplexity count the physical codebooks (a grid's rows share
+        one); the entropy bound sums the entropies of the K token rows, each coded on its own.
+        """
         fr = float(self.tokenizer.frame_rate)
         sizes = list(self.tokenizer.codebook_sizes)
         summary = self.stats.summary(fr)
-        k = len(sizes)
+        k, n = len(sizes), len(self.codebook_sizes)
         rows = [summary[f"row{i}/entropy_bits"] for i in range(k)] if k > 1 else [summary["entropy_bits"]]
+        cb = self.codebooks.summary()
+        cb_h = [cb[f"row{i}/entropy_bits"] for i in range(n)] if n > 1 else [cb["entropy_bits"]]
+        cb_used = [cb[f"row{i}/used_fraction"] for i in range(n)] if n > 1 else [cb["used_fraction"]]
         return {"frame_rate": fr, "codebook_sizes": sizes, "rows": k,
                 "nominal_bits_per_second": M.nominal_bitrate(fr, sizes),
                 "entropy_bits_per_second": M.entropy_bitrate(fr, rows),
-                "used_fraction": summary["used_fraction"], "dead_codes": int(summary["dead_codes"]),
-                "total_codes": int(sum(sizes)), "entropy_bits_per_column": summary["entropy_bits"],
-                "perplexity": summary["perplexity"], "columns_counted": int(summary["count"]),
+                "entropy_bits_per_column": summary["entropy_bits"], "perplexity_per_column": summary["perplexity"],
+                "columns_counted": int(summary["count"]),
                 "row_perplexity": [2.0**h for h in rows], "row_entropy_bits": rows,
                 "row_used_fraction": ([summary[f"row{i}/used_fraction"] for i in range(k)] if k > 1
-                                      else [summary["used_fraction"]])}
+                                      else [summary["used_fraction"]]),
+                "codebooks": n, "codebook_entries": list(self.codebook_sizes),
+                "rows_per_codebook": self.rows_per_codebook, "used_fraction": cb["used_fraction"],
+                "dead_codes": int(cb["dead_codes"]), "total_codes": int(sum(self.codebook_sizes)),
+                "codebook_perplexity": [2.0**h for h in cb_h], "codebook_used_fraction": cb_used}
 
 
-# ---- aggregation ---------------------------------------------------------------------------------
-def aggregate(records: list[dict]) -> dict:
-    """``{group: {metric: Summary dict + "failed"}}`` over the utterances (gap: paired differences)."""
-    out: dict = {}
-    for group in GROUPS:
-        names = sorted({k for r in records for k in r.get(group, {})})
-        out[group] = {}
-        for name in names:
-            values = [r[group][name] for r in records if name in r.get(group, {})]
-            out[group][name] = dict(M.summarize(values).to_dict(), failed=len(records) - len(values))
-    return out
+def shared_codebooks(tokenizer: nn.Module) -> tuple[list[int], int]:
+    """``(sizes of the physical codebooks, token rows per codebook)``.
 
-
-def speed(records: list[dict], device: torch.device) -> dict:
-    """Audio seconds per compute second of each stage, over the whole set."""
-    total = {k: sum(r["timing"][k] for r in records) for k in
-             ("audio_s", "encode_s", "tokenizer_decode_s", "decode_s", "vocoder_s")}
-
-    def ratio(k: str) -> float | None:
-        return total["audio_s"] / total[k] if total[k] > 0 else None
-
-    return {"audio_seconds": total["audio_s"], "encode_x_realtime": ratio("encode_s"),
-            "decode_x_realtime": ratio("decode_s"), "tokenizer_decode_x_realtime": ratio("tokenizer_decode_s"),
-            "vocoder_x_realtime": ratio("vocoder_s"), "compute_seconds": {k: v for k, v in total.items()
-                                                                          if k != "audio_s"},
-            "device": str(device), "torch_threads": torch.get_num_threads(), "batch_size": 1}
-
-
-def rank(records: list[dict]) -> dict:
-    """Best, median and worst utterance: by tokenized PESQ when every utterance has one on one scale
-    (not wideband for some, narrowband for others), else by the tokenizer's MCD (lower is better)."""
-    if not records:
-        return {"metric": None, "best": None, "median": None, "worst": None}
-    if all("pesq" in r["tokenized"] for r in records) and len({r["notes"].get("pesq") for r in records}) == 1:
-        key, metric = (lambda r: -r["tokenized"]["pesq"]), "tokenized/pesq"
-    else:
-        key, metric = (lambda r: r["tokenizer"].get("mcd_db", math.inf)), "tokenizer/mcd_db"
-    order = sorted(records, key=lambda r: (key(r), r["id"]))
-    return {"metric": metric, "best": order[0]["id"], "median": order[(len(order) - 1) // 2]["id"],
-            "worst": order[-1]["id"]}
+    A 2-D grid tokenizer quantizes all its frequency rows with one shared codebook (per RVQ
+    stage), so its ``K = stages × rows`` token rows map, stage-major, onto
+    ``quantizer.codebook_sizes``. A tokenizer without that structure counts each row as its own.
+    """
+    sizes = [int(k) for k in tokenizer.codebook_sizes]
+    rows = int(getattr(tokenizer, "rows", 1) or 1)
+    stages = getattr(getattr(tokenizer, "quantizer", None), "codebook_sizes", None)
+    if stages is not None and len(stages) * rows == len(sizes) and all(
+            sizes[i] == int(stages[i // rows]) for i in range(len(sizes))):
+        return [int(k) for k in stages], rows
+    return sizes, 1
 
 
 def safe_name(id: str) -> str:
@@ -359,7 +351,7 @@ def evaluate(tokenizer: nn.Module, vocoder: nn.Module, collection: Collection, o
     out = Path(out_dir)
     examples = write_examples(ev, {i.id: i for i in collection.items}, ranking, out) if records else []
     return EvalResult(utterances=records, skipped=skipped, sources=collection.sources, tokens=ev.token_summary(),
-                      code_counts=[c.cpu().numpy() for c in ev.stats.counts],
+                      code_counts=[c.cpu().numpy() for c in ev.codebooks.counts],
                       speed=speed(records, ev.device) if records else {}, aggregate=aggregate(records),
                       ranking=ranking, tokenizer=tokenizer_info, vocoder=vocoder_info, examples=examples,
                       dnsmos=ev.dnsmos)
