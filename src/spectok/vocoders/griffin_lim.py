@@ -27,33 +27,41 @@ from spectok.errors import SpectokError
 from spectok.vocoders.base import Vocoder
 
 
-def overlap_add(frames: torch.Tensor, window: torch.Tensor, hop: int) -> torch.Tensor:
+def overlap_add(frames: torch.Tensor, window: torch.Tensor, hop: int,
+                envelope: torch.Tensor | None = None) -> torch.Tensor:
     """Windowed overlap-add with window-power normalisation (an inverse STFT without centring).
 
     Args:
-        frames: time frames ``[B, n_fft, T]`` (already inverse-FFT'd).
+        frames: time frames ``[B, T, n_fft]`` (already inverse-FFT'd; frames-last is the layout
+            ``irfft`` of a ``[B, T, F]`` spectrum gives, and the fast one for the adds).
         window: synthesis window ``[n_fft]``.
         hop: hop length in samples.
+        envelope: :func:`window_envelope` for these sizes, to reuse across calls.
 
     Returns:
         ``[B, (T - 1) * hop + n_fft]``: the least-squares signal whose STFT frames are closest
         to ``frames`` (samples that no window covers are 0).
     """
-    b, n_fft, t = frames.shape
-    length = (t - 1) * hop + n_fft
-    env = _overlap(window.square()[None, :, None].expand(1, n_fft, t), hop).reshape(1, length)
-    out = _overlap(frames * window[None, :, None], hop).reshape(b, length)
-    return out / torch.where(env > 1e-8, env, torch.ones_like(env))
+    b, t, n_fft = frames.shape
+    if envelope is None:
+        envelope = window_envelope(window, hop, t)
+    return _overlap(frames * window, hop) / envelope
+
+
+def window_envelope(window: torch.Tensor, hop: int, frames: int) -> torch.Tensor:
+    """``1 / sum_t w^2(n - t * hop)`` as a divisor ``[1, (frames - 1) * hop + n_fft]`` (1 where no window reaches)."""
+    env = _overlap(window.square().expand(1, frames, window.shape[0]), hop)
+    return torch.where(env > 1e-8, env, torch.ones_like(env))
 
 
 def _overlap(frames: torch.Tensor, hop: int) -> torch.Tensor:
-    """Sum frames ``[B, n_fft, T]`` placed ``hop`` apart -> ``[B, (T - 1) * hop + n_fft]``."""
-    b, n_fft, t = frames.shape
+    """Sum frames ``[B, T, n_fft]`` placed ``hop`` apart -> ``[B, (T - 1) * hop + n_fft]``."""
+    b, t, n_fft = frames.shape
     if n_fft % hop:  # general case: F.fold (slower)
         length = (t - 1) * hop + n_fft
-        return F.fold(frames, (1, length), (1, n_fft), stride=(1, hop)).reshape(b, length)
+        return F.fold(frames.transpose(1, 2), (1, length), (1, n_fft), stride=(1, hop)).reshape(b, length)
     r = n_fft // hop  # each frame spans r hops: add the r chunks at increasing offsets
-    chunks = frames.transpose(1, 2).reshape(b, t, r, hop)
+    chunks = frames.reshape(b, t, r, hop)
     out = frames.new_zeros(b, t + r - 1, hop)
     for k in range(r):
         out[:, k: k + t] += chunks[:, :, k]
@@ -109,41 +117,50 @@ class GriffinLim(Vocoder):
         target = torch.exp(mel.float())  # the mel in linear units (of |X|^power)
         floor = 1e-10
         spec = torch.matmul(self.pinv, target).clamp_min(floor)
+        num = torch.matmul(self.filterbank.t(), target) if self.nnls_iters else None
         for _ in range(self.nnls_iters):  # Lee-Seung multiplicative update for min ||M s - target||, s >= 0
-            num = torch.matmul(self.filterbank.t(), target)
             den = torch.matmul(self.filterbank.t(), torch.matmul(self.filterbank, spec)).clamp_min(floor)
             spec = spec * num / den
         mag = spec.sqrt() if c.power == 2.0 else spec
         return mag.pow(self.magnitude_power) if self.magnitude_power != 1.0 else mag
 
     def _stft(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, L]`` -> ``[B, T, F]`` (torch's STFT output is frames-major in memory: transposing is free)."""
         c = self.mel_config
         return torch.stft(x, c.n_fft, hop_length=c.hop_length, window=self.window, center=False,
-                          return_complex=True)
+                          return_complex=True).transpose(1, 2)
 
-    def _istft(self, spec: torch.Tensor) -> torch.Tensor:
+    def _istft(self, spec: torch.Tensor, envelope: torch.Tensor) -> torch.Tensor:
+        """``[B, T, F]`` -> ``[B, (T - 1) * hop + n_fft]`` (the padded signal domain)."""
         c = self.mel_config
-        return overlap_add(torch.fft.irfft(spec, n=c.n_fft, dim=1), self.window, c.hop_length)
+        return overlap_add(torch.fft.irfft(spec, n=c.n_fft, dim=-1), self.window, c.hop_length, envelope)
 
     def reconstruct(self, magnitude: torch.Tensor) -> torch.Tensor:
-        """Linear magnitude ``[B, F, T]`` -> waveform ``[B, T * hop_length]`` by fast Griffin-Lim."""
+        """Linear magnitude ``[B, F, T]`` -> waveform ``[B, T * hop_length]`` by fast Griffin-Lim.
+
+        Internally everything is frames-last (``[B, T, F]``), the memory layout of ``torch.stft``'s
+        output, so the element-wise updates run on contiguous tensors.
+        """
         c = self.mel_config
         b, _, t = magnitude.shape
-        mag = magnitude.float()
+        mag = magnitude.float().transpose(1, 2).contiguous()  # [B, T, F]
+        envelope = window_envelope(self.window, c.hop_length, t)
         if self.init == "random":
             g = torch.Generator(device="cpu").manual_seed(self.seed)
             # one phase pattern shared by the batch: an item's output does not depend on its neighbours
-            phase = torch.rand(mag.shape[1:], generator=g).to(mag.device).expand_as(mag) * (2 * torch.pi)
-            angles = torch.polar(torch.ones_like(mag), phase)
+            phase = torch.rand(magnitude.shape[1:], generator=g).t().to(mag.device).expand_as(mag) * (2 * torch.pi)
+            spec = torch.polar(mag, phase)
         else:
-            angles = torch.ones_like(mag, dtype=torch.complex64)
-        prev = torch.zeros_like(angles)
+            spec = mag.to(torch.complex64)
+        prev = None
+        alpha = self.momentum / (1 + self.momentum)
         for _ in range(self.n_iter):
-            rebuilt = self._stft(self._istft(mag * angles))
-            angles = rebuilt - (self.momentum / (1 + self.momentum)) * prev
-            angles = angles / (angles.abs() + 1e-16)
+            rebuilt = self._stft(self._istft(spec, envelope))
+            d = rebuilt if prev is None else torch.sub(rebuilt, prev, alpha=alpha)
+            # unit phase times the target magnitude, in real arithmetic (complex division and abs are slower)
+            spec = d * (mag * torch.rsqrt(d.real.square() + d.imag.square() + 1e-30))
             prev = rebuilt
-        wav = self._istft(mag * angles)[:, c.padding: c.padding + t * c.hop_length]
+        wav = self._istft(spec, envelope)[:, c.padding: c.padding + t * c.hop_length]
         if wav.shape[-1] < t * c.hop_length:  # center=True: the last hop has no frame beyond it
             wav = F.pad(wav, (0, t * c.hop_length - wav.shape[-1]))
         return wav

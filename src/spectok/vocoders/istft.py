@@ -8,8 +8,8 @@ This makes it the fast CPU default.
 Layout (feature extractor -> backbone -> head, as in gemelo-ai/vocos)::
 
     log-mel [B, n_mels, T] --Conv1d(k=7)--> [B, dim, T] --LayerNorm--> ConvNeXt blocks x n_layers
-        --LayerNorm--> Linear(dim, n_fft + 2) --> log|S| [B, F, T], phase [B, F, T]   (F = n_fft/2 + 1)
-        --> S = exp(min(log|S|, max_log_magnitude)) * (cos phase + i sin phase)
+        --LayerNorm--> Linear(dim, n_fft + 2) --> log|S| [B, T, F], phase [B, T, F]   (F = n_fft/2 + 1)
+        --> S = exp(min(log|S|, max_log_magnitude)) * (cos phase + i sin phase)   (frames-last [B, T, F])
         --> irfft, Hann window, overlap-add with hop_length --> crop --> waveform [B, T * hop]
 
 The head's frames are laid out like the front end's (frame ``t`` starts at ``t * hop`` of the
@@ -96,9 +96,9 @@ class ISTFTVocoder(Vocoder):
         return self.norm_out(x.transpose(1, 2))
 
     def spectrum(self, features: torch.Tensor) -> torch.Tensor:
-        """``[B, T, dim]`` -> complex STFT ``[B, n_fft // 2 + 1, T]`` (fp32)."""
-        out = self.head(features).float().transpose(1, 2)  # [B, n_fft + 2, T]
-        log_mag, phase = out.chunk(2, dim=1)
+        """``[B, T, dim]`` -> complex STFT ``[B, T, n_fft // 2 + 1]`` (fp32, frames-last)."""
+        out = self.head(features).float()  # [B, T, n_fft + 2]
+        log_mag, phase = out.chunk(2, dim=-1)
         mag = torch.exp(log_mag.clamp(max=self.max_log_magnitude))
         return torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
 
@@ -107,7 +107,7 @@ class ISTFTVocoder(Vocoder):
         t = mel.shape[-1]
         spec = self.spectrum(self.backbone(mel))
         with torch.autocast(device_type=mel.device.type, enabled=False):
-            frames = torch.fft.irfft(spec, n=self.n_fft, dim=1)
+            frames = torch.fft.irfft(spec, n=self.n_fft, dim=-1)  # [B, T, n_fft]
             wav = overlap_add(frames, self.window, c.hop_length)
         pad = (self.n_fft - c.hop_length) // 2
         wav = wav[:, pad: pad + t * c.hop_length]
