@@ -27,7 +27,8 @@ def register(sub) -> None:
                    help="vocoder artifact (.safetensors) or 'griffin-lim' (default; needs no training)")
     p.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations (default 32)")
     p.add_argument("-o", "--out", required=True, type=Path, help="report folder (created)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N utterances (sorted by id)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="evaluate only the first N items found (sorted by id; unreadable files count)")
     p.add_argument("--device", default="cpu", help="torch device for the models (default cpu)")
     p.add_argument("--no-dnsmos", action="store_true",
                    help="skip DNSMOS even when speechmos is installed (it is skipped anyway when it is not)")

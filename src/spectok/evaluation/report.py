@@ -134,7 +134,7 @@ def tables(report: dict) -> list[Table]:
          + (" …" if t["codebooks"] > 8 else "")],
         ["entropy per column", f"{t['entropy_bits_per_column']:.2f} bits (Σ over the {t['rows']} rows)"],
         ["columns counted", str(t["columns_counted"])]],
-        "over the whole set; one CodebookStats count of every column of every utterance"))
+        "counted over the whole set (CodebookStats): usage per codebook, entropies per token row"))
     if t["rows"] > 1:
         out.append(Table("Tokens per row", ["row", "size", "used %", "perplexity", "entropy (bits)"],
                          [[str(i), str(t["codebook_sizes"][i]), f"{100 * t['row_used_fraction'][i]:.1f}",
@@ -174,7 +174,9 @@ def _pair(r: dict, key: str) -> str:
 
 def _sharing(t: dict) -> str:
     n, r = t["codebooks"], t["rows_per_codebook"]
-    return f" ({n} codebook{'s' if n > 1 else ''}, each shared by {r} rows)" if r > 1 else ""
+    if r == 1:
+        return ""
+    return f" (1 codebook shared by {r} rows)" if n == 1 else f" ({n} codebooks, each shared by {r} rows)"
 
 
 def _pct(a: float, b: float) -> str:
