@@ -214,12 +214,14 @@ def main() -> None:
         short = wav[: int(args.decode_seconds * mel_cfg.sample_rate)]
         tf = pipe.encode(short)
         rows.append(("codes -> log-mel (decoder)", rate(lambda: pipe.decode_mel(tf.codes), args.decode_seconds)))
-        pipe.vocoder = GriffinLim(mel_cfg, n_iter=32)
-        rows.append(("codes -> wav, Griffin-Lim 32 it.", rate(lambda: pipe.decode(tf), args.decode_seconds, 1)))
-        istft = build_istft(mel_cfg)
-        if istft is not None:
-            pipe.vocoder = istft
-            rows.append(("codes -> wav, iSTFT vocoder", rate(lambda: pipe.decode(tf), args.decode_seconds)))
+        rec = pipe.decode_mel(tf.codes)[None]
+        vocoders = [("Griffin-Lim 32 it.", GriffinLim(mel_cfg, n_iter=32)), ("iSTFT vocoder", build_istft(mel_cfg))]
+        for name, voc in vocoders:
+            if voc is None:
+                continue
+            pipe.vocoder = voc
+            rows.append((f"log-mel -> wav, {name} alone", rate(lambda v=voc: v(rec), args.decode_seconds, 1)))
+            rows.append((f"codes -> wav, {name}", rate(lambda: pipe.decode(tf), args.decode_seconds, 1)))
     width = max(len(r[0]) for r in rows)
     print(f"{'path':<{width}}  audio s / wall s   audio s / CPU s")
     for name, (wall, cpu) in rows:
