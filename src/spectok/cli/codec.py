@@ -98,8 +98,18 @@ def output_path(out: Path, rel: Path, suffix: str, single: bool) -> Path:
     return out / rel.with_suffix(suffix)
 
 
+def _one_line_warnings() -> None:
+    """Show Python warnings (e.g. "chunked codes are approximate") as one line, not file:line + source."""
+    import warnings
+
+    warnings.showwarning = lambda message, category, *args, **kwargs: print(
+        f"spectok: warning: {message}", file=sys.stderr)
+
+
 def _load_pipeline(args: argparse.Namespace, with_vocoder: bool):
     from spectok.pipeline import Pipeline
+
+    _one_line_warnings()
     from spectok.tokenizers import load_tokenizer
 
     tok = load_tokenizer(args.tokenizer)
