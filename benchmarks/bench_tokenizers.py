@@ -59,6 +59,12 @@ CANDIDATES: dict[str, dict] = {
         "model": {"channels": [64, 128, 256], "num_res_blocks": [0, 1, 3], "norm": "none",
                   "quantizer": {"type": "fsq", "levels": [8, 4, 4], "dim": 3}},
         "optim": {"generator": {"kind": "adam", "lr": 5.0e-4, "betas": [0.9, 0.99], "grad_clip": 1.0}}},
+    # FSQ with 5 x 5 x 5 = 125 codes per token (6.97 bits, 1,200.8 bit/s): evenly spread levels.
+    "cand-grid-fsq555": {
+        "task": "tokenizer",
+        "model": {"channels": [64, 128, 256], "num_res_blocks": [0, 1, 3], "norm": "none",
+                  "quantizer": {"type": "fsq", "levels": [5, 5, 5], "dim": 3}},
+        "optim": {"generator": {"kind": "adam", "lr": 5.0e-4, "betas": [0.9, 0.99], "grad_clip": 1.0}}},
     # 1-D: mel bins as channels, time /2, residual VQ with 4 stages of 128 codes (4 x 7 bits).
     "cand-1d-rvq4": {
         "task": "tokenizer",

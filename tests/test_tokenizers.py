@@ -196,3 +196,11 @@ def test_image_vqvae_shapes_and_bits():
     assert m.bits_per_image == 64 * math.log2(512)
     with pytest.raises(AttributeError):
         _ = m.frame_rate
+
+
+def test_default_preset_is_at_most_the_dctts_rate():
+    from spectok.tokenizers.task import build_model
+
+    rate = {name: build_model(yaml.safe_load((PRESETS / f"{name}.yaml").read_text())["model"]).bitrate
+            for name in ("default", "dctts-spectrogram-vq")}
+    assert rate["default"] <= rate["dctts-spectrogram-vq"]
