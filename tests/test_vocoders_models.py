@@ -158,3 +158,19 @@ def test_spectral_convergence_scale_and_gradient():
 def test_stft_loss_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="shapes differ"):
         multi_resolution_stft_loss(torch.zeros(1, 100), torch.zeros(1, 101))
+
+
+def test_istft_head_inverts_the_front_ends_framing_exactly():
+    """The head's overlap-add undoes the front end's framing: an iSTFT vocoder whose head emits
+    the exact STFT frames of a signal (padded as the front end pads) returns that signal,
+    sample-aligned with the input frames."""
+    cfg = MelConfig.preset("hifigan-22k")
+    voc = ISTFTVocoder(cfg, dim=8, hidden=8, n_layers=1).train()  # train mode: no output clamp
+    x = torch.randn(2, 40 * cfg.hop_length, generator=torch.Generator().manual_seed(0))
+    pad = (cfg.n_fft - cfg.hop_length) // 2
+    xp = torch.nn.functional.pad(x.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
+    spec = torch.stft(xp, cfg.n_fft, cfg.hop_length, window=voc.window, center=False, return_complex=True)
+    assert spec.shape[-1] == 40  # frames = samples / hop
+    voc.spectrum = lambda features: spec.transpose(1, 2)  # [B, T, F], what the head would predict
+    y = voc(torch.zeros(2, cfg.n_mels, 40))
+    assert y.shape == x.shape and torch.allclose(y, x, atol=1e-4)
