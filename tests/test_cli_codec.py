@@ -151,3 +151,16 @@ def test_missing_tokenizer_is_one_line(capsys, tmp_path, clips) -> None:
     _, paths = clips
     code, err = _run(capsys, "encode", paths[0], "-t", tmp_path / "nope.safetensors", "-o", tmp_path / "o")
     assert code == 1 and err.count("\n") == 1 and "nope.safetensors" in err
+
+
+def test_files_with_the_same_name_in_different_folders_do_not_overwrite(capsys, tmp_path, artifact, clips) -> None:
+    root, paths = clips
+    twin = root / "a" / "b" / "one.wav"
+    twin.write_bytes(paths[0].read_bytes())
+    try:
+        code, err = _run(capsys, "encode", paths[0], twin, "-t", artifact, "-o", tmp_path / "tok", "-q")
+    finally:
+        twin.unlink()
+    assert code == 0, err
+    written = sorted(p.relative_to(tmp_path / "tok").as_posix() for p in (tmp_path / "tok").rglob("*.sptk"))
+    assert len(written) == 2 and written[0] != written[1]

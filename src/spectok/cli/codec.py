@@ -87,7 +87,18 @@ def collect(inputs: Iterable[Path], suffixes: tuple[str, ...]) -> list[tuple[Pat
                       if f.is_file() and f.suffix.lower() in suffixes]
         else:
             found.append((root, Path(root.name)))
-    return found
+    return _disambiguate(found)
+
+
+def _disambiguate(found: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+    """Give inputs whose relative names clash (``a/17.flac`` and ``b/17.flac`` passed as files) their
+    parent folders as well, so no output overwrites another."""
+    depth = 1
+    while True:
+        names = [rel if len(rel.parts) >= depth else Path(*f.absolute().parts[-depth:]) for f, rel in found]
+        if len(set(names)) == len(names) or depth > 32:
+            return [(f, n) for (f, _), n in zip(found, names)]
+        depth += 1
 
 
 def output_path(out: Path, rel: Path, suffix: str, single: bool) -> Path:
