@@ -80,6 +80,34 @@ def test_export_needs_an_output(tmp_path, capsys) -> None:
     assert "--onnx" in capsys.readouterr().err
 
 
+def test_residual_vq_encoder_exports(tmp_path) -> None:
+    """ResidualVQ's eval path branches on no tensor values, so its encoder exports and gives torch's codes."""
+    from spectok.onnx_export import EncodeGraph, _export
+
+    tok = _tokenizer("1d", {"type": "rvq", "num_quantizers": 3, "dim": 8, "codebook_size": 32})
+    mels = _real_mels(tok.mel_config, [64, 203, 7])
+    _export(EncodeGraph(tok), mels[0], tmp_path / "encoder.onnx", "mel", "codes", metadata={})
+    enc = ort.InferenceSession(str(tmp_path / "encoder.onnx"))
+    for mel in mels:
+        batch = torch.cat([mel, mel.flip(-1)])  # batch of 2
+        codes = enc.run(None, {"mel": batch.numpy()})[0]
+        assert codes.shape == (2, 3, -(-mel.shape[-1] // 4))
+        np.testing.assert_array_equal(codes, tok.encode(batch).numpy())
+
+
+def test_value_reading_quantizer_helpers_skip_while_exporting(monkeypatch) -> None:
+    from spectok.quantizers import ops
+
+    idx = torch.tensor([0, 1, 1, 3])
+    assert ops.usage_metrics(idx, 4)["used_fraction"] == 0.75
+    with pytest.raises(ValueError, match="outside"):
+        ops.check_codes(torch.full((1, 1, 2), 9), [4], "t")
+    monkeypatch.setattr(torch.compiler, "is_exporting", lambda: True)
+    assert ops.exporting()
+    assert ops.usage_metrics(idx, 4) == {}
+    ops.check_codes(torch.full((1, 1, 2), 9), [4], "t")  # no error: the range check reads values
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("kind", "quantizer"), [("2d", None), ("1d", {"type": "fsq", "levels": [8, 5, 5, 5]})])
 def test_other_tokenizers_export(tmp_path, kind, quantizer) -> None:

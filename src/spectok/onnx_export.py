@@ -14,8 +14,9 @@ and write token files. Nothing here computes the log-mel: it is the front end of
 :mod:`spectok.audio.mel` (an STFT), run before the encoder.
 
 Export uses the ``torch.export`` based exporter with the batch and time axes dynamic.
-During export the quantizers' input checks and batch usage metrics (which read tensor
-values and cannot become graph nodes) are switched off; they do not change codes.
+During export the quantizers' code range checks and batch usage metrics (which read tensor
+values and cannot become graph nodes) skip themselves (``spectok.quantizers.ops.exporting``);
+they do not change codes.
 Vocoders whose graph cannot be exported (e.g. complex-valued Griffin-Lim) are reported and
 skipped, never half-written.
 """
@@ -70,13 +71,8 @@ class DecodeGraph(nn.Module):
 
 
 @contextlib.contextmanager
-def _export_mode() -> Iterator[None]:
-    """Switch off value-reading checks and metrics of the quantizers, and quiet the exporter."""
-    from spectok.quantizers import ops
-
-    saved = ops.usage_metrics, ops.check_codes
-    ops.usage_metrics = lambda idx, k: {}
-    ops.check_codes = lambda *args, **kwargs: None
+def _quiet_exporter() -> Iterator[None]:
+    """Silence the exporter's loggers and warnings."""
     loggers = [logging.getLogger(n) for n in ("torch._dynamo", "torch.export", "torch.onnx", "torch._guards",
                                               "torch.fx.experimental.symbolic_shapes", "onnxscript")]
     levels = [lg.level for lg in loggers]
@@ -87,7 +83,6 @@ def _export_mode() -> Iterator[None]:
             warnings.simplefilter("ignore")
             yield
     finally:
-        ops.usage_metrics, ops.check_codes = saved
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
 
@@ -100,7 +95,7 @@ def _export(module: nn.Module, example: torch.Tensor, path: Path, input_name: st
     # AUTO: dynamic batch and time, with whatever lower bound the layers need (e.g. strided convs)
     shapes = {_forward_args(module)[0]: {0: torch.export.Dim.AUTO, 2: torch.export.Dim.AUTO}}
     chatter = io.StringIO()  # the exporter prints whole graphs when it fails; keep them off the console
-    with _export_mode(), contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+    with _quiet_exporter(), contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
         try:
             program = torch.onnx.export(module.eval(), (example,), dynamo=True, input_names=[input_name],
                                         output_names=[output_name], dynamic_shapes=shapes, opset_version=OPSET,

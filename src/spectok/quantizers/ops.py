@@ -67,8 +67,19 @@ def check_latents(z: torch.Tensor, dim: int, who: str) -> None:
         raise ValueError(f"{who}: latents must be floating point, got {z.dtype}")
 
 
+def exporting() -> bool:
+    """True while the model is being traced into a graph (``torch.export``, which the ONNX exporter
+    uses, or ``torch.jit.trace``): helpers that read tensor values then skip themselves."""
+    return torch.compiler.is_exporting() or torch.jit.is_tracing()
+
+
 def check_codes(codes: torch.Tensor, sizes: list[int], who: str) -> None:
-    """Raise a clear ValueError unless ``codes`` is integer ``[B, k, *spatial]`` with rows in range."""
+    """Raise a clear ValueError unless ``codes`` is integer ``[B, k, *spatial]`` with rows in range.
+
+    Skipped while :func:`exporting` (the range check reads values; it never changes codes).
+    """
+    if exporting():
+        return
     if codes.dim() < 2 or codes.is_floating_point() or codes.dtype == torch.bool:
         raise ValueError(f"{who}: expected integer codes [B, K, *spatial], got {codes.dtype} {tuple(codes.shape)}")
     if codes.shape[1] < 1 or codes.shape[1] > len(sizes):
@@ -226,8 +237,11 @@ def rotation_trick(e: torch.Tensor, q: torch.Tensor, eps: float = 1e-6) -> torch
 def usage_metrics(idx: torch.Tensor, k: int) -> dict[str, float]:
     """Batch-level ``perplexity`` (exp of the code entropy in nats) and ``used_fraction`` of ``k`` codes.
 
-    Works for implicit codebooks of any size (counts only the codes that occur).
+    Works for implicit codebooks of any size (counts only the codes that occur). Empty (``{}``)
+    while :func:`exporting`: the counts are data-dependent and no graph output.
     """
+    if exporting():
+        return {}
     if idx.numel() == 0:
         return {"perplexity": 0.0, "used_fraction": 0.0}
     _, counts = torch.unique(idx.reshape(-1), return_counts=True)

@@ -66,17 +66,20 @@ class ResidualVQ(Quantizer):
         """JSON-friendly constructor arguments with ``"type"``: ``build_quantizer(q.config)`` rebuilds it."""
         return dict(self._config)
 
-    def _stage_counts(self, batch: int, n_quantizers: int | None, device: torch.device) -> torch.Tensor:
-        """``[B]`` int64: how many stages each example uses in this call."""
+    def _stage_counts(self, batch: int, n_quantizers: int | None,
+                      device: torch.device) -> tuple[torch.Tensor, bool]:
+        """``([B] int64, drawn)``: how many stages each example uses in this call, and whether
+        quantizer dropout drew them (if not, every example uses all the stages run)."""
         if n_quantizers is not None:
             if not 1 <= n_quantizers <= self.num_quantizers:
                 raise ValueError(f"ResidualVQ: n_quantizers must be in 1..{self.num_quantizers}, got {n_quantizers}")
-            return torch.full((batch,), n_quantizers, dtype=torch.long, device=device)
+            return torch.full((batch,), n_quantizers, dtype=torch.long, device=device), False
         counts = torch.full((batch,), self.num_quantizers, dtype=torch.long, device=device)
         if self.training and self.quantizer_dropout > 0 and self.num_quantizers > 1:
             drop = torch.rand(batch, device=device) < self.quantizer_dropout
             counts = torch.where(drop, torch.randint(1, self.num_quantizers + 1, (batch,), device=device), counts)
-        return counts
+            return counts, True
+        return counts, False
 
     def forward(self, z: torch.Tensor, n_quantizers: int | None = None,
                 mask: torch.Tensor | None = None) -> QuantizerOutput:
@@ -93,7 +96,9 @@ class ResidualVQ(Quantizer):
         """
         ops.check_latents(z, self.dim, "ResidualVQ")
         batch, spatial = z.shape[0], tuple(z.shape[2:])
-        counts = self._stage_counts(batch, n_quantizers, z.device)
+        # Without dropout every example uses every stage run: no branching on tensor values,
+        # so the eval path traces into a static graph (torch.export, ONNX).
+        counts, drawn = self._stage_counts(batch, n_quantizers, z.device)
         n_run = n_quantizers or self.num_quantizers
         bcast = (batch, 1, *([1] * len(spatial)))
         residual, total = z, None
@@ -101,7 +106,7 @@ class ResidualVQ(Quantizer):
         for i, stage in enumerate(self.stages[:n_run]):
             active = counts > i
             stage_mask = None
-            if not bool(active.all()) or mask is not None:
+            if (drawn and not bool(active.all())) or mask is not None:
                 stage_mask = active.view(batch, *([1] * len(spatial))).expand(batch, *spatial)
                 if mask is not None:
                     stage_mask = stage_mask & mask.to(device=z.device, dtype=torch.bool)
@@ -112,7 +117,7 @@ class ResidualVQ(Quantizer):
             codes.append(out.codes)
             loss = loss + out.loss
             metrics.update({f"stage{i}/{k}": v for k, v in out.metrics.items()})
-        metrics["n_quantizers_mean"] = float(counts.float().mean())
+        metrics["n_quantizers_mean"] = float(counts.float().mean()) if drawn else float(n_run)
         return QuantizerOutput(quantized=total, codes=torch.cat(codes, dim=1), loss=loss, metrics=metrics)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
