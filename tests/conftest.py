@@ -22,6 +22,17 @@ def shared_path(*parts: str) -> Path:
     return p
 
 
+@pytest.fixture(scope="module")
+def single_thread():
+    """One torch thread for a module of tiny models (``pytestmark = pytest.mark.usefixtures("single_thread")``).
+    On a shared, oversubscribed 2-core machine two OpenMP threads spin against each other and
+    run such tests ~20x slower than one."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def ljspeech_root() -> Path:
     return shared_path("LJSpeech-1.1")

@@ -5,19 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from spectok.cli.main import main
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny models: one thread. (On a shared, oversubscribed 2-core machine two OpenMP threads
-    spin against each other and run these ~20x slower than one.)"""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_gen_spec_then_synthesize_with_griffin_lim(ljspeech_wavs, tmp_path):

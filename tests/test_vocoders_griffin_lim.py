@@ -10,15 +10,7 @@ from spectok.audio.mel import MelConfig, MelSpectrogram
 from spectok.errors import MelMismatchError, SpectokError
 from spectok.vocoders import GriffinLim, load_vocoder
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny models: one thread. (On a shared, oversubscribed 2-core machine two OpenMP threads
-    spin against each other and run these ~20x slower than one.)"""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _spectral_convergence(wav: torch.Tensor, target_mag: torch.Tensor, front: MelSpectrogram) -> float:

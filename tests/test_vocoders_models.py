@@ -13,15 +13,7 @@ from spectok.vocoders import CNNVocoder, GriffinLim, HiFiGANGenerator, ISTFTVoco
 from spectok.vocoders.cnn import upsample_factors
 from spectok.vocoders.discriminators import HiFiGANDiscriminator
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny models: one thread. (On a shared, oversubscribed 2-core machine two OpenMP threads
-    spin against each other and run these ~20x slower than one.)"""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 TINY = {
     "istft": lambda mel: ISTFTVocoder(mel, dim=16, hidden=32, n_layers=2),

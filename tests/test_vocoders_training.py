@@ -14,15 +14,7 @@ from spectok.errors import DataError, MelMismatchError
 from spectok.training.tasks import task_class
 from spectok.vocoders.task import GANVocoderTask, VocoderTask
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny models: one thread. (On a shared, oversubscribed 2-core machine two OpenMP threads
-    spin against each other and run these ~20x slower than one.)"""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 TINY_ISTFT = {"class": "istft-vocoder", "mel": "hifigan-22k", "dim": 16, "hidden": 32, "n_layers": 2}
 TINY_HIFIGAN = {"class": "hifigan", "mel": "hifigan-22k", "preset": "v3", "channels": 8}
