@@ -90,6 +90,14 @@ def collect(inputs: Iterable[Path], suffixes: tuple[str, ...]) -> list[tuple[Pat
     return _disambiguate(found)
 
 
+def collect_some(inputs: list[Path], suffixes: tuple[str, ...], what: str) -> list[tuple[Path, Path]]:
+    """:func:`collect`, raising :class:`SpectokError` ("no {what} found in ...") when it finds nothing."""
+    files = collect(inputs, suffixes)
+    if not files:
+        raise SpectokError(f"no {what} found in {', '.join(map(str, inputs))}")
+    return files
+
+
 def _disambiguate(found: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
     """Give inputs whose relative names clash (``a/17.flac`` and ``b/17.flac`` passed as files) their
     parent folders as well, so no output overwrites another."""
@@ -237,9 +245,7 @@ def _encode(args: argparse.Namespace) -> int:
     from spectok.audio.io import AUDIO_EXTENSIONS
     from spectok.tokens import write_npy, write_tokens
 
-    files = collect(args.inputs, AUDIO_EXTENSIONS)
-    if not files:
-        raise SpectokError(f"no audio files found in {', '.join(map(str, args.inputs))}")
+    files = collect_some(args.inputs, AUDIO_EXTENSIONS, "audio files")
     pipe = _load_pipeline(args, with_vocoder=False)
     suffix = ".npy" if args.format == "npy" else ".sptk"
     single = len(files) == 1
@@ -275,9 +281,7 @@ def _read_token_file(path: Path, pipe, force: bool):
 def _decode(args: argparse.Namespace) -> int:
     from spectok.audio.io import save
 
-    files = collect(args.inputs, TOKEN_SUFFIXES)
-    if not files:
-        raise SpectokError(f"no token files (.sptk, .npy) found in {', '.join(map(str, args.inputs))}")
+    files = collect_some(args.inputs, TOKEN_SUFFIXES, "token files (.sptk, .npy)")
     pipe = _load_pipeline(args, with_vocoder=True)
     single = len(files) == 1
     runner = Runner("decode", len(files), args.quiet)
@@ -306,9 +310,7 @@ def _decode(args: argparse.Namespace) -> int:
 def _reconstruct(args: argparse.Namespace) -> int:
     from spectok.audio.io import AUDIO_EXTENSIONS, save
 
-    files = collect(args.inputs, AUDIO_EXTENSIONS)
-    if not files:
-        raise SpectokError(f"no audio files found in {', '.join(map(str, args.inputs))}")
+    files = collect_some(args.inputs, AUDIO_EXTENSIONS, "audio files")
     pipe = _load_pipeline(args, with_vocoder=True)
     single = len(files) == 1
     runner = Runner("reconstruct", len(files), args.quiet)

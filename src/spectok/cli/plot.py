@@ -83,13 +83,11 @@ def _tokens(args: argparse.Namespace) -> int:
 
 
 def _usage(args: argparse.Namespace) -> int:
-    from spectok.cli.codec import collect
+    from spectok.cli.codec import collect_some
     from spectok.plots import plot_codebook_usage
     from spectok.tokens import read_tokens
 
-    files = collect(args.codes, (".sptk",))
-    if not files:
-        raise SpectokError(f"no .sptk token files found in {', '.join(map(str, args.codes))}")
+    files = collect_some(args.codes, (".sptk",), ".sptk token files")
     tokens = [read_tokens(f) for f, _ in files]
     sizes = {tuple(t.codebook_sizes) for t in tokens}
     if len(sizes) > 1:
