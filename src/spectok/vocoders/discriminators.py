@@ -22,6 +22,17 @@ def _ch(c: int, width: float) -> int:
     return max(4, int(round(c * width)))
 
 
+def _run_convs(x: torch.Tensor, convs: nn.ModuleList, post: nn.Module) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``convs`` each followed by a leaky ReLU, then ``post``: ``(flattened scores, every layer's output)``."""
+    feats = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
+        feats.append(x)
+    x = post(x)
+    feats.append(x)
+    return x.flatten(1), feats
+
+
 class PeriodDiscriminator(nn.Module):
     """Folds ``[B, T]`` into ``[B, 1, T / p, p]`` (reflect-padding T to a multiple of ``p``) and
     applies 2-D convolutions with ``(k, 1)`` kernels, so each column sees samples ``p`` apart."""
@@ -40,14 +51,7 @@ class PeriodDiscriminator(nn.Module):
         b, t = wav.shape
         if t % self.period:
             wav = F.pad(wav.unsqueeze(1), (0, self.period - t % self.period), mode="reflect").squeeze(1)
-        x = wav.reshape(b, 1, -1, self.period)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _run_convs(wav.reshape(b, 1, -1, self.period), self.convs, self.post)
 
 
 class MultiPeriodDiscriminator(nn.Module):
@@ -83,14 +87,7 @@ class ScaleDiscriminator(nn.Module):
         self.post = norm(nn.Conv1d(cin, 1, 3, 1, padding=1))
 
     def forward(self, wav: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        x = wav.unsqueeze(1)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _run_convs(wav.unsqueeze(1), self.convs, self.post)
 
 
 class MultiScaleDiscriminator(nn.Module):
