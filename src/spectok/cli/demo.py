@@ -3,7 +3,7 @@
 It runs the same commands a user would type, printing each one first, so the demo is
 also a tutorial::
 
-    spectok prepare folder examples/demo-corpus OUT/prepared -j 2
+    spectok prepare folder examples/demo-corpus OUT/prepared -j 2 --valid-ratio 0.1 --test-ratio 0.15
     spectok train tokenizer --config configs/tokenizer/default.yaml --data OUT/prepared --out OUT/run --steps N
     spectok export OUT/run -o OUT/tokenizer.safetensors
     spectok reconstruct <held-out clips> -t OUT/tokenizer.safetensors -v griffin-lim -o OUT/reconstructed --plot
@@ -30,12 +30,12 @@ DEFAULT_CONFIG = REPO / "configs" / "tokenizer" / "default.yaml"
 
 def register(sub) -> None:
     p = add_command(sub, "demo", "Run the main job on the bundled synthetic demo corpus: prepare, train a "
-                    "tokenizer, export, reconstruct and evaluate.", "spectok demo --out runs/demo --steps 600", run)
+                    "tokenizer, export, reconstruct and evaluate.", "spectok demo --out runs/demo --steps 400", run)
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="demo folder (default runs/demo)")
     p.add_argument("--corpus", type=Path, default=DEMO_CORPUS,
                    help="folder of audio to use instead of the bundled synthetic corpus")
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="tokenizer training config")
-    p.add_argument("--steps", type=int, default=600, help="training steps (default 600, a few CPU minutes)")
+    p.add_argument("--steps", type=int, default=400, help="training steps (default 400: about 5 CPU minutes)")
     p.add_argument("-j", "--jobs", type=int, default=2, help="prepare workers (default 2)")
 
 
@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
           "scripts/make_demo_corpus.py; use it to exercise the code, not to judge quality.")
 
     _step("prepare log-mels (HiFi-GAN 22 kHz front end)",
-          ["prepare", "folder", str(args.corpus), str(prepared), "--mel", "hifigan-22k", "-j", str(args.jobs)])
+          ["prepare", "folder", str(args.corpus), str(prepared), "--mel", "hifigan-22k", "-j", str(args.jobs),
+           "--valid-ratio", "0.1", "--test-ratio", "0.15"])
     if not artifact.exists():
         train = ["train", "tokenizer", "--out", str(run_dir), "--steps", str(args.steps)]
         if (run_dir / "checkpoints").exists():
