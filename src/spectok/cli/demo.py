@@ -35,7 +35,7 @@ def register(sub) -> None:
     p.add_argument("--corpus", type=Path, default=DEMO_CORPUS,
                    help="folder of audio to use instead of the bundled synthetic corpus")
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="tokenizer training config")
-    p.add_argument("--steps", type=int, default=400, help="training steps (default 400: about 5 CPU minutes)")
+    p.add_argument("--steps", type=int, default=400, help="training steps (default 400: 3.5 min on 2 idle cores)")
     p.add_argument("-j", "--jobs", type=int, default=2, help="prepare workers (default 2)")
 
 
