@@ -42,6 +42,8 @@ class Quantizer(nn.Module):
     """
 
     dim: int
+    #: JSON-friendly constructor arguments with ``"type"``, set by each subclass's constructor.
+    _config: dict
 
     @property
     def codebook_sizes(self) -> list[int]:
@@ -49,7 +51,8 @@ class Quantizer(nn.Module):
 
     @property
     def config(self) -> dict:
-        raise NotImplementedError
+        """JSON-friendly constructor arguments with ``"type"``: ``build_quantizer(q.config)`` rebuilds it."""
+        return dict(self._config)
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:  # pragma: no cover - interface
         raise NotImplementedError

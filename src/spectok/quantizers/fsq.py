@@ -69,11 +69,6 @@ class FSQ(Quantizer):
     def codebook_sizes(self) -> list[int]:
         return [self.codebook_size]
 
-    @property
-    def config(self) -> dict[str, Any]:
-        """JSON-friendly constructor arguments with ``"type"``: ``build_quantizer(q.config)`` rebuilds it."""
-        return dict(self._config)
-
     # ---- grid arithmetic (rows [N, d]) -------------------------------------------------
     def bound(self, x: torch.Tensor) -> torch.Tensor:
         """``[N, d]`` float32 -> values in ``(-L//2 - 0.5, L//2 + 0.5)`` per channel, rounding to ``L`` integers."""

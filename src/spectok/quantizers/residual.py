@@ -61,11 +61,6 @@ class ResidualVQ(Quantizer):
     def codebook_sizes(self) -> list[int]:
         return [s.codebook_size for s in self.stages]
 
-    @property
-    def config(self) -> dict[str, Any]:
-        """JSON-friendly constructor arguments with ``"type"``: ``build_quantizer(q.config)`` rebuilds it."""
-        return dict(self._config)
-
     def _stage_counts(self, batch: int, n_quantizers: int | None,
                       device: torch.device) -> tuple[torch.Tensor, bool]:
         """``([B] int64, drawn)``: how many stages each example uses in this call, and whether

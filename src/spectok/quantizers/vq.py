@@ -125,11 +125,6 @@ class VectorQuantizer(Quantizer):
     def codebook_sizes(self) -> list[int]:
         return [self.codebook_size]
 
-    @property
-    def config(self) -> dict[str, Any]:
-        """JSON-friendly constructor arguments with ``"type"``: ``build_quantizer(q.config)`` rebuilds it."""
-        return dict(self._config)
-
     def forward(self, z: torch.Tensor, mask: torch.Tensor | None = None) -> QuantizerOutput:
         """Quantize ``z [B, D, *spatial]``.
 
