@@ -39,7 +39,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 PRESETS = REPO / "configs" / "tokenizer"
-SPEECH_22K = ["dctts-spectrogram-vq", "default"]
+SPEECH_22K = ["dctts-spectrogram-vq", "grid-fsq", "default"]
 SPEECH_16K = ["vqvae-l2arctic", "vqvae-speech-commands"]
 
 # Candidates for `default`, as overrides of the DCTTS preset (same front end and bitrate).
@@ -82,6 +82,31 @@ CANDIDATES: dict[str, dict] = {
                   "quantizer": {"type": "rvq", "num_quantizers": 8, "codebook_size": 128, "dim": 64,
                                 "quantizer_dropout": 0.0, "ema": True, "kmeans_init": True,
                                 "dead_code_threshold": 0.1}},
+        "optim": {"generator": {"kind": "adam", "lr": 5.0e-4, "betas": [0.9, 0.99], "grad_clip": 1.0}}},
+    # 1-D with the 2-D grid's token layout: each column of 2 frames carries 4 FSQ 5x5x5 codes
+    # (groups=4, 1,200 bit/s), a light encoder (128 channels; encoding runs it alone) and a wider
+    # decoder. Chosen for inference speed: see benchmarks/bench_inference.py.
+    "cand-1d-g4-e128-d256": {
+        "task": "tokenizer",
+        "model": {"class": "conv1d-vqvae", "channels": [128, 128], "strides": [2], "num_res_blocks": [0, 2],
+                  "dilations": [1, 3], "norm": "none", "groups": 4,
+                  "decoder_channels": [256, 256], "decoder_res_blocks": [1, 3],
+                  "quantizer": {"type": "fsq", "levels": [5, 5, 5], "dim": 3}},
+        "optim": {"generator": {"kind": "adam", "lr": 5.0e-4, "betas": [0.9, 0.99], "grad_clip": 1.0}}},
+    # The same with a symmetric 96/192-channel encoder and decoder.
+    "cand-1d-g4-96-192": {
+        "task": "tokenizer",
+        "model": {"class": "conv1d-vqvae", "channels": [96, 192], "strides": [2], "num_res_blocks": [0, 2],
+                  "dilations": [1, 3], "norm": "none", "groups": 4,
+                  "quantizer": {"type": "fsq", "levels": [5, 5, 5], "dim": 3}},
+        "optim": {"generator": {"kind": "adam", "lr": 5.0e-4, "betas": [0.9, 0.99], "grad_clip": 1.0}}},
+    # Light encoder, wide 384-channel decoder.
+    "cand-1d-g4-e128-d384": {
+        "task": "tokenizer",
+        "model": {"class": "conv1d-vqvae", "channels": [128, 128], "strides": [2], "num_res_blocks": [0, 2],
+                  "dilations": [1, 3], "norm": "none", "groups": 4,
+                  "decoder_channels": [384, 384], "decoder_res_blocks": [1, 3],
+                  "quantizer": {"type": "fsq", "levels": [5, 5, 5], "dim": 3}},
         "optim": {"generator": {"kind": "adam", "lr": 5.0e-4, "betas": [0.9, 0.99], "grad_clip": 1.0}}},
 }
 

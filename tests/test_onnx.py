@@ -28,6 +28,10 @@ def _tokenizer(kind: str = "1d", quantizer: dict | None = None):
     if kind == "1d":
         return ConvVQVAE1d(mel="speech-16k", channels=(16, 16, 16), strides=(2, 2), num_res_blocks=1,
                            quantizer=quantizer).eval()
+    if kind == "1d-groups":  # the default preset's shape: 4 FSQ tokens per column, a wider decoder
+        return ConvVQVAE1d(mel="hifigan-22k", channels=(16, 16), strides=(2,), num_res_blocks=[0, 1], norm="none",
+                           groups=4, decoder_channels=(32, 32), dilations=(1, 3),
+                           quantizer={"type": "fsq", "levels": [5, 5, 5], "dim": 3}).eval()
     return ConvVQVAE2d(mel="hifigan-22k", channels=(16, 16, 16), num_res_blocks=1, quantizer=quantizer).eval()
 
 
@@ -71,6 +75,14 @@ def test_cli_export_artifact_to_onnx_matches_torch(tmp_path, capsys) -> None:
     assert manifest["fingerprint"] == tok.fingerprint() and manifest["codebook_sizes"] == [64]
     assert manifest["mel"]["sample_rate"] == 16000 and manifest["time_downsample"] == 4
     _compare(tok, tmp_path / "onnx")
+
+
+def test_grouped_fsq_tokenizer_exports(tmp_path) -> None:
+    from spectok.onnx_export import export_onnx
+
+    tok = _tokenizer("1d-groups")
+    export_onnx(tok, tmp_path)
+    _compare(tok, tmp_path)
 
 
 def test_export_needs_an_output(tmp_path, capsys) -> None:

@@ -59,6 +59,40 @@ def test_1d_rvq_shapes(frames):
     assert m.decode(codes).shape == (2, 80, codes.shape[-1] * 4)
 
 
+@pytest.mark.parametrize("frames", [1, 6, 37])
+def test_1d_groups_make_a_token_grid_with_a_wider_decoder(frames):
+    fsq = {"type": "fsq", "levels": [5, 5, 5], "dim": 3}
+    m = tiny1d(quantizer=fsq, groups=4, decoder_channels=[32, 32, 32], decoder_res_blocks=[0, 1, 2])
+    mel = log_mel(2, frames)
+    codes = m.encode(mel)
+    assert codes.shape == (2, 4, math.ceil(frames / 4))
+    assert m.codebook_sizes == [125] * 4
+    assert m.bitrate == pytest.approx(m.frame_rate * 4 * math.log2(125))
+    assert int(codes.min()) >= 0 and int(codes.max()) < 125
+    out = m(mel)
+    assert torch.equal(out.codes, codes) and out.reconstruction.shape == mel.shape
+    # decode(encode(x)) is the forward pass's reconstruction: the groups go back where they came from
+    torch.testing.assert_close(m.decode(codes)[..., :frames], out.reconstruction)
+    assert m.decoder.net[0].in_channels == 32 and m.encoder.net[-1].out_channels == 16
+    # each group is its own token: changing one group's code changes the decoded mel
+    changed = codes.clone()
+    changed[:, 2] = (changed[:, 2] + 1) % 125
+    assert not torch.equal(m.decode(changed), m.decode(codes))
+
+
+def test_1d_groups_with_padding_mask_and_rvq():
+    m = tiny1d(quantizer={"type": "rvq", "num_quantizers": 2, "dim": 4, "codebook_size": 16}, groups=3).train()
+    mask = torch.ones(2, 16)
+    mask[1, 9:] = 0
+    out = m(log_mel(2, 16), mask)
+    assert out.codes.shape == (2, 2 * 3, 4)  # stage-major: stage 0's 3 groups, then stage 1's
+    assert m.codebook_sizes == [16] * 6
+    with pytest.raises(SpectokError, match="decoder_channels"):
+        tiny1d(decoder_channels=[8, 8])
+    with pytest.raises(SpectokError, match="groups"):
+        tiny1d(groups=0)
+
+
 def test_2d_rvq_codes_are_stage_major_rows():
     m = tiny2d(quantizer={"type": "rvq", "num_quantizers": 2, "dim": 8, "codebook_size": 16})
     codes = m.encode(log_mel(1, 10))
@@ -175,13 +209,14 @@ def test_load_tokenizer_refuses_vocoders_and_corrupt_files(tmp_path):
 
 def test_encode_audio_resamples_and_uses_its_own_front_end(ljspeech_wavs):
     from spectok.audio import MelSpectrogram, load, resample
+    from spectok.audio.mel import INFERENCE_STFT_DTYPE
 
     m = tiny2d(mel="l2arctic-16k-128", strides=[[4, 2], [2, 2]])
     wav, sr = load(ljspeech_wavs[0])
     wav = wav[: sr * 2]
     codes = m.encode_audio(wav, sr)
     wav16 = resample(wav, sr, 16000)
-    mel = MelSpectrogram("l2arctic-16k-128")(torch.from_numpy(wav16))
+    mel = MelSpectrogram("l2arctic-16k-128", INFERENCE_STFT_DTYPE)(torch.from_numpy(wav16))
     assert codes.shape == (1, 128 // 8, math.ceil(mel.shape[-1] / 4))
     assert torch.equal(codes, m.encode(mel))
 

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from spectok.audio.io import load, resample
-from spectok.audio.mel import MelConfig, MelSpectrogram
+from spectok.audio.mel import INFERENCE_STFT_DTYPE, MelConfig, MelSpectrogram
 from spectok.errors import AudioError, SpectokError, TokenFileError
 from spectok.inference.chunking import (
     ChunkedEncoder,
@@ -72,9 +72,10 @@ class Pipeline:
             the tokenizer's mel config, built when first needed.
         chunk_seconds: longest stretch processed in one piece; longer inputs are chunked.
         batch_size: items per forward pass for lists of short inputs.
-        stft_dtype: precision of the front end's STFT; ``torch.float64`` (default) reproduces
-            prepared features to 1e-6, ``torch.float32`` is ~3x faster on CPU and differs by up to
-            ~1e-3 in log units near silence (see :class:`~spectok.audio.mel.MelSpectrogram`).
+        stft_dtype: precision of the front end's STFT: ``torch.float32`` (default,
+            :data:`~spectok.audio.mel.INFERENCE_STFT_DTYPE`) is ~2.5x faster on CPU and differs
+            by up to ~1e-3 in log units near silence; ``torch.float64`` reproduces prepared
+            (training) features to 1e-6.
 
     Raises:
         MelMismatchError: when the vocoder's mel config differs from the tokenizer's (the
@@ -82,7 +83,7 @@ class Pipeline:
     """
 
     def __init__(self, tokenizer: nn.Module, vocoder: nn.Module | None = None, *, chunk_seconds: float = 30.0,
-                 batch_size: int = 8, stft_dtype: torch.dtype = torch.float64) -> None:
+                 batch_size: int = 8, stft_dtype: torch.dtype = INFERENCE_STFT_DTYPE) -> None:
         if getattr(tokenizer, "mel_config", None) is None:
             raise SpectokError(f"{type(tokenizer).__name__} has no mel config: Pipeline is for audio tokenizers")
         self.tokenizer = tokenizer.eval()

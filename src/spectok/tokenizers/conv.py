@@ -7,8 +7,10 @@
   of quantizer stages for a residual quantizer, stage-major). The DCTTS Spectrogram VQ
   is this model with frequency ÷20 and time ÷2 (a 4-row grid).
 - :class:`ConvVQVAE1d` (``"conv1d-vqvae"``) treats the mel bins as channels
-  ``[B, n_mels, T]`` and downsamples time only; each column is one latent vector,
-  quantized by K codebooks (K stages of residual VQ, or 1 for VQ/FSQ).
+  ``[B, n_mels, T]`` and downsamples time only; each column is ``groups`` latent vectors
+  (1 by default), each quantized by Kq codebooks (Kq stages of residual VQ, or 1 for
+  VQ/FSQ), so codes are ``[B, Kq * groups, T']``. Its decoder may be wider than its
+  encoder (``decoder_channels``), since encoding runs the encoder alone.
 
 Both share one pipeline (:class:`ConvVQVAE`)::
 
@@ -87,6 +89,8 @@ class ConvVQVAE(Tokenizer):
 
     dims: int
 
+    groups: int = 1
+
     def _setup(self, mel: MelConfig | dict | str, quantizer: dict, norm_mean: float, norm_std: float) -> None:
         self.mel_config = MelConfig.coerce(mel)
         if norm_std <= 0:
@@ -96,9 +100,9 @@ class ConvVQVAE(Tokenizer):
         self._quantizer_takes_mask = "mask" in inspect.signature(self.quantizer.forward).parameters
         self.time_downsample = int(self.encoder.downsample[-1])
         conv = nn.Conv1d if self.dims == 1 else nn.Conv2d
-        latent = self.encoder.net[-1].out_channels
-        self.pre_quant = conv(latent, self.quantizer.dim, 1)
-        self.post_quant = conv(self.quantizer.dim, latent, 1)
+        width = self.quantizer.dim * self.groups
+        self.pre_quant = conv(self.encoder.net[-1].out_channels, width, 1)
+        self.post_quant = conv(width, self.decoder.net[0].in_channels, 1)
 
     # ---- facts for inference -------------------------------------------------------------
     @property
@@ -125,8 +129,8 @@ class ConvVQVAE(Tokenizer):
 
     @property
     def rows(self) -> int:
-        """Token rows per quantizer stage: frequency rows in 2-D, 1 in 1-D."""
-        return 1
+        """Token rows per quantizer stage: frequency rows in 2-D, ``groups`` in 1-D."""
+        return self.groups
 
     @property
     def silence(self) -> float:
@@ -145,11 +149,11 @@ class ConvVQVAE(Tokenizer):
         self._check_mel(mel)
         x = pad_to_multiple(mel.float(), self.time_downsample, self.silence)
         x = (x - self.norm_mean) / self.norm_std
-        return self.pre_quant(self.encoder(self._to_input(x)))
+        return self._split_groups(self.pre_quant(self.encoder(self._to_input(x))))
 
     def _reconstruct(self, quantized: torch.Tensor) -> torch.Tensor:
         """quantized latent → log-mel ``[B, n_mels, T' * time_downsample]``."""
-        y = self._from_output(self.decoder(self.post_quant(quantized)))
+        y = self._from_output(self.decoder(self.post_quant(self._merge_groups(quantized))))
         return y * self.norm_std + self.norm_mean
 
     def latent_mask(self, mask: torch.Tensor, columns: int) -> torch.Tensor:
@@ -160,7 +164,7 @@ class ConvVQVAE(Tokenizer):
         cols = mask[:, :: self.time_downsample][:, :columns] > 0
         if cols.shape[1] < columns:
             cols = torch.nn.functional.pad(cols, (0, columns - cols.shape[1]), value=False)
-        return cols if self.dims == 1 else cols[:, None, :].expand(-1, self.rows, -1)
+        return cols if self._latent_dims == 1 else cols[:, None, :].expand(-1, self.rows, -1)
 
     def forward(self, mel: torch.Tensor, mask: torch.Tensor | None = None) -> TokenizerOutput:
         """log-mel ``[B, n_mels, T]`` (+ frame mask ``[B, T]``) → :class:`TokenizerOutput`.
@@ -194,33 +198,50 @@ class ConvVQVAE(Tokenizer):
         """Waveform ``[T]`` or ``[B, T]`` at ``sample_rate`` Hz → codes ``[B, K, T']``.
 
         Resamples to ``mel_config.sample_rate`` (soxr), computes the log-mel with this
-        tokenizer's own front end, then :meth:`encode`.
+        tokenizer's own front end (STFT in :data:`~spectok.audio.mel.INFERENCE_STFT_DTYPE`,
+        as :class:`~spectok.Pipeline` does), then :meth:`encode`.
         """
         from spectok.audio import resample
-        from spectok.audio.mel import MelSpectrogram
+        from spectok.audio.mel import INFERENCE_STFT_DTYPE, MelSpectrogram
 
         wav = waveform.detach().cpu().numpy() if isinstance(waveform, torch.Tensor) else np.asarray(waveform)
         wav = np.atleast_2d(wav.astype(np.float32, copy=False))
         sr = self.mel_config.sample_rate
         wav = np.stack([resample(w, int(sample_rate), sr) for w in wav])
         if getattr(self, "_mel_fn", None) is None:
-            object.__setattr__(self, "_mel_fn", MelSpectrogram(self.mel_config))  # not a submodule: no state
+            object.__setattr__(self, "_mel_fn", MelSpectrogram(self.mel_config, INFERENCE_STFT_DTYPE))  # no state
         device = next(self.parameters()).device
         mel = self._mel_fn.to(device)(torch.from_numpy(wav).to(device))
         return self.encode(mel)
 
     # ---- layout hooks ----------------------------------------------------------------------
+    @property
+    def _latent_dims(self) -> int:
+        """Spatial axes of what the quantizer sees: 2 (rows × T') for a grid, 1 (T') otherwise."""
+        return 2 if self.dims == 2 or self.groups > 1 else 1
+
     def _to_input(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def _from_output(self, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def _split_groups(self, z: torch.Tensor) -> torch.Tensor:
+        """1-D grouped latent ``[B, dim * groups, T']`` → ``[B, dim, groups, T']`` (identity otherwise)."""
+        return z.reshape(z.shape[0], -1, self.groups, z.shape[-1]) if self.dims == 1 and self.groups > 1 else z
+
+    def _merge_groups(self, q: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`_split_groups`."""
+        return q.reshape(q.shape[0], -1, q.shape[-1]) if self.dims == 1 and self.groups > 1 else q
+
     def _to_tokens(self, codes: torch.Tensor) -> torch.Tensor:
-        return codes
+        """Quantizer codes ``[B, Kq, (rows,) T']`` → ``[B, Kq * rows, T']`` (stage-major)."""
+        return codes.reshape(codes.shape[0], -1, codes.shape[-1])
 
     def _from_tokens(self, codes: torch.Tensor) -> torch.Tensor:
-        return codes
+        if self._latent_dims == 1:
+            return codes
+        return codes.reshape(codes.shape[0], -1, self.rows, codes.shape[-1])
 
 
 @register("conv2d-vqvae", "tokenizer")
@@ -270,22 +291,23 @@ class ConvVQVAE2d(ConvVQVAE):
     def _from_output(self, y: torch.Tensor) -> torch.Tensor:
         return y.squeeze(1)
 
-    def _to_tokens(self, codes: torch.Tensor) -> torch.Tensor:
-        # quantizer codes [B, Kq, rows, T'] -> [B, Kq * rows, T'] (stage-major)
-        return codes.reshape(codes.shape[0], -1, codes.shape[-1])
-
-    def _from_tokens(self, codes: torch.Tensor) -> torch.Tensor:
-        return codes.reshape(codes.shape[0], -1, self.rows, codes.shape[-1])
-
 
 @register("conv1d-vqvae", "tokenizer")
 class ConvVQVAE1d(ConvVQVAE):
-    """1-D VQ-VAE: mel bins as channels, one column of K codes per ``time_downsample`` frames.
+    """1-D VQ-VAE: mel bins as channels, one column of codes per ``time_downsample`` frames.
 
     Args: as :class:`ConvVQVAE2d`, with integer time ``strides``; ``dilations`` widen the
-    residual blocks' receptive field in time (e.g. ``[1, 3, 9]``).
+    residual blocks' receptive field in time (e.g. ``[1, 3, 9]``), and:
 
-    Shapes: mel ``[B, n_mels, T]`` → codes ``[B, Kq, ceil(T / time_down)]``.
+        groups: token rows per column. The pre-quant projection makes ``groups`` vectors of
+            the quantizer's ``dim`` per column, each quantized on its own (as the rows of the
+            2-D grid are), so a column carries ``groups`` codes from one shared codebook
+            (times the stages of a residual quantizer).
+        decoder_channels, decoder_res_blocks: the decoder's widths and residual blocks when
+            they differ from the encoder's (``None``: mirror it). A light encoder with a
+            heavier decoder keeps encoding fast, since encoding runs only the encoder.
+
+    Shapes: mel ``[B, n_mels, T]`` → codes ``[B, Kq * groups, ceil(T / time_down)]``.
     """
 
     dims = 1
@@ -294,14 +316,24 @@ class ConvVQVAE1d(ConvVQVAE):
                  channels: Sequence[int] = (256, 256, 256), strides: Sequence[int] = (2, 2),
                  num_res_blocks: int | Sequence[int] = 2, norm: str = "group", act: str = "swish",
                  dilations: Sequence[int] = (1, 3), dropout: float = 0.0,
-                 norm_mean: float = -5.0, norm_std: float = 2.0) -> None:
+                 norm_mean: float = -5.0, norm_std: float = 2.0, groups: int = 1,
+                 decoder_channels: Sequence[int] | None = None,
+                 decoder_res_blocks: int | Sequence[int] | None = None) -> None:
         super().__init__()
         quantizer = quantizer or {"type": "vq", "dim": 64, "codebook_size": 512}
+        if int(groups) < 1:
+            raise SpectokError(f"groups must be >= 1, got {groups}")
+        self.groups = int(groups)
         mel_config = MelConfig.coerce(mel)
-        kw = dict(dims=1, num_res_blocks=num_res_blocks, norm=norm, act=act, dilations=list(dilations),
-                  dropout=dropout)
-        self.encoder = ConvEncoder(mel_config.n_mels, list(channels), [int(s) for s in strides], **kw)
-        self.decoder = ConvDecoder(mel_config.n_mels, list(channels), [int(s) for s in strides], **kw)
+        kw = dict(dims=1, norm=norm, act=act, dilations=list(dilations), dropout=dropout)
+        strides = [int(s) for s in strides]
+        self.encoder = ConvEncoder(mel_config.n_mels, list(channels), strides, num_res_blocks=num_res_blocks, **kw)
+        dec_channels = list(channels if decoder_channels is None else decoder_channels)
+        if len(dec_channels) != len(strides) + 1:
+            raise SpectokError(f"decoder_channels needs {len(strides) + 1} widths (one per stride plus one), "
+                               f"got {dec_channels}")
+        self.decoder = ConvDecoder(mel_config.n_mels, dec_channels, strides, **kw,
+                                   num_res_blocks=num_res_blocks if decoder_res_blocks is None else decoder_res_blocks)
         self._setup(mel_config, quantizer, norm_mean, norm_std)
 
     def _to_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -309,4 +341,3 @@ class ConvVQVAE1d(ConvVQVAE):
 
     def _from_output(self, y: torch.Tensor) -> torch.Tensor:
         return y
-
