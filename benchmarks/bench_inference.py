@@ -3,7 +3,9 @@
 Prints one table measured in one run (no timed assertions anywhere):
 
 - audio seconds per compute second for wav -> codes (log-mel + encoder + quantizer, through
-  ``spectok.Pipeline``), for the mel front end alone and the tokenizer alone;
+  ``spectok.Pipeline``), for the mel front end alone and the tokenizer alone; with the
+  inference front end (float32 STFT) and with the float64 STFT that prepares training
+  features, and the fraction of codes the two agree on;
 - codes -> mel (tokenizer decoder) and codes -> wav with Griffin-Lim and with the iSTFT
   vocoder (untrained weights: speed does not depend on training);
 - peak resident memory (``VmHWM``) of a fresh subprocess encoding a one-hour file made
@@ -208,9 +210,10 @@ def main() -> None:
         rows.append(("wav -> log-mel (front end)", rate(lambda: pipe.log_mel(wav), args.seconds)))
         rows.append(("log-mel -> codes (tokenizer)", rate(lambda: tok.encode(mel[None]), args.seconds)))
         rows.append(("wav -> codes (Pipeline.encode)", rate(lambda: pipe.encode(wav), args.seconds)))
-        fast = Pipeline(tok, chunk_seconds=args.chunk_seconds, stft_dtype=torch.float32)
-        rows.append(("wav -> log-mel, float32 STFT", rate(lambda: fast.log_mel(wav), args.seconds)))
-        rows.append(("wav -> codes, float32 STFT", rate(lambda: fast.encode(wav), args.seconds)))
+        exact = Pipeline(tok, chunk_seconds=args.chunk_seconds, stft_dtype=torch.float64)
+        rows.append(("wav -> log-mel, float64 STFT", rate(lambda: exact.log_mel(wav), args.seconds)))
+        rows.append(("wav -> codes, float64 STFT", rate(lambda: exact.encode(wav), args.seconds)))
+        same = float((exact.encode(wav).codes == pipe.encode(wav).codes).mean())
         short = wav[: int(args.decode_seconds * mel_cfg.sample_rate)]
         tf = pipe.encode(short)
         rows.append(("codes -> log-mel (decoder)", rate(lambda: pipe.decode_mel(tf.codes), args.decode_seconds)))
@@ -229,7 +232,8 @@ def main() -> None:
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         agree = {s: chunk_agreement(tok, mel, s) for s in (2.0, 7.0)}
-    print(f"\nchunked vs whole-file codes on {args.seconds:g} s: "
+    print(f"\ncodes from the float32 (inference) vs float64 (prepared features) STFT: {same:.4%} equal")
+    print(f"chunked vs whole-file codes on {args.seconds:g} s: "
           + ", ".join(f"{s:g} s chunks {a:.2%} equal" for s, a in agree.items())
           + ("" if is_time_local(getattr(tok, "encoder", tok)) else
              "  (this encoder normalises over time, so chunking is approximate)"))

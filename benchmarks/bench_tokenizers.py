@@ -42,6 +42,15 @@ PRESETS = REPO / "configs" / "tokenizer"
 SPEECH_22K = ["dctts-spectrogram-vq", "grid-fsq", "default"]
 SPEECH_16K = ["vqvae-l2arctic", "vqvae-speech-commands"]
 
+def _grouped_1d(channels: list[int], **decoder) -> dict:
+    """A 1-D candidate with 4 FSQ 5x5x5 tokens per column of 2 frames, Adam 5e-4 (overrides of the DCTTS preset)."""
+    return {"task": "tokenizer",
+            "model": {"class": "conv1d-vqvae", "channels": channels, "strides": [2], "num_res_blocks": [0, 2],
+                      "dilations": [1, 3], "norm": "none", "groups": 4, **decoder,
+                      "quantizer": {"type": "fsq", "levels": [5, 5, 5], "dim": 3}},
+            "optim": {"generator": {"kind": "adam", "lr": 5.0e-4, "betas": [0.9, 0.99], "grad_clip": 1.0}}}
+
+
 # Candidates for `default`, as overrides of the DCTTS preset (same front end and bitrate).
 CANDIDATES: dict[str, dict] = {
     # The DCTTS architecture with a 10x larger learning rate: separates optimiser from architecture.
@@ -84,30 +93,11 @@ CANDIDATES: dict[str, dict] = {
                                 "dead_code_threshold": 0.1}},
         "optim": {"generator": {"kind": "adam", "lr": 5.0e-4, "betas": [0.9, 0.99], "grad_clip": 1.0}}},
     # 1-D with the 2-D grid's token layout: each column of 2 frames carries 4 FSQ 5x5x5 codes
-    # (groups=4, 1,200 bit/s), a light encoder (128 channels; encoding runs it alone) and a wider
-    # decoder. Chosen for inference speed: see benchmarks/bench_inference.py.
-    "cand-1d-g4-e128-d256": {
-        "task": "tokenizer",
-        "model": {"class": "conv1d-vqvae", "channels": [128, 128], "strides": [2], "num_res_blocks": [0, 2],
-                  "dilations": [1, 3], "norm": "none", "groups": 4,
-                  "decoder_channels": [256, 256], "decoder_res_blocks": [1, 3],
-                  "quantizer": {"type": "fsq", "levels": [5, 5, 5], "dim": 3}},
-        "optim": {"generator": {"kind": "adam", "lr": 5.0e-4, "betas": [0.9, 0.99], "grad_clip": 1.0}}},
-    # The same with a symmetric 96/192-channel encoder and decoder.
-    "cand-1d-g4-96-192": {
-        "task": "tokenizer",
-        "model": {"class": "conv1d-vqvae", "channels": [96, 192], "strides": [2], "num_res_blocks": [0, 2],
-                  "dilations": [1, 3], "norm": "none", "groups": 4,
-                  "quantizer": {"type": "fsq", "levels": [5, 5, 5], "dim": 3}},
-        "optim": {"generator": {"kind": "adam", "lr": 5.0e-4, "betas": [0.9, 0.99], "grad_clip": 1.0}}},
-    # Light encoder, wide 384-channel decoder.
-    "cand-1d-g4-e128-d384": {
-        "task": "tokenizer",
-        "model": {"class": "conv1d-vqvae", "channels": [128, 128], "strides": [2], "num_res_blocks": [0, 2],
-                  "dilations": [1, 3], "norm": "none", "groups": 4,
-                  "decoder_channels": [384, 384], "decoder_res_blocks": [1, 3],
-                  "quantizer": {"type": "fsq", "levels": [5, 5, 5], "dim": 3}},
-        "optim": {"generator": {"kind": "adam", "lr": 5.0e-4, "betas": [0.9, 0.99], "grad_clip": 1.0}}},
+    # (groups=4, 1,200 bit/s) and a light encoder (encoding runs it alone; see bench_inference.py).
+    # The symmetric 96/192-channel one is `default`.
+    "cand-1d-g4-96-192": _grouped_1d([96, 192]),
+    "cand-1d-g4-e128-d256": _grouped_1d([128, 128], decoder_channels=[256, 256], decoder_res_blocks=[1, 3]),
+    "cand-1d-g4-e128-d384": _grouped_1d([128, 128], decoder_channels=[384, 384], decoder_res_blocks=[1, 3]),
 }
 
 
