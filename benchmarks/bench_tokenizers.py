@@ -237,12 +237,14 @@ def speed(names: list[str], steps: int, work: Path) -> None:
               f"{b * frames * steps / wall:9.0f} {res['peak_rss_mib']:12.0f}", flush=True)
 
 
-def budget_table(names: list[str], budget: float, work: Path) -> None:
+def budget_table(names: list[str], budget: float, work: Path, mel: str | None = None) -> None:
     print(f"\n## Fixed budget: {budget:.0f} CPU seconds of training each, then one validation over the held-out set")
     print(f"{'model':24s} {'data':11s} {'bit/s':>7s} {'steps':>6s} {'CPU s':>6s} {'wall s':>7s} {'val L1':>7s} "
           f"{'val MSE':>8s} {'codes used':>10s} {'dead':>5s} {'entropy b/s':>11s}")
     for name in names:
         cfg = model_config(name)
+        if mel:  # same architecture over another front end (and so another corpus)
+            cfg["model"]["mel"] = mel
         data = data_for(cfg, work)
         res = spawn({"name": name, "config": engine_config(cfg, data, 10**9, True), "cpu_budget": budget,
                      "run_dir": str(work / f"b-{name}-{int(time.time())}")})
@@ -258,6 +260,8 @@ def main() -> None:
     ap.add_argument("--only", choices=["speed", "budget"], help="run one table only")
     ap.add_argument("--models", nargs="*", help="presets or candidate names (default: all of the table)")
     ap.add_argument("--budget", type=float, default=120.0, help="CPU seconds of training per model")
+    ap.add_argument("--mel", help="budget table: run every model over this mel preset instead of its own "
+                    "(speech-16k trains on the LibriSpeech subset: ~25 min of speech instead of LJSpeech's 3)")
     ap.add_argument("--speed-steps", type=int, default=4)
     ap.add_argument("--work", default="/tmp/spectok-bench-tokenizers", help="scratch folder (prepared data, runs)")
     ap.add_argument("--job", help=argparse.SUPPRESS)
@@ -272,7 +276,8 @@ def main() -> None:
         speed(args.models or sorted(p.stem for p in PRESETS.glob("*.yaml")), args.speed_steps, work)
     if args.only in (None, "budget"):
         names = args.models or [*SPEECH_22K, *CANDIDATES, *SPEECH_16K]
-        budget_table([n for n in names if n != "default" or (PRESETS / "default.yaml").exists()], args.budget, work)
+        budget_table([n for n in names if n != "default" or (PRESETS / "default.yaml").exists()], args.budget, work,
+                     args.mel)
 
 
 if __name__ == "__main__":

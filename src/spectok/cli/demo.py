@@ -30,12 +30,12 @@ DEFAULT_CONFIG = REPO / "configs" / "tokenizer" / "default.yaml"
 
 def register(sub) -> None:
     p = add_command(sub, "demo", "Run the main job on the bundled synthetic demo corpus: prepare, train a "
-                    "tokenizer, export, reconstruct and evaluate.", "spectok demo --out runs/demo --steps 400", run)
+                    "tokenizer, export, reconstruct and evaluate.", "spectok demo --out runs/demo --steps 3000", run)
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="demo folder (default runs/demo)")
     p.add_argument("--corpus", type=Path, default=DEMO_CORPUS,
                    help="folder of audio to use instead of the bundled synthetic corpus")
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="tokenizer training config")
-    p.add_argument("--steps", type=int, default=400, help="training steps (default 400: 3.5 min on 2 idle cores)")
+    p.add_argument("--steps", type=int, default=3000, help="training steps (default 3000: about 2 min on 2 idle cores)")
     p.add_argument("-j", "--jobs", type=int, default=2, help="prepare workers (default 2)")
 
 
