@@ -39,7 +39,9 @@ DEFINITIONS = {
     "reference": "the source audio, mono, resampled to the tokenizer's rate and trimmed as prepared",
     "pesq": "P.862.2 wideband at 16 kHz; narrowband P.862 at 8 kHz when the source audio is below 16 kHz",
     "mcd": "orthonormal DCT-II cepstra c1..c24 of ln mel amplitude, 10·√2/ln10·‖Δc‖ per frame, mean over frames",
-    "speed": "audio seconds per compute second (×real time), batch 1, after one untimed warm-up",
+    "speed": ("audio seconds per compute second (×real time), batch 1, after one untimed warm-up; encode uses the "
+              "exact float64 front end the metrics need (`spectok encode` uses the faster float32 one: "
+              "benchmarks/bench_inference.py)"),
 }
 
 
