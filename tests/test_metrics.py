@@ -67,6 +67,22 @@ def test_pesq_and_stoi_fall_as_noise_rises(libri_clip):
     assert pesq[0] > 3.5 and pesq[-1] < 2.0
 
 
+def test_stft_lsd_identity_gain_and_noise(libri_clip):
+    wav, sr = libri_clip
+    assert M.stft_lsd(wav, wav).value == 0.0
+    # a gain of 10 (x100 in power) moves every bin by 2 in log10 power, except the few bins
+    # where the 1e-10 floor dominates: the distance is 2 within 1 %
+    assert M.stft_lsd(wav, 10 * wav).value == pytest.approx(2.0, rel=0.01)
+    lsd = [M.stft_lsd(wav, _noisy(wav, snr)).value for snr in (40, 20, 10, 0)]
+    assert all(a < b for a, b in zip(lsd, lsd[1:])), lsd
+    assert not M.stft_lsd(wav[:500], wav[:500]).ok  # shorter than half a 2,048-point frame
+    # a band the estimate lacks counts only when it lies below fmax
+    from scipy.signal import butter, sosfiltfilt
+
+    low = sosfiltfilt(butter(8, 4000, fs=sr, output="sos"), wav)
+    assert M.stft_lsd(wav, low, sr, fmax=3500).value < 0.5 * M.stft_lsd(wav, low, sr).value
+
+
 def test_mel_metrics_match_hand_computation():
     """A constant offset of d nepers on every band: L1 = d, MSE = d², LSD = d·20/ln10 dB and
     MCD = 0 (an offset only moves c0, which is excluded); a ripple across bands moves the cepstra."""

@@ -22,6 +22,12 @@ Definitions (natural log ``ln``; ``k = 20 / ln 10`` dB per neper of amplitude):
   removal, no time warping: the signals are aligned). These are MFCC-style cepstra of the
   Slaney/HTK mel filter bank, not SPTK all-pass mel-cepstra, so values are comparable
   between spectok reports, not to MCDs computed with SPTK ``mcep``.
+- **LSD** over the linear STFT (the form bandwidth-extension and vocoder papers report, in
+  ``log10`` power units, not dB): power spectrogram ``S = |STFT|^2`` (Hann, 2,048-point,
+  hop 512), per frame ``sqrt(mean_f (log10(S + 1e-10) - log10(Ŝ + 1e-10))^2)``, averaged
+  over frames, at the signals' own rate. ``spectok eval`` takes the mean over the bins up to
+  the mel front end's ``fmax`` (what the tokens describe): above it a mel vocoder has nothing
+  to reproduce, and those bins would swamp the figure.
 - **PESQ** (ITU-T P.862.2 wideband, MOS-LQO 1.04-4.64): both signals resampled to 16 kHz;
   audio below 16 kHz is scored narrowband (P.862, 1.02-4.55) at 8 kHz instead, since
   upsampling cannot create the 4-8 kHz band wideband PESQ expects.
@@ -149,6 +155,31 @@ def _wave_pair(ref: np.ndarray, est: np.ndarray) -> tuple[np.ndarray, np.ndarray
     if not np.any(a):
         return "reference is digital silence"
     return a, b
+
+
+def stft_lsd(ref: np.ndarray, est: np.ndarray, sample_rate: int | None = None, fmax: float | None = None,
+             n_fft: int = 2048, hop_length: int = 512, eps: float = 1e-10) -> Measured:
+    """Log-spectral distance over the linear STFT power spectrogram, in ``log10`` units.
+
+    Args:
+        ref, est: aligned waveforms ``[T]`` (cut to the shorter), at the same rate.
+        sample_rate, fmax: with both, only the bins at or below ``fmax`` Hz count.
+        n_fft, hop_length: STFT geometry (Hann window of ``n_fft``, centred frames).
+        eps: added to the power before ``log10`` (-100 dB), so digital silence is finite.
+    """
+    pair = _wave_pair(ref, est)
+    if isinstance(pair, str):
+        return Measured.fail(pair)
+    a, b = (torch.from_numpy(np.ascontiguousarray(x)) for x in pair)
+    if len(a) < n_fft // 2 + 1:
+        return Measured.fail(f"too short for the STFT LSD ({len(a)} samples; it needs {n_fft // 2 + 1})")
+    window = torch.hann_window(n_fft, dtype=torch.float64)
+    power = [torch.stft(x, n_fft, hop_length, window=window, center=True, return_complex=True).abs().square()
+             for x in (a, b)]
+    d = torch.log10(power[0] + eps) - torch.log10(power[1] + eps)  # [F, frames]
+    if sample_rate and fmax:
+        d = d[: int(fmax * n_fft / sample_rate) + 1]
+    return Measured(float(d.square().mean(0).sqrt().mean()))
 
 
 def pesq_score(ref: np.ndarray, est: np.ndarray, sample_rate: int, narrowband: bool | None = None) -> Measured:

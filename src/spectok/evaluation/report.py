@@ -24,6 +24,7 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "dnsmos_p808": ("DNSMOS P.808", "MOS", "higher"),
     "mcd_db": ("MCD", "dB", "lower"),
     "lsd_db": ("LSD (mel bands)", "dB", "lower"),
+    "lsd_stft": ("LSD (STFT)", "log10 power", "lower"),
     "mel_l1": ("log-mel L1", "ln", "lower"),
     "mel_mse": ("log-mel MSE", "ln²", "lower"),
 }
@@ -38,6 +39,8 @@ DEFINITIONS = {
     "original": "non-intrusive scores of the reference audio itself",
     "reference": "the source audio, mono, resampled to the tokenizer's rate and trimmed as prepared",
     "pesq": "P.862.2 wideband at 16 kHz; narrowband P.862 at 8 kHz when the source audio is below 16 kHz",
+    "lsd (STFT)": "per frame √mean_f (log10 S − log10 Ŝ)² over the bins up to the mel's fmax, S = |STFT|² "
+                  "(Hann 2048, hop 512, +1e-10), mean over frames",
     "mcd": "orthonormal DCT-II cepstra c1..c24 of ln mel amplitude, 10·√2/ln10·‖Δc‖ per frame, mean over frames",
     "speed": ("audio seconds per compute second (×real time), batch 1, after one untimed warm-up; encode uses the "
               "exact float64 front end the metrics need (`spectok encode` uses the faster float32 one: "

@@ -7,7 +7,7 @@ Per utterance (mono, resampled to the tokenizer's rate, trimmed as its prepared 
 
 - ``tokenizer``: mel metrics of ``M̂`` against ``M``: the tokenizer's own loss, no vocoder.
 - ``tokenized`` / ``copy``: mel metrics of the re-analysed output audio against ``M``, and
-  the waveform metrics (PESQ, STOI, DNSMOS) of ``ŵ`` / ``w̃`` against ``wav``.
+  the waveform metrics (PESQ, STOI, STFT LSD, DNSMOS) of ``ŵ`` / ``w̃`` against ``wav``.
 - ``gap``: ``tokenized − copy`` for every metric both have: what tokenization costs on top
   of what the vocoder already loses.
 - ``original``: DNSMOS of the reference itself (its ceiling), when DNSMOS is available.
@@ -179,6 +179,7 @@ class Evaluator:
     def _waveform(self, ref: np.ndarray, est: np.ndarray, narrowband: bool, out: dict, failures: dict,
                   notes: dict, group: str) -> None:
         measured = {"pesq": M.pesq_score(ref, est, self.sample_rate, narrowband=narrowband),
+                    "lsd_stft": M.stft_lsd(ref, est, self.sample_rate, self.mel_config.fmax),
                     "stoi": M.stoi_score(ref, est, self.sample_rate)}
         if self.dnsmos:
             measured.update({f"dnsmos_{k}": v for k, v in M.dnsmos_scores(est, self.sample_rate).items()})
