@@ -103,3 +103,20 @@ def test_export_of_a_truncated_checkpoint_fails_clearly(tmp_path):
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(ArtifactError, match="step-00000001.pt: cannot read training checkpoint"):
         export_run(tmp_path / "run", tmp_path / "m.safetensors")
+
+
+def test_durable_atomic_writes_fsync_the_file_and_its_folder(tmp_path, monkeypatch) -> None:
+    import os
+
+    from spectok import fsutil
+
+    synced: list[str] = []
+    real = os.fsync
+    monkeypatch.setattr(fsutil.os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real(fd)))
+    with fsutil.atomic_path(tmp_path / "a.bin") as tmp:
+        tmp.write_bytes(b"x")
+    assert synced == []  # plain atomic write: rename only
+    with fsutil.atomic_path(tmp_path / "b.bin", durable=True) as tmp:
+        tmp.write_bytes(b"y")
+    assert len(synced) == 2 and synced[0].endswith(".tmp" + str(os.getpid()) + ".bin") and synced[1] == str(tmp_path)
+    assert (tmp_path / "b.bin").read_bytes() == b"y" and not list(tmp_path.glob(".*tmp*"))

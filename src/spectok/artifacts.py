@@ -129,7 +129,7 @@ def save_release(model: torch.nn.Module, path: str | os.PathLike, training: dict
     # safetensors refuses tensors that share memory (e.g. tied weights): clone them apart.
     state = {k: v.clone() for k, v in state.items()}
     out = Path(path)
-    with atomic_path(out) as tmp:
+    with atomic_path(out, durable=True) as tmp:
         save_file(state, str(tmp), metadata={"spectok": json.dumps(header, sort_keys=True)})
     return out
 

@@ -1,7 +1,12 @@
 """Atomic file writing: write to a temporary name in the same folder, then rename.
 
 A process killed at any moment leaves either the old file or the new one, never a
-half-written file under the final name.
+half-written file under the final name. With ``durable=True`` (training checkpoints,
+release artifacts, ONNX exports: files that cost minutes to hours to remake) the data is
+also flushed to disk (``fsync``) before the rename and the folder after it, so a power loss
+or a crash of the machine cannot leave an empty or torn file under the final name either.
+That costs a few milliseconds per file, so the many small per-item outputs (prepared mels,
+token files, audio, plots) are atomic against a killed process only.
 """
 
 from __future__ import annotations
@@ -15,21 +20,40 @@ from typing import Any
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, durable: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix); rename it to ``path`` on success.
 
-    On an exception the temporary file is removed and the exception propagates.
+    On an exception the temporary file is removed and the exception propagates. ``durable``:
+    fsync the file before the rename and its folder after (survives a power loss).
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.stem}.tmp{os.getpid()}{final.suffix}")
     try:
         yield tmp
+        if durable:
+            _fsync(tmp)
         os.replace(tmp, final)
+        if durable:
+            _fsync(final.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to disk; a no-op where the OS refuses (folders on Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

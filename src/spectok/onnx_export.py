@@ -106,7 +106,7 @@ def _export(module: nn.Module, example: torch.Tensor, path: Path, input_name: st
     for k, v in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
-    with atomic_path(path) as tmp:
+    with atomic_path(path, durable=True) as tmp:
         onnx.save(proto, str(tmp))
     return path
 

@@ -91,7 +91,7 @@ def seed_everything(seed: int) -> None:
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``state`` to ``path`` atomically (temporary file, fsync, rename)."""
     out = Path(path)
-    with atomic_path(out) as tmp:
+    with atomic_path(out, durable=True) as tmp:
         with open(tmp, "wb") as f:
             torch.save({"format": FORMAT_VERSION, **state}, f)
             f.flush()
@@ -160,7 +160,7 @@ class CheckpointManager:
         """Write the step checkpoint, point ``best.pt`` at it when ``is_best``, prune old ones."""
         path = save_checkpoint(state, self.step_path(step))
         if is_best:
-            with atomic_path(self.best_path) as tmp:
+            with atomic_path(self.best_path, durable=True) as tmp:
                 try:
                     os.link(path, tmp)
                 except OSError:
