@@ -24,7 +24,8 @@ from spectok.data.features import open_prepared, prepare, trim_bounds
 from spectok.errors import DataError, MelMismatchError
 
 PRESET = "speech-16k"  # the arctic clips are 16 kHz: no resampling in these tests
-ROW_KEYS = {"id", "speaker", "split", "text", "frames", "seconds", "path", "sha1", "trim_start", "trim_end"}
+ROW_KEYS = {"id", "speaker", "split", "text", "frames", "seconds", "path", "sha1", "trim_start", "trim_end",
+            "source_bytes", "source_mtime_ns"}
 
 
 @pytest.fixture
@@ -97,6 +98,31 @@ def test_resume_skips_finished_items(arctic, tmp_path: Path) -> None:
     assert (third.done, third.skipped) == (1, len(arctic) - 1)
     assert all(p.stat().st_mtime_ns == stamps[p] for p in first[1:])
     assert len(open_prepared(out)) == len(arctic) and len(strict_rows(out / "manifest.jsonl")) == len(arctic) + 1
+
+
+def test_resume_redoes_items_whose_source_changed(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    src = tmp_path / "audio"
+    src.mkdir()
+    clips = sorted(shared_path("cmu_arctic-l2arctic-layout").rglob("*.wav"))[:3]
+    for c in clips:
+        (src / c.name).write_bytes(c.read_bytes())
+    out = tmp_path / "out"
+    first = prepare(open_corpus("folder", src), out, mel=PRESET)
+    assert first.done == 3 and first.changed == 0
+    before = {r["id"]: r for r in open_prepared(out).records}
+    target = src / clips[1].name
+    wav, sr = sf.read(target)
+    sf.write(target, wav[: len(wav) // 2], sr)  # the user replaced the file with a shorter take
+    again = prepare(open_corpus("folder", src), out, mel=PRESET)
+    assert (again.done, again.changed, again.skipped) == (1, 1, 2) and "redone: source changed" in again.summary()
+    after = {r["id"]: r for r in open_prepared(out).records}
+    tid = next(i for i in after if after[i]["path"] == str(target.resolve()))
+    assert after[tid]["frames"] < before[tid]["frames"] and after[tid]["sha1"] != before[tid]["sha1"]
+    assert open_prepared(out).load_mel(tid).shape[-1] == after[tid]["frames"]
+    assert all(after[i] == before[i] for i in after if i != tid)
+    assert (prepare(open_corpus("folder", src), out, mel=PRESET).done, len(open_prepared(out))) == (0, 3)
 
 
 def test_failures_are_logged_and_the_run_goes_on(tmp_path: Path) -> None:

@@ -49,6 +49,7 @@ class PrepareReport:
     done: int = 0
     skipped: int = 0
     failed: int = 0
+    changed: int = 0  #: of ``done``: items redone because their source file changed since prepared
     seconds: float = 0.0
     wall: float = 0.0
     failures: list[dict] = field(default_factory=list)
@@ -61,7 +62,8 @@ class PrepareReport:
     def summary(self) -> str:
         speed = f", {self.seconds / self.wall:.0f}x real time" if self.wall > 0 and self.done else ""
         amount = f"{self.seconds / 3600:.2f} h" if self.seconds >= 3600 else f"{self.seconds / 60:.1f} min"
-        return (f"{self.out_dir}: {self.done} prepared ({amount} of audio{speed}), "
+        redone = f" ({self.changed} redone: source changed)" if self.changed else ""
+        return (f"{self.out_dir}: {self.done} prepared{redone} ({amount} of audio{speed}), "
                 f"{self.skipped} already done, {self.failed} failed")
 
 
@@ -125,6 +127,7 @@ class _Worker:
         from spectok.audio.io import load
 
         cfg: MelConfig = cls.mel.config
+        stamp = source_stamp(item.path)
         sha1 = hashlib.sha1(Path(item.path).read_bytes()).hexdigest()
         wav, sr = load(item.path, cfg.sample_rate)
         start, end = 0, len(wav)
@@ -137,7 +140,29 @@ class _Worker:
             np.save(f, mel.astype(cls.settings["dtype"]), allow_pickle=False)
         return {"id": item.id, "speaker": item.speaker, "split": item.split, "text": item.text,
                 "frames": int(mel.shape[1]), "seconds": round((end - start) / sr, 4),
-                "path": str(Path(item.path).resolve()), "sha1": sha1, "trim_start": int(start), "trim_end": int(end)}
+                "path": str(Path(item.path).resolve()), "sha1": sha1, "trim_start": int(start), "trim_end": int(end),
+                **stamp}
+
+
+def source_stamp(path: str | Path) -> dict:
+    """``{"source_bytes", "source_mtime_ns"}`` of a source file ({} when it cannot be read)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return {}
+    return {"source_bytes": st.st_size, "source_mtime_ns": st.st_mtime_ns}
+
+
+def _source_changed(row: dict, item: CorpusItem) -> bool:
+    """Whether ``item``'s file differs (size or modification time) from when ``row`` was prepared.
+
+    Rows written before these fields existed never count as changed; a source that is gone
+    does (its retry is then reported as a failure, and the earlier mel is kept).
+    """
+    if "source_bytes" not in row:
+        return False
+    now = source_stamp(item.path)
+    return now.get("source_bytes") != row["source_bytes"] or now.get("source_mtime_ns") != row.get("source_mtime_ns")
 
 
 class _Appender:
@@ -300,8 +325,10 @@ def prepare(corpus: Iterable[CorpusItem], out_dir: str | Path, mel: MelConfig | 
         _repair_jsonl(f)
     _remove_stale_temps(mel_dir, shard)
 
-    finished = {r["id"] for p in out.glob("manifest*.jsonl") for r in read_rows(p)}
-    todo = [it for it in items if not (it.id in finished and (mel_dir / f"{it.id}.npy").is_file())]
+    finished = {r["id"]: r for p in sorted(out.glob("manifest*.jsonl")) for r in read_rows(p)}  # last row wins
+    changed = {it.id for it in items if it.id in finished and _source_changed(finished[it.id], it)}
+    todo = [it for it in items
+            if it.id in changed or not (it.id in finished and (mel_dir / f"{it.id}.npy").is_file())]
     report = PrepareReport(out, skipped=len(items) - len(todo))
     worker_settings = dict(settings, mel_dir=str(mel_dir))
     from tqdm import tqdm
@@ -320,6 +347,7 @@ def prepare(corpus: Iterable[CorpusItem], out_dir: str | Path, mel: MelConfig | 
                 else:
                     rows.write(row)  # after the mel is in place: a row always has its mel
                     report.done += 1
+                    report.changed += row["id"] in changed
                     report.seconds += row["seconds"]
                 bar.update(1)
     finally:

@@ -13,7 +13,10 @@ A manifest row: ``id, speaker, split, text, frames, seconds`` (of the audio the 
 covers), ``path`` (absolute source audio), ``sha1`` (of the source file's bytes),
 ``trim_start, trim_end``: the mel is exactly
 ``MelSpectrogram(load(path, sr)[0][trim_start:trim_end])`` with ``sr`` the mel sample
-rate, so a vocoder data set reloads the aligned waveform from these offsets.
+rate, so a vocoder data set reloads the aligned waveform from these offsets;
+``source_bytes, source_mtime_ns``: the source file's size and modification time when it was
+prepared (a resumed ``prepare`` redoes an item whose file has changed since, appending a new
+row: the last row of an id wins).
 """
 
 from __future__ import annotations
