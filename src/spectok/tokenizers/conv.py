@@ -88,8 +88,7 @@ class ConvVQVAE(Tokenizer):
     """
 
     dims: int
-
-    groups: int = 1
+    groups: int = 1  # token rows per column of a 1-D model (ConvVQVAE1d); always 1 in 2-D
 
     def _setup(self, mel: MelConfig | dict | str, quantizer: dict, norm_mean: float, norm_std: float) -> None:
         self.mel_config = MelConfig.coerce(mel)
@@ -228,11 +227,11 @@ class ConvVQVAE(Tokenizer):
 
     def _split_groups(self, z: torch.Tensor) -> torch.Tensor:
         """1-D grouped latent ``[B, dim * groups, T']`` → ``[B, dim, groups, T']`` (identity otherwise)."""
-        return z.reshape(z.shape[0], -1, self.groups, z.shape[-1]) if self.dims == 1 and self.groups > 1 else z
+        return z.reshape(z.shape[0], -1, self.groups, z.shape[-1]) if self.groups > 1 else z
 
     def _merge_groups(self, q: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`_split_groups`."""
-        return q.reshape(q.shape[0], -1, q.shape[-1]) if self.dims == 1 and self.groups > 1 else q
+        return q.reshape(q.shape[0], -1, q.shape[-1]) if self.groups > 1 else q
 
     def _to_tokens(self, codes: torch.Tensor) -> torch.Tensor:
         """Quantizer codes ``[B, Kq, (rows,) T']`` → ``[B, Kq * rows, T']`` (stage-major)."""
