@@ -109,15 +109,23 @@ def describe(model: torch.nn.Module, training: dict | None = None) -> dict[str, 
 
     if not hasattr(model, "registered_name"):
         raise ArtifactError(f"{type(model).__name__} is not a registered model (use @artifacts.register)")
-    header = {"format": FORMAT_VERSION, "kind": model.registered_kind, "class": model.registered_name,
-              "config": model.hparams, "training": training or {}, "spectok_version": __version__}
+    return {"format": FORMAT_VERSION, **identity(model), "config": model.hparams, "training": training or {},
+            "spectok_version": __version__}
+
+
+def identity(model: torch.nn.Module) -> dict[str, Any]:
+    """What identifies a model in an exported file: ``class`` and ``kind`` (registered names, else
+    the Python class name and ``None``), its ``mel`` config and ``mel_fingerprint`` when it has one,
+    and its own ``fingerprint`` when it defines one."""
+    info: dict[str, Any] = {"class": getattr(model, "registered_name", type(model).__name__),
+                            "kind": getattr(model, "registered_kind", None)}
     mel = getattr(model, "mel_config", None)
     if mel is not None:
-        header["mel"] = mel.to_dict()
-        header["mel_fingerprint"] = mel.fingerprint()
+        info["mel"] = mel.to_dict()
+        info["mel_fingerprint"] = mel.fingerprint()
     if hasattr(model, "fingerprint"):
-        header["fingerprint"] = model.fingerprint()
-    return header
+        info["fingerprint"] = model.fingerprint()
+    return info
 
 
 def save_release(model: torch.nn.Module, path: str | os.PathLike, training: dict | None = None) -> Path:

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spectok.artifacts import identity
 from spectok.errors import SpectokError
 from spectok.fsutil import atomic_path, write_json_atomic
 
@@ -128,15 +129,7 @@ def _forward_args(module: nn.Module) -> list[str]:
 
 
 def _describe(model: nn.Module) -> dict[str, Any]:
-    mel = getattr(model, "mel_config", None)
-    info: dict[str, Any] = {"class": getattr(model, "registered_name", type(model).__name__),
-                            "kind": getattr(model, "registered_kind", None), "opset": OPSET}
-    if mel is not None:
-        info["mel"] = mel.to_dict()
-        info["mel_fingerprint"] = mel.fingerprint()
-    if hasattr(model, "fingerprint"):
-        info["fingerprint"] = model.fingerprint()
-    return info
+    return {**identity(model), "opset": OPSET}
 
 
 def export_tokenizer(tokenizer: nn.Module, outdir: str | os.PathLike, frames: int = 256) -> dict[str, Any]:

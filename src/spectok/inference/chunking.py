@@ -171,29 +171,28 @@ class ChunkedEncoder:
         return torch.cat(pieces, dim=-1)
 
 
+def _overlap_keep_middle(fn, x: torch.Tensor, chunk: int, context: int) -> torch.Tensor:
+    """Apply ``fn`` (``[1, C, t] -> [1, ..., t * per]``) to ``x [C, T]`` in chunks of ``chunk`` steps,
+    each run with up to ``context`` steps on both sides, keeping only the chunk's own output."""
+    total = x.shape[-1]
+    pieces = []
+    for s0, s1 in spans(total, chunk):
+        a, b = max(0, s0 - context), min(total, s1 + context)
+        y = fn(x[None, :, a:b])[0]
+        per = y.shape[-1] // (b - a)
+        pieces.append(y[..., (s0 - a) * per:(s1 - a) * per])
+    return torch.cat(pieces, dim=-1)
+
+
 @torch.no_grad()
 def decode_chunked(tokenizer: nn.Module, codes: torch.Tensor, chunk_columns: int,
                    context_columns: int = 16) -> torch.Tensor:
     """``codes [K, T'] -> mel [n_mels, T' * d]``, decoded ``chunk_columns`` at a time with context."""
-    total = codes.shape[-1]
-    pieces = []
-    for j0, j1 in spans(total, chunk_columns):
-        a, b = max(0, j0 - context_columns), min(total, j1 + context_columns)
-        mel = tokenizer.decode(codes[None, :, a:b])[0]
-        per = mel.shape[-1] // (b - a)
-        pieces.append(mel[:, (j0 - a) * per:(j1 - a) * per])
-    return torch.cat(pieces, dim=-1)
+    return _overlap_keep_middle(tokenizer.decode, codes, chunk_columns, context_columns)
 
 
 @torch.no_grad()
 def vocode_chunked(vocoder: nn.Module, mel: torch.Tensor, chunk_frames: int,
                    context_frames: int = 32) -> torch.Tensor:
     """``mel [n_mels, T] -> waveform [T * hop]``, vocoded ``chunk_frames`` at a time with context."""
-    total = mel.shape[-1]
-    pieces = []
-    for f0, f1 in spans(total, chunk_frames):
-        a, b = max(0, f0 - context_frames), min(total, f1 + context_frames)
-        wav = vocoder(mel[None, :, a:b])[0]
-        per = wav.shape[-1] // (b - a)
-        pieces.append(wav[(f0 - a) * per:(f1 - a) * per])
-    return torch.cat(pieces, dim=-1)
+    return _overlap_keep_middle(vocoder, mel, chunk_frames, context_frames)
