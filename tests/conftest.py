@@ -14,6 +14,21 @@ DEMO_CORPUS = REPO / "examples" / "demo-corpus"
 torch.set_num_threads(2)
 
 
+def train_and_export(kind: str, config: dict, data: Path, tmp_path: Path, name: str) -> Path:
+    """``spectok train KIND`` on ``config`` (written as YAML) into the run folder ``tmp_path/run``, then
+    ``spectok export`` to ``tmp_path/name``; returns the artifact's path."""
+    import yaml
+
+    from spectok.cli.main import main
+
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    run = tmp_path / "run"
+    assert main(["train", kind, "--config", str(cfg), "--data", str(data), "--out", str(run)]) == 0
+    assert main(["export", str(run), "-o", str(tmp_path / name)]) == 0
+    return tmp_path / name
+
+
 def shared_path(*parts: str) -> Path:
     """Path under ../shared/data; skips the calling test when it is absent."""
     p = SHARED_DATA.joinpath(*parts)

@@ -180,23 +180,19 @@ def test_image_task_on_cifar():
 
 
 def test_train_and_export_end_to_end(tiny_prepared, tmp_path):
-    from spectok.cli.main import main
+    from conftest import train_and_export
+
     from spectok.tokenizers import load_tokenizer
 
     config = {"task": "vqgan", "model": TINY_2D, "discriminator": {"channels": 4, "n_layers": 2},
               "loss": {"disc_start": 2}, "data": {"crop_frames": 32, "valid_frames": 32},
               "train": {"steps": 3, "batch_size": 2, "valid_every": 2, "checkpoint_every": 2, "log_every": 1,
                         "media_every": 0, "progress": False, "device": "cpu"}}
-    cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(yaml.safe_dump(config))
-    run = tmp_path / "run"
-    assert main(["train", "tokenizer", "--config", str(cfg), "--data", str(tiny_prepared), "--out", str(run)]) == 0
-    assert main(["export", str(run), "-o", str(tmp_path / "tok.safetensors")]) == 0
-    tok = load_tokenizer(tmp_path / "tok.safetensors")
+    tok = load_tokenizer(train_and_export("tokenizer", config, tiny_prepared, tmp_path, "tok.safetensors"))
     mel = torch.from_numpy(__import__("numpy").load(next((Path(tiny_prepared) / "mels").rglob("*.npy"))))
     codes = tok.encode(mel.float()[None, :, :50])
     assert codes.shape == (1, 4, 25)
-    metrics = (run / "metrics.jsonl").read_text()
+    metrics = (tmp_path / "run" / "metrics.jsonl").read_text()
     assert "codebook/used_fraction" in metrics and "gan_d" in metrics
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from spectok.audio.mel import MelSpectrogram
 from spectok.data.audio_segments import AudioSegmentDataset, collate_segments, segment_data_spec
@@ -118,20 +117,17 @@ def test_adversarial_terms_wait_for_disc_start():
 
 
 def test_train_export_and_load_through_the_engine(tiny_prepared, tmp_path):
-    from spectok.cli.main import main
+    from conftest import train_and_export
+
     from spectok.vocoders import load_vocoder
 
     config = {"task": "vocoder-gan", "model": TINY_HIFIGAN, "discriminator": TINY_D,
               "data": {"segment_samples": 1024, "valid_segment_samples": 2048},
               "train": {"steps": 3, "batch_size": 2, "valid_every": 2, "checkpoint_every": 2, "log_every": 1,
                         "media_every": 0, "progress": False, "device": "cpu"}}
-    cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(yaml.safe_dump(config))
-    run = tmp_path / "run"
-    assert main(["train", "vocoder", "--config", str(cfg), "--data", str(tiny_prepared), "--out", str(run)]) == 0
-    assert main(["export", str(run), "-o", str(tmp_path / "voc.safetensors")]) == 0
-    voc = load_vocoder(tmp_path / "voc.safetensors", mel_config="hifigan-22k")
+    voc = load_vocoder(train_and_export("vocoder", config, tiny_prepared, tmp_path, "voc.safetensors"),
+                       mel_config="hifigan-22k")
     mel = torch.from_numpy(np.load(next((tiny_prepared / "mels").rglob("*.npy"))))[None, :, :20]
     assert voc(mel).shape == (1, 20 * 256)
-    metrics = (run / "metrics.jsonl").read_text()
+    metrics = (tmp_path / "run" / "metrics.jsonl").read_text()
     assert "gan_d" in metrics and "valid/mel_l1" in metrics
