@@ -173,7 +173,7 @@ def run_one(job: dict) -> dict:
 
     from spectok.training.engine import Trainer
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(job.get("threads", 2)))
     cfg = job["config"]
     budget = job.get("cpu_budget")
 
@@ -192,6 +192,11 @@ def run_one(job: dict) -> dict:
     result = trainer.fit()
     cpu, wall = time.process_time() - start_cpu, time.time() - start_wall
     model = trainer.task.model
+    if job.get("artifact"):  # the trained model as a release artifact, for `spectok eval`
+        from spectok.artifacts import save_release
+
+        save_release(model, job["artifact"], training={"step": result["step"], "valid": result["valid"],
+                                                       "config": cfg, **trainer.task.training_summary()})
     return {"steps": result["step"], "cpu_s": cpu, "wall_s": wall, "valid": result["valid"],
             "params": sum(p.numel() for p in model.parameters()),
             "bitrate": getattr(model, "bitrate", None) if getattr(model, "mel_config", None) else None,
@@ -199,7 +204,7 @@ def run_one(job: dict) -> dict:
 
 
 def spawn(job: dict) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONWARNINGS="ignore")
+    env = dict(os.environ, OMP_NUM_THREADS=str(job.get("threads", 2)), PYTHONWARNINGS="ignore")
     proc = subprocess.run([sys.executable, __file__, "--job", json.dumps(job)], capture_output=True, text=True,
                           env=env)
     if proc.returncode != 0:

@@ -166,6 +166,28 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
     return header
 
 
+def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> dict[str, Any]:
+    """Copy a release artifact's weights into ``model`` (fine-tuning from a released model).
+
+    The artifact must hold the same class; the shapes must fit (``--set`` may change the
+    loss or the optimizer, not the architecture). Returns the artifact's header.
+    """
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    header = read_header(p)
+    name = getattr(model, "registered_name", type(model).__name__)
+    if header.get("class") != name:
+        raise ArtifactError(f"{p}: holds a {header.get('class')}, the config trains a {name}")
+    try:
+        model.load_state_dict(load_file(str(p)), strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        raise ArtifactError(f"{p}: its weights do not fit the model of this config (was the architecture "
+                            f"changed with --set?): {' '.join(first[:2])}") from None
+    return header
+
+
 def load_release(path: str | os.PathLike, kind: str | None = None,
                  map_location: str | torch.device = "cpu") -> torch.nn.Module:
     """Load a release artifact as an eval-mode model; ``kind`` checks it is e.g. a "tokenizer"."""

@@ -94,6 +94,10 @@ class MelConfig:
             fields = ", ".join(f"{k} ({x!r} vs {y!r})" for k, (x, y) in d.items())
             raise MelMismatchError(f"{what} differ in: {fields}")
 
+    def preset_name(self) -> str | None:
+        """The name of the preset with exactly these fields (``"speech-16k"``), else None."""
+        return next((name for name in PRESETS if MelConfig.preset(name) == self), None)
+
     # ---- derived quantities ---------------------------------------------------------
     @property
     def padding(self) -> int:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from spectok.cli.common import add_command
+from spectok.cli.common import add_command, add_tokenizer_option, add_vocoder_option, load_models
 from spectok.errors import SpectokError, TokenFileError
 
 TOKEN_SUFFIXES = (".sptk", ".npy")
@@ -20,9 +20,9 @@ TOKEN_SUFFIXES = (".sptk", ".npy")
 
 def register(sub) -> None:
     p = add_command(sub, "encode", "Encode audio files into token files (one per input).",
-                    "spectok encode recordings/ -t tokenizer.safetensors -o tokens/", _encode)
+                    "spectok encode recordings/ -t default -o tokens/", _encode)
     _inputs(p, "INPUT", "audio files or directories (searched recursively)")
-    _tokenizer(p)
+    add_tokenizer_option(p)
     p.add_argument("-o", "--out", required=True, type=Path,
                    help="output directory (or a file name when there is one input file)")
     p.add_argument("--format", choices=("spectok", "npy"), default="spectok",
@@ -30,21 +30,21 @@ def register(sub) -> None:
     _batching(p)
 
     p = add_command(sub, "decode", "Decode token files back to audio (.wav).",
-                    "spectok decode tokens/ -t tokenizer.safetensors -v griffin-lim -o decoded/", _decode)
+                    "spectok decode tokens/ -t default -v griffin-lim -o decoded/", _decode)
     _inputs(p, "CODES", ".sptk token files (or .npy arrays, with --force) or directories")
-    _tokenizer(p)
-    _vocoder(p)
+    add_tokenizer_option(p)
+    add_vocoder_option(p)
     p.add_argument("-o", "--out", required=True, type=Path, help="output directory (or a .wav for one input)")
     p.add_argument("--force", action="store_true",
                    help="decode tokens made by a tokenizer with another fingerprint (or bare .npy arrays)")
     _batching(p)
 
     p = add_command(sub, "reconstruct", "Audio → tokens → audio, to hear what the tokens keep.",
-                    "spectok reconstruct clip.wav -t tokenizer.safetensors -v griffin-lim -o recon/ --plot",
+                    "spectok reconstruct clip.wav -t default -v griffin-lim -o recon/ --plot",
                     _reconstruct)
     _inputs(p, "INPUT", "audio files or directories (searched recursively)")
-    _tokenizer(p)
-    _vocoder(p)
+    add_tokenizer_option(p)
+    add_vocoder_option(p)
     p.add_argument("-o", "--out", required=True, type=Path, help="output directory (or a .wav for one input)")
     p.add_argument("--plot", action="store_true",
                    help="also write NAME.png (log-mel vs reconstruction vs difference) and NAME.tokens.png (token map)")
@@ -54,17 +54,6 @@ def register(sub) -> None:
 # ---- argument groups ------------------------------------------------------------------------
 def _inputs(p: argparse.ArgumentParser, name: str, help: str) -> None:
     p.add_argument("inputs", nargs="+", type=Path, metavar=name, help=help)
-
-
-def _tokenizer(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-t", "--tokenizer", required=True, type=Path,
-                   help="tokenizer release artifact (.safetensors, from 'spectok export')")
-
-
-def _vocoder(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-v", "--vocoder", default="griffin-lim",
-                   help="vocoder artifact (.safetensors) or 'griffin-lim' (default; needs no training)")
-    p.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations (default 32)")
 
 
 def _batching(p: argparse.ArgumentParser) -> None:
@@ -129,15 +118,7 @@ def _load_pipeline(args: argparse.Namespace, with_vocoder: bool):
     from spectok.pipeline import Pipeline
 
     _one_line_warnings()
-    from spectok.tokenizers import load_tokenizer
-
-    tok = load_tokenizer(args.tokenizer)
-    voc = None
-    if with_vocoder:
-        from spectok.vocoders import load_vocoder
-
-        options = {"n_iter": args.gl_iters} if args.vocoder == "griffin-lim" else {}
-        voc = load_vocoder(args.vocoder, mel_config=tok.mel_config, **options)
+    tok, voc = load_models(args, with_vocoder)
     return Pipeline(tok, voc, chunk_seconds=args.chunk_seconds, batch_size=args.batch_size)
 
 

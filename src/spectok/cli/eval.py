@@ -12,20 +12,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from spectok.cli.common import add_command
+from spectok.cli.common import add_command, add_tokenizer_option, add_vocoder_option, load_models
 
 
 def register(sub) -> None:
     p = add_command(sub, "eval", "Measure a tokenizer (+ vocoder) on speech: report.json, report.md, report.html.",
-                    "spectok eval -t tokenizer.safetensors -v griffin-lim data/prepared/lj -o reports/lj --limit 50",
+                    "spectok eval -t default -v griffin-lim data/prepared/lj -o reports/lj --limit 50",
                     _eval)
     p.add_argument("data", nargs="+", type=Path, metavar="DATA",
                    help="prepared folders (test split, else valid, else all), folders of audio, or audio files")
-    p.add_argument("-t", "--tokenizer", required=True, type=Path,
-                   help="tokenizer release artifact (.safetensors, from 'spectok export')")
-    p.add_argument("-v", "--vocoder", default="griffin-lim",
-                   help="vocoder artifact (.safetensors) or 'griffin-lim' (default; needs no training)")
-    p.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations (default 32)")
+    add_tokenizer_option(p)
+    add_vocoder_option(p)
     p.add_argument("-o", "--out", required=True, type=Path, help="report folder (created)")
     p.add_argument("--limit", type=int, default=None,
                    help="evaluate only the first N items found (sorted by id; unreadable files count)")
@@ -39,15 +36,14 @@ def _eval(args: argparse.Namespace) -> int:
     from spectok.evaluation import report
     from spectok.evaluation.runner import describe_model, evaluate
     from spectok.evaluation.sources import collect
-    from spectok.tokenizers import load_tokenizer
-    from spectok.vocoders import load_vocoder
-
     collection = collect(args.data, limit=args.limit)
-    tok = load_tokenizer(args.tokenizer)
-    options = {"n_iter": args.gl_iters} if args.vocoder == "griffin-lim" else {}
-    voc = load_vocoder(args.vocoder, mel_config=tok.mel_config, **options)
-    result = evaluate(tok, voc, collection, args.out, tokenizer_info=describe_model(tok, args.tokenizer),
-                      vocoder_info=describe_model(voc, args.vocoder), device=args.device,
+    tok, voc = load_models(args)
+    from spectok.models import resolve_tokenizer
+    from spectok.vocoders.loading import resolve_vocoder
+
+    result = evaluate(tok, voc, collection, args.out,
+                      tokenizer_info=describe_model(tok, resolve_tokenizer(args.tokenizer)),
+                      vocoder_info=describe_model(voc, resolve_vocoder(args.vocoder, tok)), device=args.device,
                       dnsmos=False if args.no_dnsmos else None, progress=not args.quiet)
     options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in ("func", "data")}
     options["data"] = [str(d) for d in args.data]

@@ -22,6 +22,7 @@ COMMAND_MODULES: list[str] = [
     "spectok.cli.plot",
     "spectok.cli.eval",
     "spectok.cli.vocode",
+    "spectok.cli.catalog",
     "spectok.cli.demo",
 ]
 

@@ -6,28 +6,29 @@ import argparse
 import sys
 from pathlib import Path
 
-from spectok.cli.common import add_command
+from spectok.cli.common import add_command, add_tokenizer_option
 from spectok.errors import SpectokError
 
 
 def register(sub) -> None:
     p = add_command(sub, "plot", "Draw PNG figures: reconstruction, tokens, codebook usage, training curves.",
-                    "spectok plot reconstruction clip.wav -t tokenizer.safetensors -o clip.png", _no_kind)
+                    "spectok plot reconstruction clip.wav -t default -o clip.png", _no_kind)
     kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
 
     q = add_command(kinds, "reconstruction", "Log-mel vs reconstruction vs difference for one audio file.",
-                    "spectok plot reconstruction clip.wav -t tokenizer.safetensors -o clip.png", _reconstruction)
+                    "spectok plot reconstruction clip.wav -t default -o clip.png", _reconstruction)
     q.add_argument("audio", type=Path, metavar="AUDIO")
-    q.add_argument("-t", "--tokenizer", required=True, type=Path, help="tokenizer release artifact")
+    add_tokenizer_option(q)
     q.add_argument("-o", "--out", required=True, type=Path, help="PNG file to write")
 
     q = add_command(kinds, "tokens", "The token map (codes as an image over time), above the log-mel if "
                     "the audio is given.",
-                    "spectok plot tokens clip.sptk --audio clip.wav -t tokenizer.safetensors -o clip.tokens.png",
+                    "spectok plot tokens clip.sptk --audio clip.wav -t default -o clip.tokens.png",
                     _tokens)
     q.add_argument("codes", type=Path, metavar="CODES", help="a .sptk token file")
     q.add_argument("--audio", type=Path, help="the recording the tokens came from (draws its log-mel above)")
-    q.add_argument("-t", "--tokenizer", type=Path, help="tokenizer artifact (needed with --audio)")
+    q.add_argument("-t", "--tokenizer", metavar="NAME|FILE",
+                   help="released model name or tokenizer artifact (needed with --audio)")
     q.add_argument("-o", "--out", required=True, type=Path, help="PNG file to write")
 
     q = add_command(kinds, "usage", "Codebook usage histogram over token files.",

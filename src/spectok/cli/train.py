@@ -17,7 +17,7 @@ from pathlib import Path
 
 from spectok.cli.common import add_command
 
-EXAMPLE = ("spectok train tokenizer --config configs/tokenizer/default.yaml --data prepared/ljspeech "
+EXAMPLE = ("spectok train tokenizer --config default --data prepared/speech "
            "--out runs/default --set train.batch_size=8\n"
            "  spectok train tokenizer --out runs/default --resume --steps 40000\n"
            "  torchrun --nproc_per_node 2 -m spectok train tokenizer --config X.yaml --data P --out RUN")
@@ -27,10 +27,14 @@ def register(sub) -> None:
     p = add_command(sub, "train", help="Train a tokenizer or a vocoder with the one training engine.",
                     example=EXAMPLE, func=run)
     p.add_argument("kind", choices=["tokenizer", "vocoder"], help="what the config's task trains")
-    p.add_argument("--config", help="training config YAML (not needed with --resume)")
+    p.add_argument("--config", help="a preset name (see 'spectok presets') or a training config YAML "
+                   "(not needed with --resume or --init)")
     p.add_argument("--data", help="prepared folder (spectok prepare); with --resume defaults to the run's")
     p.add_argument("--out", required=True, help="run folder: config.yaml, checkpoints/, tb/, train.log, metrics.jsonl")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    p.add_argument("--init", metavar="NAME|FILE",
+                   help="fine-tune: start from a released model ('default', see 'spectok models') or a release "
+                   "artifact, with a fresh optimizer; its own training config is used unless --config is given")
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--steps", type=int, help="total training steps (overrides train.steps)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -51,10 +55,12 @@ def build_config(args: argparse.Namespace) -> dict:
         if args.config:
             print(f"spectok train: --resume uses {stored}; --config {args.config} is ignored "
                   f"(change keys with --set)", file=sys.stderr)
+    elif args.init and not args.config:
+        config = init_config(args.init, args.kind)
     else:
         if not args.config:
-            raise SpectokError("--config is required (except with --resume)")
-        config = load_config(args.config)
+            raise SpectokError("--config is required (except with --resume or --init)")
+        config = load_config(args.config, kind=args.kind)
     overrides = list(args.overrides)
     if args.steps is not None:
         overrides.append(f"train.steps={args.steps}")
@@ -63,6 +69,33 @@ def build_config(args: argparse.Namespace) -> dict:
     config = apply_overrides(config, overrides)
     if args.data:
         config.setdefault("train", {})["prepared"] = str(Path(args.data).resolve())
+    if args.init and not args.resume:
+        config.setdefault("train", {})["init"] = str(init_path(args.init, args.kind).resolve())
+    return config
+
+
+def init_path(name_or_file: str, kind: str) -> Path:
+    """The artifact file behind ``--init`` (a released model's name, or a file)."""
+    from spectok.models import resolve_tokenizer, resolve_vocoder_file
+
+    return resolve_tokenizer(name_or_file) if kind == "tokenizer" else resolve_vocoder_file(name_or_file)
+
+
+def init_config(name_or_file: str, kind: str) -> dict:
+    """The training config stored in the ``--init`` artifact (what trained it), minus its data folder."""
+    import copy
+
+    from spectok.artifacts import read_header
+    from spectok.errors import SpectokError
+
+    path = init_path(name_or_file, kind)
+    header = read_header(path)
+    config = copy.deepcopy((header.get("training") or {}).get("config"))
+    if not isinstance(config, dict) or "task" not in config:
+        raise SpectokError(f"{path}: holds no training config; pass --config with the model's preset or YAML")
+    train = config.setdefault("train", {})
+    for key in ("prepared", "init"):
+        train.pop(key, None)
     return config
 
 

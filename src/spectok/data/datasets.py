@@ -36,7 +36,7 @@ import torch
 from torch.utils.data import Dataset
 
 from spectok.audio.mel import MelConfig
-from spectok.errors import DataError
+from spectok.errors import DataError, MelMismatchError
 
 
 class MelCropDataset(Dataset):
@@ -178,7 +178,12 @@ def mel_data_spec(prepared_dir: str | os.PathLike, crop_frames: int, *, valid_fr
 
     prepared = open_prepared(prepared_dir)
     if mel_config is not None:
-        mel_config.check_compatible(prepared.mel_config, what=f"model and prepared set {prepared.root} mel configs")
+        try:
+            mel_config.check_compatible(prepared.mel_config, what=f"model and prepared set {prepared.root} mel configs")
+        except MelMismatchError as e:
+            name = mel_config.preset_name()
+            hint = f"--mel {name}" if name else "--mel and a YAML file of the model's mel config"
+            raise MelMismatchError(f"{e}; prepare the data with {hint}") from None
     train = MelCropDataset(prepared, train_split, crop_frames, random_crop=True, seed=seed, min_frames=min_frames)
     valid = None
     if prepared.split(valid_split):

@@ -302,8 +302,9 @@ class ConvVQVAE1d(ConvVQVAE):
             the quantizer's ``dim`` per column, each quantized on its own (as the rows of the
             2-D grid are), so a column carries ``groups`` codes from one shared codebook
             (times the stages of a residual quantizer).
-        decoder_channels, decoder_res_blocks: the decoder's widths and residual blocks when
-            they differ from the encoder's (``None``: mirror it). A light encoder with a
+        decoder_channels, decoder_res_blocks, decoder_dilations: the decoder's widths,
+            residual blocks and time dilations when they differ from the encoder's (``None``:
+            mirror it). A light encoder with a
             heavier decoder keeps encoding fast, since encoding runs only the encoder.
 
     Shapes: mel ``[B, n_mels, T]`` → codes ``[B, Kq * groups, ceil(T / time_down)]``.
@@ -317,7 +318,8 @@ class ConvVQVAE1d(ConvVQVAE):
                  dilations: Sequence[int] = (1, 3), dropout: float = 0.0,
                  norm_mean: float = -5.0, norm_std: float = 2.0, groups: int = 1,
                  decoder_channels: Sequence[int] | None = None,
-                 decoder_res_blocks: int | Sequence[int] | None = None) -> None:
+                 decoder_res_blocks: int | Sequence[int] | None = None,
+                 decoder_dilations: Sequence[int] | None = None) -> None:
         super().__init__()
         quantizer = quantizer or {"type": "vq", "dim": 64, "codebook_size": 512}
         if int(groups) < 1:
@@ -331,7 +333,8 @@ class ConvVQVAE1d(ConvVQVAE):
         if len(dec_channels) != len(strides) + 1:
             raise SpectokError(f"decoder_channels needs {len(strides) + 1} widths (one per stride plus one), "
                                f"got {dec_channels}")
-        self.decoder = ConvDecoder(mel_config.n_mels, dec_channels, strides, **kw,
+        dec_kw = dict(kw, dilations=list(dilations if decoder_dilations is None else decoder_dilations))
+        self.decoder = ConvDecoder(mel_config.n_mels, dec_channels, strides, **dec_kw,
                                    num_res_blocks=num_res_blocks if decoder_res_blocks is None else decoder_res_blocks)
         self._setup(mel_config, quantizer, norm_mean, norm_std)
 

@@ -17,6 +17,7 @@ Config sections read here (the engine reads ``train`` and the optimizer settings
       reconstruction: l1          # or mse (masked to real frames, log-mel units)
       reconstruction_weight: 1.0
       quantizer_weight: 1.0
+      delta_weight: 0.0           # L1 of time and frequency differences (against over-smoothing)
       disc_start: 10000           # vqgan only: step at which the adversarial terms switch on
       disc_weight: 1.0            # vqgan only: multiplies λ * L_G and the discriminator loss
       adaptive_weight_max: 1.0e4  # vqgan only: clamp of λ
@@ -38,7 +39,7 @@ from torch import nn
 
 from spectok import artifacts
 from spectok.errors import SpectokError
-from spectok.losses import feature_matching_loss, hinge_d_loss, hinge_g_loss, masked_l1, masked_mse
+from spectok.losses import feature_matching_loss, hinge_d_loss, hinge_g_loss, masked_delta_l1, masked_l1, masked_mse
 from spectok.tokenizers.media import log_tokenizer_media
 from spectok.tokenizers.vqgan import PatchGANDiscriminator, adaptive_weight, gan_active
 from spectok.training.task import DataSpec, OptimizerSpec, TrainTask
@@ -94,7 +95,7 @@ class TokenizerTask(TrainTask):
 
     kind = "tokenizer"
     best_metric = "l1"
-    loss_keys = ("reconstruction", "reconstruction_weight", "quantizer_weight")
+    loss_keys = ("reconstruction", "reconstruction_weight", "quantizer_weight", "delta_weight")
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -110,6 +111,7 @@ class TokenizerTask(TrainTask):
         self.reconstruction = RECONSTRUCTION[kind]
         self.w_rec = float(loss.get("reconstruction_weight", 1.0))
         self.w_q = float(loss.get("quantizer_weight", 1.0))
+        self.w_delta = float(loss.get("delta_weight", 0.0))
         self.loss_config = loss
         self._tracker: CodebookTracker | None = None
         self._sums: dict[str, float] = {}
@@ -141,6 +143,9 @@ class TokenizerTask(TrainTask):
         rec = self.reconstruction(out.reconstruction, mel, mask)
         q = out.quantizer.loss
         losses = {"rec": rec, "quantizer": q, "total": self.w_rec * rec + self.w_q * q}
+        if self.w_delta:
+            losses["delta"] = masked_delta_l1(out.reconstruction, mel, mask)
+            losses["total"] = losses["total"] + self.w_delta * losses["delta"]
         losses.update({f"q_{k}": torch.as_tensor(float(v)) for k, v in out.quantizer.metrics.items()})
         return losses, out
 

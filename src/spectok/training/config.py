@@ -51,6 +51,8 @@ class TrainConfig:
         precision: "fp32", "bf16" (autocast) or "fp16" (autocast + GradScaler, CUDA only).
         device: "auto" (CUDA if available), "cpu", "cuda" or "cuda:N".
         prepared: the prepared data folder (set from ``--data``).
+        init: a release artifact whose weights the model starts from (fine-tuning, ``--init``);
+            the optimizer starts fresh. Ignored on resume (the checkpoint holds the weights).
         progress: show a tqdm progress bar on rank 0.
         ddp_find_unused_parameters, ddp_broadcast_buffers: passed to DistributedDataParallel.
     """
@@ -70,6 +72,7 @@ class TrainConfig:
     precision: str = "fp32"
     device: str = "auto"
     prepared: str | None = None
+    init: str | None = None
     progress: bool = True
     ddp_find_unused_parameters: bool = False
     ddp_broadcast_buffers: bool = True
@@ -107,11 +110,39 @@ def resolve_config(config: dict[str, Any], prepared: str | None = None) -> dict[
     return out
 
 
-def load_config(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a training config YAML; raises :class:`SpectokError` naming the file on failure."""
+PRESET_KINDS = ("tokenizer", "vocoder")
+
+
+def preset_files(kind: str | None = None) -> dict[str, Path]:
+    """The training presets shipped in the package (``spectok/presets/KIND/NAME.yaml``): name -> file.
+
+    A name is unique within a kind; with ``kind=None`` tokenizer presets come first.
+    """
+    from importlib.resources import files
+
+    out: dict[str, Path] = {}
+    for k in (kind,) if kind else PRESET_KINDS:
+        folder = Path(str(files("spectok") / "presets" / k))
+        for f in sorted(folder.glob("*.yaml")):
+            out.setdefault(f.stem, f)
+    return out
+
+
+def load_config(path_or_preset: str | os.PathLike, kind: str | None = None) -> dict[str, Any]:
+    """Read a training config: a YAML file, or the name of a shipped preset (``default``, ``istft``).
+
+    A name is looked up among the ``kind`` presets (``"tokenizer"`` or ``"vocoder"``; both when
+    None) when no file of that name exists. Raises :class:`SpectokError` naming the file on failure.
+    """
     import yaml
 
-    p = Path(path)
+    p = Path(path_or_preset)
+    if not p.exists() and p.suffix not in (".yaml", ".yml") and len(p.parts) == 1:
+        presets = preset_files(kind)
+        if str(p) not in presets:
+            raise SpectokError(f"{p}: no such config file, and not a {kind or 'training'} preset "
+                               f"(presets: {', '.join(presets)}; see 'spectok presets')")
+        p = presets[str(p)]
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as e:

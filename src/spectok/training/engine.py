@@ -131,6 +131,10 @@ class Trainer:
         if resume:
             self._restore(resume_path)
         else:
+            if cfg.init:
+                from spectok.artifacts import load_weights
+
+                load_weights(self.models[self.task.release_model], cfg.init)
             seed_everything(cfg.seed + self.dist.rank)
         self.log = RunLogger(self.run_dir, enabled=self.dist.is_main, total_steps=cfg.steps, start_step=self.step,
                              progress=cfg.progress)

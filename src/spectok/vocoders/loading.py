@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from spectok import models
 from spectok.audio.mel import MelConfig
 from spectok.errors import ArtifactError, SpectokError
 from spectok.vocoders.base import Vocoder
@@ -16,16 +17,35 @@ from spectok.vocoders.base import Vocoder
 NAMED: dict[str, str] = {"griffin-lim": "spectok.vocoders.griffin_lim:GriffinLim"}
 
 
+def resolve_vocoder(path_or_name: str | os.PathLike, tokenizer: Any = None) -> str:
+    """A released model's name -> its paired vocoder (a file, or ``"griffin-lim"``); anything else unchanged.
+
+    ``"default"`` with a ``tokenizer`` means that tokenizer's pairing (see :func:`load_vocoder`).
+    """
+    name = str(path_or_name)
+    if Path(name).is_file():
+        return name
+    if name == "default" and tokenizer is not None:
+        return models.paired_vocoder(tokenizer_fingerprint=tokenizer.fingerprint())
+    return models.paired_vocoder(name) if models.find(name) is not None else name
+
+
 def load_vocoder(path_or_name: str | os.PathLike, mel_config: MelConfig | dict | str | None = None,
-                 map_location: str | torch.device = "cpu", **kwargs: Any) -> Vocoder:
+                 map_location: str | torch.device = "cpu", tokenizer: Any = None, **kwargs: Any) -> Vocoder:
     """A ready (eval-mode) vocoder: ``vocoder(mel [B, n_mels, T]) -> waveform [B, T * hop]``.
 
     Args:
-        path_or_name: ``"griffin-lim"`` or a release artifact (``.safetensors``) written by
-            ``spectok export`` from a vocoder training run.
+        path_or_name: ``"griffin-lim"``, a release artifact (``.safetensors``) written by
+            ``spectok export`` from a vocoder training run, or a released model's name
+            (``"default"``, ``"ljspeech22k"``): the vocoder paired with it, Griffin-Lim where no
+            trained vocoder beat Griffin-Lim on its tokenized speech (see ``spectok models``).
+            ``"default"`` with ``tokenizer`` given means *that tokenizer's* pairing: the
+            release whose tokenizer has its fingerprint, Griffin-Lim for any other tokenizer.
         mel_config: required for ``"griffin-lim"`` (the front end of the mels it will invert);
             for an artifact, if given, it is checked against the artifact's own mel config.
         map_location: device to load weights onto.
+        tokenizer: the tokenizer the vocoder will follow (see ``"default"``); its mel config
+            is used when ``mel_config`` is None.
         **kwargs: constructor options of a named vocoder (e.g. ``n_iter=64``).
 
     Raises:
@@ -35,7 +55,11 @@ def load_vocoder(path_or_name: str | os.PathLike, mel_config: MelConfig | dict |
     """
     import importlib
 
-    name = str(path_or_name)
+    name = resolve_vocoder(path_or_name, tokenizer)
+    if tokenizer is not None and mel_config is None:
+        mel_config = tokenizer.mel_config
+    if name == "griffin-lim" and mel_config is None and models.find(str(path_or_name)) is not None:
+        mel_config = MelConfig.coerce(models.find(str(path_or_name)).tokenizer_mel())
     if name in NAMED:
         if mel_config is None:
             raise SpectokError(f"vocoder {name!r} needs a mel config: load_vocoder({name!r}, mel_config=...)")
@@ -45,7 +69,8 @@ def load_vocoder(path_or_name: str | os.PathLike, mel_config: MelConfig | dict |
         raise SpectokError(f"options {sorted(kwargs)} apply only to named vocoders {sorted(NAMED)}")
     p = Path(name)
     if not p.exists():
-        raise ArtifactError(f"{p}: no such vocoder artifact (and not a vocoder name: {sorted(NAMED)})")
+        raise ArtifactError(f"{p}: no such vocoder file, and not a vocoder name ({', '.join(sorted(NAMED))}) "
+                            f"or a released model ({', '.join(models.all_names()) or 'none'})")
     from spectok import artifacts
 
     model = artifacts.load_release(p, kind="vocoder", map_location=map_location)

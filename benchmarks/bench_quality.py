@@ -1,0 +1,148 @@
+"""Quality per bit: rows of tokenizer designs at one CPU budget, scored on held-out speakers.
+
+The protocol of the quality-per-bit search (benchmarks/RESULTS.md, "Quality per bit"):
+
+- data: the released ``default`` model's data (``scripts/release_data.py speech16k``): all the
+  real multi-speaker speech of ../shared/data at 16 kHz, split by whole speakers; the test
+  speakers (LibriTTS test-clean, LibriSpeech dev-clean, 5 VCTK) are never trained or tuned on.
+  ``ljspeech22k`` rows use the LJSpeech data (held-out whole clips) and the HiFi-GAN front end.
+- budget: every row trains for the same process CPU time of a one-thread run
+  (``OMP_NUM_THREADS=1``, ``time.process_time``), which stays fair when the machine is busy;
+  the steps reached are recorded. Rows run ``--parallel`` at a time, one thread each.
+- score: ``spectok eval`` on the test split with Griffin-Lim (32 iterations): tokenized
+  (wav -> codes -> mel -> audio) against copy synthesis (wav -> mel -> audio), PESQ-WB, STOI,
+  and the validation log-mel L1 of the run.
+
+Each row is an override of the ``default`` preset (``configs/tokenizer/default.yaml``).
+
+Usage::
+
+    python benchmarks/bench_quality.py --rows base dec-deep --budget 900 --parallel 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from bench_tokenizers import PRESETS, engine_config, merge, spawn  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+# name -> (data set, overrides of the default preset)
+ROWS: dict[str, tuple[str, dict]] = {
+    "base": ("speech16k", {}),
+    # 1. decoder capacity and context: 6 dilated residual blocks at the column rate
+    "dec-deep": ("speech16k", {"model": {"decoder_res_blocks": [0, 6], "decoder_dilations": [1, 3, 9]}}),
+    # 1b. a wider and deeper decoder
+    "dec-wide": ("speech16k", {"model": {"decoder_channels": [128, 384], "decoder_res_blocks": [1, 6],
+                                         "decoder_dilations": [1, 3, 9]}}),
+    # 2. encoder context: dilations 1, 3, 9 (the decoder kept as in base)
+    "enc-ctx": ("speech16k", {"model": {"num_res_blocks": [0, 3], "dilations": [1, 3, 9],
+                                        "decoder_res_blocks": [0, 2], "decoder_dilations": [1, 3]}}),
+    # 3. losses: plus time and frequency difference L1 (against over-smoothing)
+    "delta": ("speech16k", {"loss": {"delta_weight": 1.0}}),
+    # 3b. L2 beside L1 is the mse row
+    "mse": ("speech16k", {"loss": {"reconstruction": "mse"}}),
+    # 4. token layout at the same bitrate: columns of 4 frames with 8 tokens each
+    "t4-g8": ("speech16k", {"model": {"channels": [96, 192, 192], "strides": [2, 2], "num_res_blocks": [0, 0, 2],
+                                      "groups": 8}}),
+    # 4b. FSQ 8x8x8 (512 codes) with 3 tokens per column: 1,350 bit/s
+    "fsq888-g3": ("speech16k", {"model": {"groups": 3, "quantizer": {"type": "fsq", "levels": [8, 8, 8], "dim": 3}}}),
+    # 6. data: LibriSpeech train-clean-100 alone against all the real speech
+    "libri-only": ("speech16k-libri", {}),
+}
+
+
+def row_config(name: str) -> tuple[str, dict]:
+    data, over = ROWS[name] if name in ROWS else ("speech16k", json.loads(name.split("=", 1)[1]))
+    cfg = merge(yaml.safe_load((PRESETS / "default.yaml").read_text()), over)
+    cfg["model"]["mel"] = "hifigan-22k" if data == "ljspeech22k" else "speech-16k"
+    return data, cfg
+
+
+def prepared(data: str, work: Path) -> Path:
+    """The prepared folder ``work/data`` of scripts/release_data.py's items (``-libri``: LibriSpeech-only train)."""
+    from release_data import MEL, items_for
+
+    from spectok.data.features import prepare
+
+    out = work / data  # resumed: a finished folder is only checked
+    base = data.removesuffix("-libri")
+    items = items_for(base)
+    if data.endswith("-libri"):  # the same valid and test speakers; train on LibriSpeech alone
+        items = [it for it in items if it.split != "train" or it.speaker.startswith("LibriSpeech:")]
+    report = prepare(items, out, mel=MEL[base], jobs=2, dtype="float16", progress=False)
+    if not report.ok or report.failed:
+        raise SystemExit(report.summary())
+    return out
+
+
+def run_row(name: str, budget: float, work: Path) -> dict:
+    data, cfg = row_config(name)
+    folder = prepared(data, REPO / "runs" / "data")
+    tag = name if name in ROWS else f"custom-{abs(hash(name)) % 10**6}"
+    run_dir, artifact = work / "runs" / tag, work / "models" / f"{tag}.safetensors"
+    artifact.parent.mkdir(parents=True, exist_ok=True)
+    train = spawn({"name": name, "config": engine_config(copy.deepcopy(cfg), folder, 10**9, True),
+                   "cpu_budget": budget, "threads": 1, "run_dir": str(run_dir), "artifact": str(artifact)})
+    report = work / "eval" / tag
+    proc = subprocess.run([sys.executable, "-m", "spectok", "eval", "-t", str(artifact), "-v", "griffin-lim",
+                           str(folder), "-o", str(report), "-q", "--no-dnsmos"], capture_output=True, text=True,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    if proc.returncode:
+        raise SystemExit(f"eval of {name} failed:\n{proc.stderr[-2000:]}")
+    agg = json.loads((report / "report.json").read_text())["aggregate"]
+    row = {"name": name, "data": data, "bitrate": train["bitrate"], "params": train["params"],
+           "steps": train["steps"], "cpu_s": train["cpu_s"], "valid_l1": train["valid"]["l1"],
+           "used": train["valid"].get("codebook/used_fraction")}
+    for group in ("tokenized", "copy"):
+        for key in ("pesq", "stoi"):
+            row[f"{group}_{key}"] = agg.get(group, {}).get(key, {}).get("mean")
+    (work / "rows").mkdir(exist_ok=True)
+    (work / "rows" / f"{tag}.json").write_text(json.dumps(row, indent=1))
+    return row
+
+
+def print_row(r: dict) -> None:
+    print(f"{r['name']:12s} {r['data']:16s} {r['bitrate']:7.0f} {r['params'] / 1e6:6.2f}M {r['steps']:6d} "
+          f"{r['cpu_s']:6.0f} {r['valid_l1']:7.4f} {r['tokenized_pesq']:6.3f} {r['tokenized_stoi']:6.3f} "
+          f"{r['copy_pesq']:6.3f} {r['copy_stoi']:6.3f}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", nargs="+", default=list(ROWS),
+                    help="row names (default: all) or 'NAME={json overrides of default}'")
+    ap.add_argument("--budget", type=float, default=900.0, help="CPU seconds of one-thread training per row")
+    ap.add_argument("--parallel", type=int, default=2, help="rows trained at once, one thread each")
+    ap.add_argument("--work", type=Path, default=REPO / "runs" / "bench-quality")
+    args = ap.parse_args()
+    for name in args.rows:
+        row_config(name)  # fail early on a bad row
+    for data in {row_config(n)[0] for n in args.rows}:
+        prepared(data, REPO / "runs" / "data")
+    t0 = time.time()
+    print(f"## Quality per bit: {args.budget:.0f} CPU-s of one-thread training per row; Griffin-Lim; "
+          "held-out speakers' test split")
+    print(f"{'row':12s} {'data':16s} {'bit/s':>7s} {'params':>7s} {'steps':>6s} {'CPU s':>6s} {'val L1':>7s} "
+          f"{'PESQ':>6s} {'STOI':>6s} {'copyP':>6s} {'copyS':>6s}")
+    with ThreadPoolExecutor(args.parallel) as pool:
+        for row in pool.map(lambda n: run_row(n, args.budget, args.work), args.rows):
+            print_row(row)
+    print(f"(wall {time.time() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""``spectok models`` and ``spectok presets``: what ships with spectok, ready to use or to train."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from spectok.cli.common import add_command
+
+
+def register(sub) -> None:
+    p = add_command(sub, "models", "List the released models shipped with spectok (usable as -t/-v NAME).",
+                    "spectok models", _models)
+    p.add_argument("--json", action="store_true", help="one JSON object per model instead of a table")
+    p = add_command(sub, "presets", "List the training presets (usable as 'train --config NAME').",
+                    "spectok presets", _presets)
+    p.add_argument("--json", action="store_true", help="one JSON object per preset instead of a table")
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _models(args: argparse.Namespace) -> int:
+    from spectok import models
+
+    rows = [models.describe(r) for r in models.releases().values()]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    if not rows:
+        print("no released models in this installation")
+        return 0
+    print(f"{'name':24s} {'front end':16s} {'bit/s':>6s} {'MB':>5s} {'vocoder':24s} "
+          f"{'PESQ-WB':>7s} {'STOI':>5s}  held-out set")
+    for r in rows:
+        names = ", ".join([r["name"], *r["aliases"]])
+        print(f"{names:24s} {r['mel']:12s} {_fmt(r['bitrate'], '6.0f')} {r['size_mb']:5.1f} {r['vocoder']:24s} "
+              f"{_fmt(r.get('pesq'), '7.2f')} {_fmt(r.get('stoi'), '5.2f')}  {r.get('held_out', '-')}")
+    print("model cards:", ", ".join(str(models.releases()[r["name"]].card) for r in rows))
+    return 0
+
+
+def preset_rows() -> list[dict]:
+    """Name, kind, task, front end and (tokenizers) bit/s of every shipped training preset."""
+    from spectok.audio.mel import MelConfig
+    from spectok.training.config import PRESET_KINDS, load_config, preset_files
+
+    rows = []
+    for kind in PRESET_KINDS:
+        for name, path in preset_files(kind).items():
+            cfg = load_config(path)
+            mel = (cfg.get("model") or {}).get("mel") or cfg.get("mel")
+            row = {"name": name, "kind": kind, "task": cfg["task"], "mel": mel if isinstance(mel, str) else
+                   ("custom" if mel else None), "bitrate": None, "file": str(path)}
+            if kind == "tokenizer":
+                from spectok.tokenizers.task import build_model
+
+                model = build_model(cfg["model"])
+                row["bitrate"] = float(model.bitrate) if getattr(model, "mel_config", None) else None
+                if getattr(model, "mel_config", None) is not None and row["mel"] == "custom":
+                    row["mel"] = MelConfig.coerce(model.mel_config).fingerprint()
+            rows.append(row)
+    return rows
+
+
+def _presets(args: argparse.Namespace) -> int:
+    rows = preset_rows()
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    print(f"{'name':24s} {'kind':9s} {'task':16s} {'front end':16s} {'bit/s':>6s}")
+    for r in rows:
+        print(f"{r['name']:24s} {r['kind']:9s} {r['task']:16s} {r['mel'] or '-':16s} {_fmt(r['bitrate'], '6.0f')}")
+    return 0
