@@ -42,6 +42,26 @@ def register(sub) -> None:
     p.add_argument("--test-ratio", type=float, default=0.05, help="test fraction of the hash split")
 
 
+    from spectok.cli.common import add_tokenizer_option
+
+    q = add_command(sub, "prepare-decoded", "Copy a prepared folder with every log-mel replaced by its tokenized "
+                    "reconstruction (decode(encode(mel))): training data for a vocoder that knows the tokens.",
+                    "spectok prepare-decoded runs/speech runs/speech-decoded -t default\n"
+                    "  spectok train vocoder --config istft --set model.mel=speech-16k --data runs/speech-decoded "
+                    "--out runs/voc", _decoded)
+    q.add_argument("src", metavar="PREPARED", help="a prepared folder (spectok prepare)")
+    q.add_argument("out", metavar="OUT", help="the decoded copy (resumed when it exists)")
+    add_tokenizer_option(q)
+
+
+def _decoded(args: argparse.Namespace) -> int:
+    from spectok.data.decoded import prepare_decoded
+
+    n = prepare_decoded(args.src, args.out, args.tokenizer)
+    print(f"{args.out}: {n} mels decoded by {args.tokenizer}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from spectok.data.corpora import open_corpus
     from spectok.data.features import prepare
