@@ -156,6 +156,8 @@ def write_card(name: str, r: Recipe, artifact: Path, report: dict, ood: dict, ti
     sha = hashlib.sha256(artifact.read_bytes()).hexdigest()
     cmd = f"python scripts/release_models.py {name}"
     session = timing["sessions"][-1]
+    cfg = tr.get("config", {})
+    batch, crop = cfg.get("train", {}).get("batch_size"), cfg.get("data", {}).get("crop_frames")
     card = f"""# spectok `{name}`{' (alias ' + ', '.join(f'`{a}`' for a in r.aliases) + ')' if r.aliases else ''}
 
 A speech tokenizer for {r.use}: log-mel ({header['mel']['sample_rate']} Hz, hop {header['mel']['hop_length']}) →
@@ -181,10 +183,10 @@ VCC2016 (Toda et al.), CMU ARCTIC (Kominek and Black), Common Voice (Mozilla, CC
 public domain), Hi-Fi TTS (Bakhturina et al.), as listed per file in `extra/MANIFEST.tsv`.
 
 ## Training
-{tr.get('step', steps)} steps picked by validation log-mel L1 (best of {steps}), batch
-{tr.get('config', {}).get('train', {}).get('batch_size')}, crops of {tr.get('config', {}).get('data', {}).get('crop_frames')}
+{tr.get('step', steps)} steps picked by validation log-mel L1 (best of {steps}), batch {batch}, crops of {crop}
 frames, Adam; {timing['cpu_s'] / 60:.0f} CPU-minutes ({timing['wall_s'] / 60:.0f} min wall) on
-{session['machine']}, {session['threads']} thread(s), no GPU (load average at the end {session['load_avg_end']:.1f}).
+{session['machine']}, {session['threads']} thread(s), no GPU (load average at the end
+{session['load_avg_end']:.1f}).
 Validation log-mel L1 {tr.get('valid', {}).get('l1', float('nan')):.4f} (natural-log units).
 Reproduce: `{cmd}` (or `make models`).
 
