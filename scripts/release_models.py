@@ -245,7 +245,8 @@ def release(name: str, steps: int | None, threads: int, work: Path, force_eval: 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("names", nargs="*", metavar="NAME", help=f"models to release (default: all of {', '.join(RECIPES)})")
+    ap.add_argument("names", nargs="*", metavar="NAME",
+                    help=f"models to release (default: all of {', '.join(RECIPES)})")
     ap.add_argument("--steps", type=int, help="training steps (default: each recipe's)")
     ap.add_argument("--threads", type=int, default=1, help="training threads (default 1)")
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "release", help="runs and reports")
