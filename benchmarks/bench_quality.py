@@ -91,7 +91,7 @@ def prepared(data: str, work: Path) -> Path:
 
 def run_row(name: str, budget: float, work: Path) -> dict:
     data, cfg = row_config(name)
-    folder = prepared(data, REPO / "runs" / "data")
+    folder = prepared(data, REPO / "runs" / "data" / "release")
     tag = name if name in ROWS else f"custom-{abs(hash(name)) % 10**6}"
     run_dir, artifact = work / "runs" / tag, work / "models" / f"{tag}.safetensors"
     artifact.parent.mkdir(parents=True, exist_ok=True)
@@ -132,7 +132,7 @@ def main() -> None:
     for name in args.rows:
         row_config(name)  # fail early on a bad row
     for data in {row_config(n)[0] for n in args.rows}:
-        prepared(data, REPO / "runs" / "data")
+        prepared(data, REPO / "runs" / "data" / "release")
     t0 = time.time()
     print(f"## Quality per bit: {args.budget:.0f} CPU-s of one-thread training per row; Griffin-Lim; "
           "held-out speakers' test split")

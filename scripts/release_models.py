@@ -231,7 +231,7 @@ def release(name: str, steps: int | None, threads: int, work: Path, force_eval: 
 
     r = RECIPES[name]
     steps = steps or r.steps
-    data = REPO / "runs" / "data" / r.data
+    data = REPO / "runs" / "data" / "release" / r.data
     release_data.main([r.data, str(data), "-j", "2"])
     timing = train(name, r, data, work, steps, threads)
     artifact = MODELS / f"{name}.safetensors"
