@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.spectok-installed
 
-.PHONY: setup demo test test-slow bench lint clean
+.PHONY: setup demo test test-slow bench lint wheel-check models clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,14 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+# build the wheel from the committed tree, install it into a fresh venv, use it from another folder
+wheel-check: $(STAMP)
+	bash .ci/wheel-check
+
+# reproduce the released models (src/spectok/models/): data, training, export, eval, model cards
+models: $(STAMP)
+	$(PY) scripts/release_models.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
