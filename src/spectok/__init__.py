@@ -1,45 +1,72 @@
 """spectok: speech into discrete tokens and back.
 
-The public API is re-exported here; everything else is an implementation detail.
+The public API is re-exported here, loaded on first use (PEP 562), so ``import spectok`` and
+the command line's ``--help`` stay fast and submodules never import this root.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from spectok.audio import MelConfig, MelSpectrogram, load, save  # noqa: E402
-from spectok.data.corpora import open_corpus  # noqa: E402
-from spectok.data.features import open_prepared, prepare  # noqa: E402
-from spectok.errors import (  # noqa: E402
-    ArtifactError,
-    AudioError,
-    DataError,
-    MelMismatchError,
-    SpectokError,
-    TokenFileError,
-)
-from spectok.pipeline import Pipeline  # noqa: E402
-from spectok.tokenizers.loading import load_tokenizer  # noqa: E402
-from spectok.tokens import TokenFile, read_tokens, write_tokens  # noqa: E402
-from spectok.vocoders.loading import load_vocoder  # noqa: E402
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "ArtifactError",
-    "AudioError",
-    "DataError",
-    "MelConfig",
-    "MelMismatchError",
-    "MelSpectrogram",
-    "Pipeline",
-    "SpectokError",
-    "TokenFile",
-    "TokenFileError",
-    "__version__",
-    "load",
-    "load_tokenizer",
-    "load_vocoder",
-    "open_corpus",
-    "open_prepared",
-    "prepare",
-    "read_tokens",
-    "save",
-    "write_tokens",
-]
+from spectok._version import __version__
+
+#: public name -> module that defines it
+_API: dict[str, str] = {
+    "MelConfig": "spectok.audio.mel",
+    "MelSpectrogram": "spectok.audio.mel",
+    "load": "spectok.audio.io",
+    "save": "spectok.audio.io",
+    "open_corpus": "spectok.data.corpora",
+    "open_prepared": "spectok.data.features",
+    "prepare": "spectok.data.features",
+    "ArtifactError": "spectok.errors",
+    "AudioError": "spectok.errors",
+    "DataError": "spectok.errors",
+    "MelMismatchError": "spectok.errors",
+    "SpectokError": "spectok.errors",
+    "TokenFileError": "spectok.errors",
+    "Pipeline": "spectok.pipeline",
+    "Tokenizer": "spectok.tokenizers.base",
+    "Vocoder": "spectok.vocoders.base",
+    "load_tokenizer": "spectok.tokenizers.loading",
+    "load_vocoder": "spectok.vocoders.loading",
+    "TokenFile": "spectok.tokens",
+    "read_tokens": "spectok.tokens",
+    "write_tokens": "spectok.tokens",
+}
+
+__all__ = sorted([*_API, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'spectok' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from spectok.audio.io import load, save
+    from spectok.audio.mel import MelConfig, MelSpectrogram
+    from spectok.data.corpora import open_corpus
+    from spectok.data.features import open_prepared, prepare
+    from spectok.errors import (
+        ArtifactError,
+        AudioError,
+        DataError,
+        MelMismatchError,
+        SpectokError,
+        TokenFileError,
+    )
+    from spectok.pipeline import Pipeline
+    from spectok.tokenizers.base import Tokenizer
+    from spectok.tokenizers.loading import load_tokenizer
+    from spectok.tokens import TokenFile, read_tokens, write_tokens
+    from spectok.vocoders.base import Vocoder
+    from spectok.vocoders.loading import load_vocoder

@@ -105,7 +105,7 @@ def _import_model_modules() -> None:
 
 def describe(model: torch.nn.Module, training: dict | None = None) -> dict[str, Any]:
     """The JSON header of ``model``'s release artifact."""
-    from spectok import __version__
+    from spectok._version import __version__
 
     if not hasattr(model, "registered_name"):
         raise ArtifactError(f"{type(model).__name__} is not a registered model (use @artifacts.register)")

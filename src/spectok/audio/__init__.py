@@ -1,6 +1,16 @@
-"""Audio I/O and the one mel front end."""
+"""Audio I/O (``io``) and the one mel front end (``mel``); names load on first use (PEP 562)."""
 
-from spectok.audio.io import AUDIO_EXTENSIONS, load, resample, save
-from spectok.audio.mel import PRESETS, MelConfig, MelSpectrogram
+from __future__ import annotations
 
-__all__ = ["AUDIO_EXTENSIONS", "PRESETS", "MelConfig", "MelSpectrogram", "load", "resample", "save"]
+import importlib
+from typing import Any
+
+_API = {"AUDIO_EXTENSIONS": "io", "load": "io", "resample": "io", "save": "io",
+        "PRESETS": "mel", "MelConfig": "mel", "MelSpectrogram": "mel"}
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(importlib.import_module(f"spectok.audio.{_API[name]}"), name)
+    raise AttributeError(f"module 'spectok.audio' has no attribute {name!r}")

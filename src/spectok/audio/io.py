@@ -9,8 +9,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import soxr
 
 from spectok.errors import AudioError
 from spectok.fsutil import atomic_path
@@ -22,6 +20,8 @@ def resample(waveform: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     """Resample a ``[T]`` float32 waveform from ``orig_sr`` to ``target_sr`` Hz (soxr, high quality)."""
     if orig_sr == target_sr:
         return waveform
+    import soxr
+
     return soxr.resample(waveform, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
 
 
@@ -46,6 +46,8 @@ def load(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[np.nd
         raise AudioError(p, "is a directory, not an audio file")
     if p.stat().st_size == 0:
         raise AudioError(p, "empty file (0 bytes)")
+    import soundfile as sf
+
     try:
         data, sr = sf.read(str(p), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises several types (LibsndfileError, RuntimeError, TypeError)
@@ -72,5 +74,7 @@ def save(path: str | os.PathLike, waveform: np.ndarray, sample_rate: int) -> Non
         wav = wav.reshape(-1) if wav.size == max(wav.shape) else wav.mean(axis=0)
     wav = np.clip(wav, -1.0, 1.0)
     with atomic_path(path) as tmp:
+        import soundfile as sf
+
         sf.write(str(tmp), wav, int(sample_rate), subtype="PCM_16" if tmp.suffix.lower() in (".wav", ".flac")
                  else None)

@@ -22,7 +22,7 @@ def _fmt(value, spec: str) -> str:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from spectok import models
+    import spectok.models as models
 
     rows = [models.describe(r) for r in models.releases().values()]
     if args.json:

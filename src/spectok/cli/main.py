@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from spectok import __version__
+from spectok._version import __version__
 
 # Add a command group by appending its module here.
 COMMAND_MODULES: list[str] = [

@@ -23,14 +23,17 @@ def register(sub) -> None:
     from spectok.data.corpora import CORPORA
 
     p = add_command(sub, "prepare", "Compute the log-mels of a corpus into OUT (mels/, manifest.jsonl, mel.json).",
-                    "spectok prepare ljspeech ../shared/data/LJSpeech-1.1 runs/lj --mel hifigan-22k -j 2",
+                    "spectok prepare librispeech LibriSpeech/ runs/speech -j 2\n"
+                    "  spectok train tokenizer --config default --data runs/speech --out runs/tok\n"
+                    "  spectok prepare ljspeech ../shared/data/LJSpeech-1.1 runs/lj --mel hifigan-22k -j 2",
                     run)
     p.add_argument("corpus", metavar="CORPUS", choices=sorted(n for n in CORPORA if n != "cifar10"),
                    help="corpus layout: %(choices)s")
     p.add_argument("root", metavar="ROOT", help="the corpus folder")
     p.add_argument("out", metavar="OUT", help="the prepared folder (resumed when it exists)")
-    p.add_argument("--mel", default="hifigan-22k", metavar="PRESET|FILE",
-                   help="mel preset name or YAML file (default: %(default)s)")
+    p.add_argument("--mel", default="speech-16k", metavar="PRESET|FILE",
+                   help="mel preset name or YAML file (default: %(default)s, the front end of the 'default' preset "
+                   "and model; hifigan-22k for the 22 kHz HiFi-GAN / DCTTS setting)")
     p.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="worker processes (default: 1)")
     p.add_argument("--trim-silence", type=float, default=None, metavar="DB",
                    help="trim leading/trailing audio more than DB dB below the loudest frame")

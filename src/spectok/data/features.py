@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spectok import __version__
+from spectok._version import __version__
 from spectok.audio.mel import MelConfig
 from spectok.data.corpora import Cifar10, CorpusItem, in_shard
 from spectok.data.prepared import PreparedSet, open_prepared, read_meta, read_rows
@@ -280,7 +280,7 @@ def _results(todo: list[CorpusItem], futures: list, config: MelConfig, settings:
         torch.set_num_threads(threads)
 
 
-def prepare(corpus: Iterable[CorpusItem], out_dir: str | Path, mel: MelConfig | dict | str = "hifigan-22k",
+def prepare(corpus: Iterable[CorpusItem], out_dir: str | Path, mel: MelConfig | dict | str = "speech-16k",
             jobs: int = 1, trim_silence_db: float | None = None, shard: tuple[int, int] = (0, 1),
             dtype: str = "float16", progress: bool | None = None) -> PrepareReport:
     """Compute the log-mel of every item of ``corpus`` (in ``shard``) into ``out_dir``.

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from spectok import __version__
+from spectok._version import __version__
 from spectok.fsutil import write_json_atomic, write_text_atomic
 
 #: key -> (label, unit, which direction is better)

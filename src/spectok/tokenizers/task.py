@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from spectok import artifacts
+import spectok.artifacts as artifacts
 from spectok.errors import SpectokError
 from spectok.losses import feature_matching_loss, hinge_d_loss, hinge_g_loss, masked_delta_l1, masked_l1, masked_mse
 from spectok.tokenizers.media import log_tokenizer_media

@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
-from spectok import artifacts
+import spectok.artifacts as artifacts
 from spectok.audio.mel import MelConfig
 from spectok.errors import SpectokError
 from spectok.vocoders.base import Vocoder

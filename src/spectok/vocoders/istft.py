@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spectok import artifacts
+import spectok.artifacts as artifacts
 from spectok.audio.mel import MelConfig
 from spectok.errors import SpectokError
 from spectok.vocoders.base import Vocoder

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from spectok import models
+import spectok.models as models
 from spectok.audio.mel import MelConfig
 from spectok.errors import ArtifactError, SpectokError
 from spectok.vocoders.base import Vocoder
@@ -71,7 +71,7 @@ def load_vocoder(path_or_name: str | os.PathLike, mel_config: MelConfig | dict |
     if not p.exists():
         raise ArtifactError(f"{p}: no such vocoder file, and not a vocoder name ({', '.join(sorted(NAMED))}) "
                             f"or a released model ({', '.join(models.all_names()) or 'none'})")
-    from spectok import artifacts
+    import spectok.artifacts as artifacts
 
     model = artifacts.load_release(p, kind="vocoder", map_location=map_location)
     if mel_config is not None:

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from spectok import artifacts
+import spectok.artifacts as artifacts
 from spectok.audio.mel import MelSpectrogram
 from spectok.errors import SpectokError
 from spectok.losses import (
