@@ -7,9 +7,9 @@ the command line's ``--help`` stay fast and submodules never import this root.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from spectok._version import __version__
+from spectok._version import __version__  # noqa: F401 (public)
 
 #: public name -> module that defines it
 _API: dict[str, str] = {
@@ -49,24 +49,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *_API])
-
-
-if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from spectok.audio.io import load, save
-    from spectok.audio.mel import MelConfig, MelSpectrogram
-    from spectok.data.corpora import open_corpus
-    from spectok.data.features import open_prepared, prepare
-    from spectok.errors import (
-        ArtifactError,
-        AudioError,
-        DataError,
-        MelMismatchError,
-        SpectokError,
-        TokenFileError,
-    )
-    from spectok.pipeline import Pipeline
-    from spectok.tokenizers.base import Tokenizer
-    from spectok.tokenizers.loading import load_tokenizer
-    from spectok.tokens import TokenFile, read_tokens, write_tokens
-    from spectok.vocoders.base import Vocoder
-    from spectok.vocoders.loading import load_vocoder
