@@ -34,6 +34,10 @@ def spectok(*args: str, threads: int = 1) -> float:
     return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
+def _ci(s: dict) -> str:
+    return f"{s['mean']:.3f} [{s['ci_low']:.2f}, {s['ci_high']:.2f}]"
+
+
 def main() -> None:
     import release_data
 
@@ -82,8 +86,7 @@ def main() -> None:
           f"lr {args.lr:g}; {len(test)} held-out clips of that voice, Griffin-Lim")
     print(f"{'tokenizer':24s} {'PESQ-WB':>18s} {'STOI':>18s} {'mel L1':>8s}")
     for label, a in rows:
-        ci = lambda k: f"{a[k]['mean']:.3f} [{a[k]['ci_low']:.2f}, {a[k]['ci_high']:.2f}]"  # noqa: E731
-        print(f"{label:24s} {ci('pesq'):>18s} {ci('stoi'):>18s} {a['mel_l1']['mean']:8.3f}")
+        print(f"{label:24s} {_ci(a['pesq']):>18s} {_ci(a['stoi']):>18s} {a['mel_l1']['mean']:8.3f}")
     if cpu:
         print(f"(fine-tuning: {cpu / 60:.1f} CPU-minutes)")
 
