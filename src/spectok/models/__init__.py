@@ -94,7 +94,7 @@ def resolve_tokenizer(path_or_name: str | os.PathLike) -> Path:
     text = str(path_or_name)
     if Path(text).is_file() or _is_path_like(text):
         if not Path(text).is_file():
-            raise ArtifactError(f"{text}: no such tokenizer file")
+            raise ArtifactError(f"{text}: file not found")
         return Path(text)
     release = find(text)
     if release is None:

@@ -69,7 +69,7 @@ def load_vocoder(path_or_name: str | os.PathLike, mel_config: MelConfig | dict |
         raise SpectokError(f"options {sorted(kwargs)} apply only to named vocoders {sorted(NAMED)}")
     p = Path(name)
     if not p.exists():
-        raise ArtifactError(f"{p}: no such vocoder file, and not a vocoder name ({', '.join(sorted(NAMED))}) "
+        raise ArtifactError(f"{p}: no such vocoder artifact, and not a vocoder name ({', '.join(sorted(NAMED))}) "
                             f"or a released model ({', '.join(models.all_names()) or 'none'})")
     import spectok.artifacts as artifacts
 
