@@ -120,3 +120,23 @@ def test_durable_atomic_writes_fsync_the_file_and_its_folder(tmp_path, monkeypat
         tmp.write_bytes(b"y")
     assert len(synced) == 2 and synced[0].endswith(".tmp" + str(os.getpid()) + ".bin") and synced[1] == str(tmp_path)
     assert (tmp_path / "b.bin").read_bytes() == b"y" and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_written_artifacts_get_ordinary_permissions(tmp_path):
+    """safetensors creates its files 0600; the atomic rename must not carry that to a release artifact."""
+    import os
+
+    from spectok.artifacts import save_release
+    from spectok.tokenizers import ConvVQVAE1d
+
+    tok = ConvVQVAE1d(mel="speech-16k", channels=(8, 8), strides=(2,), num_res_blocks=0, norm="none",
+                      quantizer={"type": "fsq", "levels": [5, 5, 5], "dim": 3})
+    old = os.umask(0o022)
+    try:
+        path = save_release(tok, tmp_path / "tok.safetensors")
+        assert os.stat(path).st_mode & 0o777 == 0o644
+        os.umask(0o002)
+        path = save_release(tok, tmp_path / "tok2.safetensors")
+        assert os.stat(path).st_mode & 0o777 == 0o664
+    finally:
+        os.umask(old)

@@ -164,3 +164,17 @@ def test_files_with_the_same_name_in_different_folders_do_not_overwrite(capsys, 
     assert code == 0, err
     written = sorted(p.relative_to(tmp_path / "tok").as_posix() for p in (tmp_path / "tok").rglob("*.sptk"))
     assert len(written) == 2 and written[0] != written[1]
+
+
+def test_errors_are_one_line_and_tracebacks_need_debug(capsys, tmp_path, monkeypatch) -> None:
+    """A bad --set value is one line naming the error, exit 1; --debug (or SPECTOK_DEBUG=1) re-raises."""
+    argv = ["train", "tokenizer", "--config", "default", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
+            "--set", "model.groups=abc"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == ["spectok train: error: ValueError: invalid literal for int() with base 10: 'abc'"]
+    with pytest.raises(ValueError):
+        main(["--debug", *argv])
+    monkeypatch.setenv("SPECTOK_DEBUG", "1")
+    with pytest.raises(ValueError):
+        main(argv)

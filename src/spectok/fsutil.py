@@ -31,6 +31,7 @@ def atomic_path(path: str | os.PathLike, durable: bool = False) -> Iterator[Path
     tmp = final.with_name(f".{final.stem}.tmp{os.getpid()}{final.suffix}")
     try:
         yield tmp
+        _ordinary_mode(tmp)
         if durable:
             _fsync(tmp)
         os.replace(tmp, final)
@@ -40,6 +41,23 @@ def atomic_path(path: str | os.PathLike, durable: bool = False) -> Iterator[Path
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def _umask() -> int:
+    """The process umask (read from /proc on Linux: setting it to read it would race with threads)."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/self/status", encoding="ascii") as f:
+            return int(next(line for line in f if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _ordinary_mode(path: Path) -> None:
+    """Give a written file the mode a plain ``open()`` would (0o666 minus the umask): some writers
+    (safetensors) create theirs 0600, which a rename would carry to the final name."""
+    if path.is_file():
+        os.chmod(path, 0o666 & ~_umask())
 
 
 def _fsync(path: Path) -> None:

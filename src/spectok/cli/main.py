@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'spectok COMMAND --help' for a command's options and an example.",
     )
     parser.add_argument("--version", action="version", version=f"spectok {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also SPECTOK_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -41,18 +43,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from spectok.errors import SpectokError
+    """Run one command. A user error is one line, ``spectok CMD: error: ...`` (exit 1); a
+    traceback only with ``--debug`` or ``SPECTOK_DEBUG=1``. Usage errors exit 2 (argparse)."""
+    import os
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("SPECTOK_DEBUG", "") not in ("", "0")
     try:
         return int(args.func(args) or 0)
-    except SpectokError as e:
-        print(f"spectok {args.command}: error: {e}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print(f"spectok {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        if debug:
+            raise
+        print(f"spectok {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(e: BaseException) -> str:
+    """The first line of a spectok error; other exceptions with their type (an unexpected failure)."""
+    from spectok.errors import SpectokError
+
+    lines = str(e).strip().splitlines() or [""]
+    text = lines[0] if isinstance(e, SpectokError) else f"{type(e).__name__}: {lines[0]}".rstrip(": ")
+    return text + (" (--debug shows the rest)" if len(lines) > 1 else "")
 
 
 if __name__ == "__main__":
