@@ -178,3 +178,32 @@ def test_errors_are_one_line_and_tracebacks_need_debug(capsys, tmp_path, monkeyp
     monkeypatch.setenv("SPECTOK_DEBUG", "1")
     with pytest.raises(ValueError):
         main(argv)
+
+
+def test_threads_option_env_and_config(tmp_path, monkeypatch) -> None:
+    """--threads beats SPECTOK_THREADS, which beats train.threads; the default follows the CPU affinity."""
+    import os
+
+    import torch
+
+    from spectok.cli.common import default_threads
+    from spectok.cli.main import build_parser
+    from spectok.cli.train import build_config
+
+    monkeypatch.delenv("SPECTOK_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert default_threads() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("SPECTOK_THREADS", "1")
+    assert default_threads() == 1
+    main(["presets", "--json"])
+    assert torch.get_num_threads() == 1
+    main(["presets", "--json", "--threads", "2"])
+    assert torch.get_num_threads() == 2
+    args = build_parser().parse_args(["train", "tokenizer", "--config", "default", "--out", str(tmp_path),
+                                      "--threads", "3"])
+    args.threads = 3
+    assert build_config(args)["train"]["threads"] == 3
+    monkeypatch.setenv("SPECTOK_THREADS", "x")
+    with pytest.raises(SystemExit):
+        default_threads()
+    torch.set_num_threads(2)

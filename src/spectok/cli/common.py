@@ -10,7 +10,40 @@ def add_command(sub, name: str, help: str, example: str, func) -> argparse.Argum
     p = sub.add_parser(name, help=help, description=help, epilog=f"example:\n  {example}",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(func=func)
+    p.add_argument("--threads", type=int, metavar="N", default=argparse.SUPPRESS,
+                   help="CPU threads for torch (default: $SPECTOK_THREADS, else train.threads for training, else "
+                   "$OMP_NUM_THREADS, else the CPUs this process may use)")
     return p
+
+
+def default_threads() -> int:
+    """``$SPECTOK_THREADS``, else ``$OMP_NUM_THREADS``, else the number of CPUs this process may run on
+    (its affinity, which a container or ``taskset`` may limit below ``os.cpu_count()``)."""
+    import os
+
+    env = os.environ.get("SPECTOK_THREADS", "").strip()
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if not env and omp.isdigit() and int(omp) >= 1:
+        return int(omp)
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise SystemExit(f"spectok: error: SPECTOK_THREADS must be a positive integer, got {env!r}") from None
+        if n >= 1:
+            return n
+        raise SystemExit(f"spectok: error: SPECTOK_THREADS must be a positive integer, got {env!r}")
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def apply_threads(n: int) -> None:
+    """Use ``n`` torch (intra-op) threads: set before torch starts its pools, and on torch if loaded."""
+    import os
+    import sys
+
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
 
 
 def add_tokenizer_option(p: argparse.ArgumentParser, required: bool = False) -> None:

@@ -47,9 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     traceback only with ``--debug`` or ``SPECTOK_DEBUG=1``. Usage errors exit 2 (argparse)."""
     import os
 
+    from spectok.cli.common import apply_threads, default_threads
+
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("SPECTOK_DEBUG", "") not in ("", "0")
+    if getattr(args, "threads", None) is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    explicit = getattr(args, "threads", None) or (os.environ.get("SPECTOK_THREADS") and default_threads())
+    args.threads = explicit or None  # training reads it: explicit beats the config's train.threads
+    apply_threads(explicit or default_threads())
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -66,6 +66,8 @@ def build_config(args: argparse.Namespace) -> dict:
         overrides.append(f"train.steps={args.steps}")
     if args.device:
         overrides.append(f"train.device={args.device}")
+    if getattr(args, "threads", None):
+        overrides.append(f"train.threads={args.threads}")
     config = apply_overrides(config, overrides)
     if args.data:
         config.setdefault("train", {})["prepared"] = str(Path(args.data).resolve())

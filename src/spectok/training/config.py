@@ -51,6 +51,9 @@ class TrainConfig:
         precision: "fp32", "bf16" (autocast) or "fp16" (autocast + GradScaler, CUDA only).
         device: "auto" (CUDA if available), "cpu", "cuda" or "cuda:N".
         prepared: the prepared data folder (set from ``--data``).
+        threads: torch CPU threads for this run (None: the command's default, the CPUs available;
+            ``--threads`` and ``SPECTOK_THREADS`` override it). On a shared 2-core machine one
+            thread avoids two OpenMP threads spinning against another job.
         init: a release artifact whose weights the model starts from (fine-tuning, ``--init``);
             the optimizer starts fresh. Ignored on resume (the checkpoint holds the weights).
         progress: show a tqdm progress bar on rank 0.
@@ -73,6 +76,7 @@ class TrainConfig:
     device: str = "auto"
     prepared: str | None = None
     init: str | None = None
+    threads: int | None = None
     progress: bool = True
     ddp_find_unused_parameters: bool = False
     ddp_broadcast_buffers: bool = True
@@ -85,6 +89,8 @@ class TrainConfig:
         if unknown:
             raise SpectokError(f"config train: unknown keys {unknown}; known: {sorted(known)}")
         cfg = cls(**d)
+        if cfg.threads is not None and cfg.threads < 1:
+            raise SpectokError(f"config train: threads must be >= 1, got {cfg.threads}")
         if cfg.steps < 0 or cfg.batch_size < 1 or cfg.keep_last < 1 or cfg.num_workers < 0:
             raise SpectokError("config train: need steps >= 0, batch_size >= 1, keep_last >= 1, num_workers >= 0")
         for name in ("valid_every", "checkpoint_every", "log_every", "media_every"):

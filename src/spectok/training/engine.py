@@ -97,6 +97,8 @@ class Trainer:
     def __init__(self, config: dict[str, Any], run_dir: str | Path, resume: bool = False) -> None:
         self.config = resolve_config(config)
         self.cfg = cfg = TrainConfig.from_dict(self.config["train"])
+        if cfg.threads is not None:
+            torch.set_num_threads(cfg.threads)
         self.run_dir = Path(run_dir)
         self.dist = D.env_info()
         self.device = D.pick_device(cfg.device, self.dist)
