@@ -202,3 +202,26 @@ def test_sigterm_stops_after_the_step_with_a_checkpoint(tmp_path, tiny_prepared)
     assert f"stopped by SIGTERM at step {steps[0]}" in (run / "train.log").read_text()
     assert max(r["step"] for r in read_jsonl(run / "metrics.jsonl")) == steps[0]
 
+
+
+def test_a_checkpoint_comes_by_the_clock_so_an_early_kill_can_resume(tmp_path, tiny_prepared, monkeypatch):
+    """With steps far apart (checkpoint_every huge), the first checkpoint still comes one minute in."""
+    import spectok.training.engine as engine
+
+    clock = {"t": 1000.0}
+    monkeypatch.setattr(engine.time, "monotonic", lambda: clock["t"])
+    seen = []
+
+    class Clocked(engine.Trainer):
+        def _train_step(self, batch):
+            super()._train_step(batch)
+            clock["t"] += 25.0  # each step "takes" 25 s
+            seen.append(self.step)
+
+    cfg = yaml.safe_load(write_config(tmp_path / "c.yaml", steps=6, checkpoint_every=10**6, valid_every=0,
+                                      keep_last=5).read_text())
+    cfg["train"]["prepared"] = str(tiny_prepared)
+    Clocked(cfg, tmp_path / "run").fit()
+    names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step-*.pt"))
+    assert names[0] == "step-00000003.pt"  # 75 s > 60 s: the first by the clock
+    assert names[-1] == "step-00000006.pt"  # the final one

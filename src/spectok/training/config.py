@@ -44,6 +44,8 @@ class TrainConfig:
         num_workers: DataLoader worker processes.
         valid_every, checkpoint_every, log_every, media_every: intervals in steps (0 = never;
             a checkpoint is always written at the end).
+        checkpoint_minutes: also checkpoint by the clock: one minute after training starts, then
+            every this many minutes (0 = by steps only), so a killed run loses minutes.
         keep_last: step checkpoints kept besides ``best.pt``.
         best_metric: validation metric that picks ``best.pt`` (default: the task's
             ``best_metric``, else "total"); ``best_mode``: "min" or "max".
@@ -66,6 +68,7 @@ class TrainConfig:
     num_workers: int = 0
     valid_every: int = 1000
     checkpoint_every: int = 1000
+    checkpoint_minutes: float = 10.0
     keep_last: int = 3
     log_every: int = 50
     media_every: int = 1000
@@ -93,7 +96,7 @@ class TrainConfig:
             raise SpectokError(f"config train: threads must be >= 1, got {cfg.threads}")
         if cfg.steps < 0 or cfg.batch_size < 1 or cfg.keep_last < 1 or cfg.num_workers < 0:
             raise SpectokError("config train: need steps >= 0, batch_size >= 1, keep_last >= 1, num_workers >= 0")
-        for name in ("valid_every", "checkpoint_every", "log_every", "media_every"):
+        for name in ("valid_every", "checkpoint_every", "log_every", "media_every", "checkpoint_minutes"):
             if getattr(cfg, name) < 0:
                 raise SpectokError(f"config train: {name} must be >= 0 (0 = never)")
         if cfg.precision not in ("fp32", "bf16", "fp16"):

@@ -168,12 +168,16 @@ class StopSignal:
         self.signum = signum
 
     def requested(self, device: torch.device) -> bool:
-        flag = self.signum is not None
-        if dist.is_available() and dist.is_initialized():
-            t = torch.tensor([float(flag)], device=device)
-            dist.all_reduce(t, op=dist.ReduceOp.MAX)
-            flag = bool(t.item() > 0)
-        return flag
+        return any_rank([self.signum is not None], device)[0]
+
+
+def any_rank(flags: list[bool], device: torch.device) -> list[bool]:
+    """Each flag OR-ed over every rank (one all-reduce), so every rank takes the same branch."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return list(flags)
+    t = torch.tensor([float(f) for f in flags], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(v > 0) for v in t.tolist()]
 
 
 def weights_digest(models: dict[str, torch.nn.Module]) -> str:

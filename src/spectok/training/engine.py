@@ -150,6 +150,7 @@ class Trainer:
         self._acc: dict[str, list] = {}  # name -> [sum, count] since the last log
         self._acc_steps = 0
         self._warned_best = False
+        self._last_save_clock, self._saved_this_process = time.monotonic(), False
 
     # ---- construction --------------------------------------------------------------------
     def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
@@ -270,13 +271,21 @@ class Trainer:
                 is_best = self._validate()
             if self.dist.is_main and cfg.media_every and s % cfg.media_every == 0:
                 self._media(batch)
-            stopping = stop.requested(self.device)
-            on_schedule = (cfg.checkpoint_every and s % cfg.checkpoint_every == 0) or final or stopping
+            stopping, due = D.any_rank([stop.signum is not None, self._checkpoint_due()], self.device)
+            on_schedule = (cfg.checkpoint_every and s % cfg.checkpoint_every == 0) or final or stopping or due
             if on_schedule or is_best:
                 last_path = self._save(step_file=bool(on_schedule), is_best=is_best) or last_path
             if stopping:
                 return last_path, True
         return last_path, False
+
+    def _checkpoint_due(self) -> bool:
+        """A checkpoint by the clock: the first one minute after this process started training, then
+        every ``checkpoint_minutes``, so a killed run loses minutes, not everything since its start."""
+        if not self.cfg.checkpoint_minutes:
+            return False
+        elapsed = time.monotonic() - self._last_save_clock
+        return elapsed >= (60.0 if not self._saved_this_process else self.cfg.checkpoint_minutes * 60.0)
 
     def _log_start(self) -> None:
         sizes = {n: sum(p.numel() for p in m.parameters()) for n, m in self.models.items()}
@@ -392,6 +401,8 @@ class Trainer:
             self.log.info(f"checkpoint {path.name} at step {self.step}" + (" (best)" if is_best else "")
                           + f" ({time.time() - t0:.1f} s)")
         D.barrier()
+        if step_file:
+            self._last_save_clock, self._saved_this_process = time.monotonic(), True
         return path
 
     def _restore(self, path: Path) -> None:
