@@ -233,9 +233,12 @@ def test_image_vqvae_shapes_and_bits():
         _ = m.frame_rate
 
 
-def test_default_preset_is_at_most_the_dctts_rate():
+def test_speech_presets_keep_their_bitrate_targets():
+    """``default`` (16 kHz) within 1.4 kbps; ``ljspeech22k`` (the DCTTS setting) at most the DCTTS rate."""
     from spectok.tokenizers.task import build_model
 
-    rate = {name: build_model(yaml.safe_load((PRESETS / f"{name}.yaml").read_text())["model"]).bitrate
-            for name in ("default", "dctts-spectrogram-vq")}
-    assert rate["default"] <= rate["dctts-spectrogram-vq"]
+    models = {name: build_model(yaml.safe_load((PRESETS / f"{name}.yaml").read_text())["model"])
+              for name in ("default", "ljspeech22k", "dctts-spectrogram-vq")}
+    assert models["default"].mel_config.preset_name() == "speech-16k" and models["default"].bitrate <= 1400
+    assert models["ljspeech22k"].mel_config.preset_name() == "hifigan-22k"
+    assert models["ljspeech22k"].bitrate <= models["dctts-spectrogram-vq"].bitrate
