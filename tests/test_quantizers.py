@@ -261,3 +261,33 @@ def test_factory_and_input_errors():
         q.decode(torch.zeros(1, 1, 3))
     with pytest.raises(ValueError, match="distance"):
         VectorQuantizer(4, 3, distance="manhattan")
+
+
+@pytest.mark.parametrize("spec", [
+    {"type": "vq", "dim": 8, "codebook_size": 16, "ema": True, "kmeans_init": True, "dead_code_threshold": 0.5},
+    {"type": "vq", "dim": 8, "codebook_size": 16, "distance": "cosine"},
+    {"type": "rvq", "num_quantizers": 3, "codebook_size": 16, "dim": 8, "ema": True, "kmeans_init": True,
+     "quantizer_dropout": 0.5},
+    {"type": "fsq", "levels": [5, 5, 5], "dim": 8},
+])
+def test_encode_is_pure_and_equals_the_eval_forward_codes(spec) -> None:
+    """encode() gives forward()'s eval codes and leaves every parameter and buffer bit-identical, even in
+    training mode (no EMA update, no k-means, no restart)."""
+    from spectok.quantizers import build_quantizer
+
+    torch.manual_seed(0)
+    q = build_quantizer(dict(spec))
+    z = torch.randn(4, 8, 3, 11)
+    q.eval()
+    q(z)  # an eval forward, so an un-initialised codebook stays as it is in both paths
+    q.train()
+    before = {k: v.clone() for k, v in q.state_dict().items()}
+    codes = q.encode(z)
+    after = q.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), "encode changed the quantizer's state"
+    q.eval()
+    assert torch.equal(codes, q(z).codes)
+    q.train()
+    q(z)  # the training forward does update (the control: the check above can fail)
+    changed = any(not torch.equal(before[k], v) for k, v in q.state_dict().items())
+    assert changed or spec["type"] == "fsq" or spec.get("distance") == "cosine"

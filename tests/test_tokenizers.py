@@ -242,3 +242,23 @@ def test_speech_presets_keep_their_bitrate_targets():
     assert models["default"].mel_config.preset_name() == "speech-16k" and models["default"].bitrate <= 1400
     assert models["ljspeech22k"].mel_config.preset_name() == "hifigan-22k"
     assert models["ljspeech22k"].bitrate <= models["dctts-spectrogram-vq"].bitrate
+
+
+def test_tokenizer_encode_is_pure_in_training_mode():
+    """An EMA-VQ tokenizer in train mode: encode() leaves every weight and buffer bit-identical."""
+    from spectok.tokenizers import ConvVQVAE1d
+
+    torch.manual_seed(0)
+    tok = ConvVQVAE1d(mel="speech-16k", channels=(16, 16), strides=(2,), num_res_blocks=0, norm="none",
+                      quantizer={"type": "vq", "dim": 8, "codebook_size": 32, "ema": True, "kmeans_init": False,
+                                 "dead_code_threshold": 1.0})
+    mel = torch.randn(2, 80, 40) - 5
+    tok.train()
+    before = {k: v.clone() for k, v in tok.state_dict().items()}
+    codes = tok.encode(mel)
+    assert all(torch.equal(before[k], v) for k, v in tok.state_dict().items())
+    tok.eval()
+    assert torch.equal(codes, tok.encode(mel))
+    tok.train()
+    tok(mel)
+    assert any(not torch.equal(before[k], v) for k, v in tok.state_dict().items())  # the control

@@ -29,9 +29,14 @@ class QuantizerOutput:
 
 
 class Quantizer(nn.Module):
-    """Base class: ``forward(z [B, D, *spatial]) -> QuantizerOutput``; ``decode(codes) -> quantized``.
+    """Base class: ``forward(z [B, D, *spatial]) -> QuantizerOutput``; ``encode(z) -> codes``;
+    ``decode(codes) -> quantized``.
 
-    In eval mode ``decode(forward(z).codes)`` equals ``forward(z).quantized`` exactly.
+    ``forward`` is the training path: straight-through values, losses, batch metrics and (in
+    training mode) codebook upkeep. ``encode`` is pure inference: the codes ``forward`` would
+    give in eval mode, with no loss, no metrics, no host synchronisation and no state change,
+    whatever the mode. In eval mode ``decode(forward(z).codes)`` equals ``forward(z).quantized``
+    exactly, and ``encode(z)`` equals ``forward(z).codes``.
     ``codebook_sizes`` lists the size of each of the K codebooks (bits per code = log2).
     ``config`` is the JSON-friendly dict ``{"type": ..., **constructor kwargs}`` that
     ``spectok.quantizers.build_quantizer`` turns back into an equal quantizer. Learned
@@ -55,6 +60,10 @@ class Quantizer(nn.Module):
         return dict(self._config)
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def encode(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
+        """``z [B, D, *spatial]`` -> ``codes [B, K, *spatial]`` int64 (pure; see the class docstring)."""
         raise NotImplementedError
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface

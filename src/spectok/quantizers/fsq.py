@@ -93,16 +93,28 @@ class FSQ(Quantizer):
         return torch.div(index.long()[:, None], self._basis, rounding_mode="floor") % self._levels.long()
 
     # ---- Quantizer ---------------------------------------------------------------------
-    def forward(self, z: torch.Tensor) -> QuantizerOutput:
-        """Quantize ``z [B, D, *spatial]``; returns codes ``[B, 1, *spatial]`` and a zero loss."""
-        ops.check_latents(z, self.dim, "FSQ")
-        batch_shape = (z.shape[0], *z.shape[2:])
+    def _digits(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``z [B, D, *spatial]`` -> (bounded rows ``[N, d]`` float32, their digits ``[N, d]`` int64)."""
         e = self.project_in(ops.to_rows(z))
         with torch.autocast(device_type=z.device.type, enabled=False):
             b = self.bound(e.float())
             half_w = torch.div(self._levels, 2, rounding_mode="floor")
             digits = (torch.round(b.detach()) + half_w).long()
             digits = torch.minimum(digits.clamp_min(0), self._levels.long() - 1)  # guards NaN/inf edge cases
+        return b, digits
+
+    def encode(self, z: torch.Tensor) -> torch.Tensor:
+        """``z [B, D, *spatial]`` -> ``codes [B, 1, *spatial]`` int64 (no metrics)."""
+        ops.check_latents(z, self.dim, "FSQ")
+        return self.digits_to_index(self._digits(z)[1]).reshape(z.shape[0], *z.shape[2:]).unsqueeze(1)
+
+    def forward(self, z: torch.Tensor) -> QuantizerOutput:
+        """Quantize ``z [B, D, *spatial]``; returns codes ``[B, 1, *spatial]`` and a zero loss."""
+        ops.check_latents(z, self.dim, "FSQ")
+        batch_shape = (z.shape[0], *z.shape[2:])
+        b, digits = self._digits(z)
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            half_w = torch.div(self._levels, 2, rounding_mode="floor")
             idx = self.digits_to_index(digits)
             scaled = b / half_w
             out = self.digits_to_values(digits) + (scaled - scaled.detach())

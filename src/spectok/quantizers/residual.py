@@ -115,6 +115,17 @@ class ResidualVQ(Quantizer):
         metrics["n_quantizers_mean"] = float(counts.float().mean()) if drawn else float(n_run)
         return QuantizerOutput(quantized=total, codes=torch.cat(codes, dim=1), loss=loss, metrics=metrics)
 
+    def encode(self, z: torch.Tensor, n_quantizers: int | None = None) -> torch.Tensor:
+        """``z [B, D, *spatial]`` -> ``codes [B, n, *spatial]``: each stage codes the residual the
+        previous stages' code vectors leave (as ``forward`` in eval mode); pure."""
+        ops.check_latents(z, self.dim, "ResidualVQ")
+        residual, codes = z, []
+        for stage in self.stages[: n_quantizers or self.num_quantizers]:
+            c = stage.encode(residual)
+            residual = residual - stage._vectors(c)
+            codes.append(c)
+        return torch.cat(codes, dim=1)
+
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """``codes [B, n, *spatial]`` (n <= N) -> ``quantized [B, D, *spatial]`` from the first n stages."""
         ops.check_codes(codes, self.codebook_sizes, "ResidualVQ.decode")

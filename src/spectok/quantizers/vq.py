@@ -166,9 +166,25 @@ class VectorQuantizer(Quantizer):
                        restarted_codes=float(dead))
         return QuantizerOutput(quantized=quantized, codes=codes, loss=loss, metrics=metrics)
 
+    def encode(self, z: torch.Tensor) -> torch.Tensor:
+        """``z [B, D, *spatial]`` -> ``codes [B, 1, *spatial]`` int64: the nearest codes, nothing else."""
+        ops.check_latents(z, self.dim, "VectorQuantizer")
+        batch_shape = (z.shape[0], *z.shape[2:])
+        e = self.project_in(ops.to_rows(z))
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            e = e.float()
+            if self.distance == "cosine":
+                e = F.normalize(e, dim=1)
+            idx = ops.nearest_code(e, self._effective_codebook())
+        return idx.reshape(batch_shape).unsqueeze(1)
+
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """``codes [B, 1, *spatial]`` int -> ``quantized [B, D, *spatial]`` (the code vectors, projected out)."""
         ops.check_codes(codes, self.codebook_sizes, "VectorQuantizer.decode")
+        return self._vectors(codes)
+
+    def _vectors(self, codes: torch.Tensor) -> torch.Tensor:
+        """:meth:`decode` without the range check (codes this quantizer made itself)."""
         batch_shape = (codes.shape[0], *codes.shape[2:])
         with torch.autocast(device_type=codes.device.type, enabled=False):
             q = F.embedding(codes[:, 0].reshape(-1).long(), self._effective_codebook())

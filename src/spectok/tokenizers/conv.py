@@ -181,8 +181,11 @@ class ConvVQVAE(Tokenizer):
 
     @torch.no_grad()
     def encode(self, mel: torch.Tensor) -> torch.Tensor:
-        """log-mel ``[B, n_mels, T]`` → codes ``[B, K, ceil(T / time_downsample)]`` int64."""
-        return self._to_tokens(self.quantizer(self._latent(mel)).codes).long()
+        """log-mel ``[B, n_mels, T]`` → codes ``[B, K, ceil(T / time_downsample)]`` int64.
+
+        Pure: the quantizer's :meth:`~spectok.quantizers.base.Quantizer.encode` path, so no loss,
+        no statistics and no codebook update, even in training mode."""
+        return self._to_tokens(self.quantizer.encode(self._latent(mel))).long()
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:

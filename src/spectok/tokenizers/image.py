@@ -90,8 +90,9 @@ class ImageVQVAE(Tokenizer):
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """images ``[B, 3, S, S]`` → codes ``[B, K, S/d]`` int64."""
-        codes = self._quantize(x).codes
+        """images ``[B, 3, S, S]`` → codes ``[B, K, S/d]`` int64 (pure: the quantizer's ``encode``)."""
+        self._check(x)
+        codes = self.quantizer.encode(self.pre_quant(self.encoder(x.float())))
         return codes.reshape(x.shape[0], -1, self.grid[1]).long()
 
     @torch.no_grad()
