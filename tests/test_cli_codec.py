@@ -207,3 +207,23 @@ def test_threads_option_env_and_config(tmp_path, monkeypatch) -> None:
     with pytest.raises(SystemExit):
         default_threads()
     torch.set_num_threads(2)
+
+
+def test_hidden_files_are_never_inputs_and_batch_size_must_be_positive(tmp_path, clips) -> None:
+    from spectok.cli.codec import collect
+    from spectok.evaluation.sources import collect as eval_collect
+
+    root, paths = clips
+    (root / ".leftover.tmp123.wav").write_bytes((root / "one.wav").read_bytes())
+    (root / ".cache").mkdir(exist_ok=True)
+    (root / ".cache" / "x.wav").write_bytes((root / "one.wav").read_bytes())
+    names = {str(rel) for _, rel in collect([root], (".wav", ".flac"))}
+    assert not any(n.startswith(".") or "/." in n for n in names) and "one.wav" in names
+    assert not any(".leftover" in it.id or ".cache" in it.id for it in eval_collect([root]).items)
+    import shutil
+
+    (root / ".leftover.tmp123.wav").unlink()
+    shutil.rmtree(root / ".cache")
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["encode", str(root), "-o", str(tmp_path), "--batch-size", "0"])
+    assert e.value.code == 2

@@ -57,7 +57,7 @@ def _inputs(p: argparse.ArgumentParser, name: str, help: str) -> None:
 
 
 def _batching(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--batch-size", type=int, default=8, help="files per forward pass (default 8)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="files per forward pass (default 8)")
     p.add_argument("--chunk-seconds", type=float, default=30.0,
                    help="longer inputs are processed in overlapping chunks of this length (default 30)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -73,10 +73,26 @@ def collect(inputs: Iterable[Path], suffixes: tuple[str, ...]) -> list[tuple[Pat
     for root in inputs:
         if root.is_dir():
             found += [(f, f.relative_to(root)) for f in sorted(root.rglob("*"))
-                      if f.is_file() and f.suffix.lower() in suffixes]
+                      if f.is_file() and f.suffix.lower() in suffixes and not hidden(f.relative_to(root))]
         else:
             found.append((root, Path(root.name)))
     return _disambiguate(found)
+
+
+def hidden(rel: Path) -> bool:
+    """A hidden file or one inside a hidden folder (``.x.tmp123.wav``, ``.cache/a.wav``): never an input."""
+    return any(part.startswith(".") for part in rel.parts)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def collect_some(inputs: list[Path], suffixes: tuple[str, ...], what: str) -> list[tuple[Path, Path]]:

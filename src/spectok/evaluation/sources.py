@@ -85,7 +85,8 @@ def _prepared(root: Path, prefix: str) -> tuple[list[EvalItem], dict, list[dict]
 
 
 def _folder(root: Path, prefix: str) -> tuple[list[EvalItem], dict]:
-    files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+    files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS
+                   and not any(part.startswith(".") for part in f.relative_to(root).parts))
     items = [EvalItem(prefix + f.relative_to(root).with_suffix("").as_posix(), f) for f in files]
     return items, {"path": str(root), "kind": "audio-folder", "split": None, "items": len(items)}
 
