@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from conftest import shared_path
 
 REPO = Path(__file__).resolve().parents[1]
