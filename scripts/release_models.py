@@ -97,7 +97,11 @@ def evaluate(artifact: Path, data: list[str], out: Path, force: bool, limit: int
     if force or not (out / "report.json").is_file():
         args = ["eval", "-t", str(artifact), "-v", "griffin-lim", *data, "-o", str(out), "-q"]
         spectok(args + (["--limit", str(limit)] if limit else []), threads=2)
-    return json.loads((out / "report.json").read_text())
+        (out / "load.json").write_text(json.dumps({"load_avg_1min_after": os.getloadavg()[0]}))
+    report = json.loads((out / "report.json").read_text())
+    load = out / "load.json"
+    report["load_avg"] = json.loads(load.read_text())["load_avg_1min_after"] if load.is_file() else None
+    return report
 
 
 # ---- the card ------------------------------------------------------------------------------------
@@ -201,8 +205,9 @@ Tokens: {tokens['used_fraction'] * 100:.0f} % of the {tokens['total_codes']} cod
 {tokens['entropy_bits_per_second']:.0f} bit/s of the nominal {tokens['nominal_bits_per_second']:.0f} bit/s.
 Speed on this machine ({speed['torch_threads']} threads, batch 1, float64 front end): encode
 {speed['encode_x_realtime']:.0f}× real time, tokens → log-mel {speed['tokenizer_decode_x_realtime']:.0f}×,
-Griffin-Lim {speed['vocoder_x_realtime']:.0f}× (`spectok encode` uses the faster float32 front end:
-benchmarks/bench_inference.py).
+Griffin-Lim {speed['vocoder_x_realtime']:.0f}× (load average {report['load_avg'] or float('nan'):.1f} after the
+run; on an idle machine see benchmarks/bench_inference.py, and `spectok encode` uses the faster float32
+front end).
 
 ## Intended use and limits
 For {r.use}, English, one speaker at a time, clean recordings. Not for music, noisy or overlapped
