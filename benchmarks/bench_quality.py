@@ -62,7 +62,41 @@ ROWS: dict[str, tuple[str, dict]] = {
     "fsq888-g3": ("speech16k", {"model": {"groups": 3, "quantizer": {"type": "fsq", "levels": [8, 8, 8], "dim": 3}}}),
     # 6. data: LibriSpeech train-clean-100 alone against all the real speech
     "libri-only": ("speech16k-libri", {}),
+    # the rate-quality ladder of the chosen design: 2, 4 (= base), 8 and 16 FSQ tokens per column
+    "ladder-0.7k": ("speech16k", {"model": {"groups": 2}}),
+    "ladder-2.8k": ("speech16k", {"model": {"groups": 8}}),
+    "ladder-5.6k": ("speech16k", {"model": {"groups": 16}}),
 }
+
+#: published codecs near these rates (LibriSpeech test-clean, PESQ-WB / STOI; the quality-per-bit issue)
+PUBLISHED = {"BigCodec": (1040, 2.68, 0.93), "X-codec2": (800, 2.43, 0.92), "Mimi (8 cb)": (1100, 2.25, 0.91),
+             "WavTokenizer": (900, 2.13, 0.90), "EnCodec (2 cb)": (1500, 1.56, 0.85)}
+
+
+def plot_ladder(rows: list[dict], out: Path) -> Path:
+    """PESQ-WB and STOI against kbps: the measured rows as a line, the published codecs as points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted(rows, key=lambda r: r["bitrate"])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, label in ((axes[0], "pesq", "PESQ-WB"), (axes[1], "stoi", "STOI")):
+        ax.plot([r["bitrate"] / 1000 for r in rows], [r[f"tokenized_{key}"] for r in rows], "o-",
+                label="spectok (tokenized, Griffin-Lim)")
+        ax.axhline(rows[0][f"copy_{key}"], ls="--", c="gray", label="copy synthesis (Griffin-Lim)")
+        for name, (bps, pesq, stoi) in PUBLISHED.items():
+            ax.plot(bps / 1000, pesq if key == "pesq" else stoi, "x", c="C3")
+            ax.annotate(name, (bps / 1000, pesq if key == "pesq" else stoi), fontsize=7)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("kbit/s")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    return out
 
 
 def row_config(name: str) -> tuple[str, dict]:
@@ -128,6 +162,7 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=900.0, help="CPU seconds of one-thread training per row")
     ap.add_argument("--parallel", type=int, default=2, help="rows trained at once, one thread each")
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "bench-quality")
+    ap.add_argument("--plot", type=Path, help="also draw PESQ/STOI against kbps of the rows run into this PNG")
     args = ap.parse_args()
     for name in args.rows:
         row_config(name)  # fail early on a bad row
@@ -138,9 +173,13 @@ def main() -> None:
           "held-out speakers' test split")
     print(f"{'row':12s} {'data':16s} {'bit/s':>7s} {'params':>7s} {'steps':>6s} {'CPU s':>6s} {'val L1':>7s} "
           f"{'PESQ':>6s} {'STOI':>6s} {'copyP':>6s} {'copyS':>6s}")
+    done = []
     with ThreadPoolExecutor(args.parallel) as pool:
         for row in pool.map(lambda n: run_row(n, args.budget, args.work), args.rows):
             print_row(row)
+            done.append(row)
+    if args.plot:
+        print(f"plot: {plot_ladder(done, args.plot)}")
     print(f"(wall {time.time() - t0:.0f} s)")
 
 
