@@ -55,8 +55,8 @@ class TinyTokenizer(Tokenizer):
         return 4 + 4 * self.time_downsample  # layers (k5, s1), (k2d, sd), (k3, s1)
 
     @property
-    def codebook_sizes(self) -> list[int]:
-        return [self.codebook.shape[1]] * self.rows
+    def codebooks(self) -> list[int]:
+        return [self.codebook.shape[1]] * self.rows  # one codebook per row
 
     def latent(self, mel: torch.Tensor) -> torch.Tensor:
         extra = (-mel.shape[-1]) % self.time_downsample

@@ -51,7 +51,7 @@ class EncodeGraph(nn.Module):
     def __init__(self, tokenizer: nn.Module) -> None:
         super().__init__()
         self.tokenizer = tokenizer
-        self.d = int(getattr(tokenizer, "time_downsample", 1))
+        self.d = int(tokenizer.time_downsample)
         self.silence = float(tokenizer.mel_config.silence)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
@@ -136,7 +136,7 @@ def export_tokenizer(tokenizer: nn.Module, outdir: str | os.PathLike, frames: in
     """Write ``encoder.onnx`` and ``decoder.onnx`` of ``tokenizer`` into ``outdir``; returns the manifest."""
     out = Path(outdir)
     tok = tokenizer.eval()
-    d = int(getattr(tok, "time_downsample", 1))
+    d = int(tok.time_downsample)
     frames = max(frames // d, 4) * d
     mel = torch.full((1, tok.mel_config.n_mels, frames), tok.mel_config.silence)
     mel = mel + torch.randn(mel.shape, generator=torch.Generator().manual_seed(0))

@@ -42,6 +42,7 @@ from spectok.errors import SpectokError
 from spectok.evaluation import metrics as M
 from spectok.evaluation.aggregate import aggregate, rank, speed
 from spectok.evaluation.sources import Collection, EvalItem
+from spectok.tokenizers.base import Tokenizer
 
 
 @dataclass
@@ -107,13 +108,10 @@ class Evaluator:
                  dnsmos: bool | None = None, n_cepstra: int = 24) -> None:
         from spectok.quantizers import CodebookStats
 
-        self.mel_config = getattr(tokenizer, "mel_config", None)
+        self.mel_config = tokenizer.mel_config
         if self.mel_config is None:
             raise SpectokError(f"{type(tokenizer).__name__} has no mel config: spectok eval is for audio tokenizers")
-        voc_mel = getattr(vocoder, "mel_config", None)
-        if voc_mel is None:
-            raise SpectokError(f"{type(vocoder).__name__} carries no mel_config")
-        voc_mel.check_compatible(self.mel_config, what="vocoder and tokenizer mel configs")
+        vocoder.mel_config.check_compatible(self.mel_config, what="vocoder and tokenizer mel configs")
         self.device = torch.device(device)
         self.tokenizer = tokenizer.to(self.device).eval()
         self.vocoder = vocoder.to(self.device).eval()
@@ -292,20 +290,9 @@ class Evaluator:
                 "codebook_perplexity": [2.0**h for h in cb_h], "codebook_used_fraction": cb_used}
 
 
-def shared_codebooks(tokenizer: nn.Module) -> tuple[list[int], int]:
-    """``(sizes of the physical codebooks, token rows per codebook)``.
-
-    A 2-D grid tokenizer quantizes all its frequency rows with one shared codebook (per RVQ
-    stage), so its ``K = stages × rows`` token rows map, stage-major, onto
-    ``quantizer.codebook_sizes``. A tokenizer without that structure counts each row as its own.
-    """
-    sizes = [int(k) for k in tokenizer.codebook_sizes]
-    rows = int(getattr(tokenizer, "rows", 1) or 1)
-    stages = getattr(getattr(tokenizer, "quantizer", None), "codebook_sizes", None)
-    if stages is not None and len(stages) * rows == len(sizes) and all(
-            sizes[i] == int(stages[i // rows]) for i in range(len(sizes))):
-        return [int(k) for k in stages], rows
-    return sizes, 1
+def shared_codebooks(tokenizer: Tokenizer) -> tuple[list[int], int]:
+    """``(sizes of the physical codebooks, token rows per codebook)``: the declared token layout."""
+    return [int(k) for k in tokenizer.codebooks], int(tokenizer.rows_per_codebook)
 
 
 def safe_name(id: str) -> str:

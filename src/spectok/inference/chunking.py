@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from spectok.audio.mel import MelSpectrogram
+from spectok.tokenizers.base import Tokenizer
 
 SampleReader = Callable[[int, int], np.ndarray]
 """``read(a, b) -> float32 samples [b - a]`` of the original waveform, ``0 <= a < b <= T``."""
@@ -53,16 +54,10 @@ def is_time_local(module: nn.Module) -> bool:
     return True
 
 
-def encoder_geometry(tokenizer: nn.Module) -> tuple[int, int | None]:
-    """``(time_downsample d, receptive_field r in mel frames or None)`` of a tokenizer.
-
-    Looks for ``tokenizer.receptive_field``, then ``tokenizer.encoder.receptive_field``.
-    """
-    d = int(getattr(tokenizer, "time_downsample", 1) or 1)
-    rf = getattr(tokenizer, "receptive_field", None)
-    if rf is None:
-        rf = getattr(getattr(tokenizer, "encoder", None), "receptive_field", None)
-    return d, (int(rf) if rf is not None else None)
+def encoder_geometry(tokenizer: Tokenizer) -> tuple[int, int | None]:
+    """``(time_downsample d, receptive_field r in mel frames or None)``: what the contract declares."""
+    rf = tokenizer.receptive_field
+    return int(tokenizer.time_downsample), (int(rf) if rf is not None else None)
 
 
 def spans(total: int, size: int) -> Iterator[tuple[int, int]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import math
 
 import torch
@@ -10,29 +11,51 @@ from torch import nn
 from spectok.audio.mel import MelConfig
 
 
-class Tokenizer(nn.Module):
-    """Base class of every tokenizer.
+class Tokenizer(nn.Module, metaclass=abc.ABCMeta):
+    """The contract every tokenizer provides; callers type against it (``spectok.Tokenizer``).
 
-    Subclasses set ``self.mel_config`` (a :class:`MelConfig`, ``None`` for images) and
-    ``self.quantizer``, and implement :meth:`encode` and :meth:`decode`:
-
-    - ``encode(mel [B, n_mels, T]) -> codes [B, K, T']`` int64, where K is the number of
-      codebooks or frequency rows of the token grid and ``T' = ceil(T / time_downsample)``.
+    - ``encode(mel [B, n_mels, T]) -> codes [B, K, T']`` int64, ``T' = ceil(T / time_downsample)``;
+      pure: no loss, no statistics, no state change, even in training mode.
     - ``decode(codes [B, K, T']) -> mel [B, n_mels, T' * time_downsample]``.
-    - ``forward(mel) -> TokenizerOutput``-like dict used in training (reconstruction,
-      quantizer output).
+    - ``forward(mel, mask=None) -> TokenizerOutput``: the training path (reconstruction,
+      quantizer output with its loss and metrics, codes).
 
-    Derived properties: ``frame_rate`` (token columns per second), ``codebook_sizes``
-    (one entry per row K), ``bitrate`` (bits per second = frame_rate * sum(log2 K_i)).
+    Declared facts:
+
+    - ``mel_config``: the :class:`MelConfig` of the log-mels it reads (``None`` for images).
+    - ``time_downsample``: mel frames per token column.
+    - ``receptive_field``: mel frames one column depends on (``None``: not stated, so chunked
+      or streamed encoding is refused).
+    - ``codebooks``: the sizes of the physical codebooks, in stage order.
+    - ``rows_per_codebook``: the token layout. Row ``r`` of ``codes`` uses codebook
+      ``r // rows_per_codebook`` (stage-major: a 4-row grid with a 2-stage residual quantizer
+      has rows 0-3 on codebook 0 and rows 4-7 on codebook 1).
+    - derived: ``codebook_sizes`` (one per row), ``frame_rate`` (columns per second),
+      ``bitrate`` (bits per second), and ``fingerprint()`` (the configuration's identity).
     """
 
     mel_config: MelConfig | None
     time_downsample: int = 1
+    rows_per_codebook: int = 1
+
+    @property
+    @abc.abstractmethod
+    def codebooks(self) -> list[int]:
+        """Sizes of the physical codebooks (one per quantizer stage)."""
+
+    @property
+    def receptive_field(self) -> int | None:
+        """Mel frames one token column depends on; ``None`` when not stated."""
+        return None
 
     @property
     def codebook_sizes(self) -> list[int]:
-        """Size of the codebook behind each of the K code rows."""
-        raise NotImplementedError
+        """Size of the codebook behind each of the K code rows (the layout of ``codebooks``)."""
+        return [s for s in self.codebooks for _ in range(self.rows_per_codebook)]
+
+    def row_codebook(self, row: int) -> int:
+        """The index in :attr:`codebooks` of the codebook that token row ``row`` uses."""
+        return row // self.rows_per_codebook
 
     @property
     def frame_rate(self) -> float:
@@ -46,11 +69,13 @@ class Tokenizer(nn.Module):
         """Nominal bits per second: frame_rate * sum over rows of log2(codebook size)."""
         return self.frame_rate * sum(math.log2(k) for k in self.codebook_sizes)
 
-    def encode(self, mel: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def encode(self, mel: torch.Tensor) -> torch.Tensor:
+        """log-mel ``[B, n_mels, T]`` -> codes ``[B, K, T']`` int64 (pure)."""
 
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes ``[B, K, T']`` -> log-mel ``[B, n_mels, T' * time_downsample]``."""
 
     def fingerprint(self) -> str:
         """Identifies the tokenizer's configuration (architecture, quantizer, mel); see artifacts."""

@@ -122,14 +122,17 @@ class ConvVQVAE(Tokenizer):
         return self.time_downsample
 
     @property
-    def codebook_sizes(self) -> list[int]:
-        sizes = list(self.quantizer.codebook_sizes)
-        return [s for s in sizes for _ in range(self.rows)]
+    def codebooks(self) -> list[int]:
+        return list(self.quantizer.codebook_sizes)
 
     @property
     def rows(self) -> int:
         """Token rows per quantizer stage: frequency rows in 2-D, ``groups`` in 1-D."""
         return self.groups
+
+    @property
+    def rows_per_codebook(self) -> int:
+        return self.rows
 
     @property
     def silence(self) -> float:

@@ -65,8 +65,13 @@ class ImageVQVAE(Tokenizer):
         self.grid = (image_size // down[0], image_size // down[1])
 
     @property
-    def codebook_sizes(self) -> list[int]:
-        return [s for s in self.quantizer.codebook_sizes for _ in range(self.grid[0])]
+    def codebooks(self) -> list[int]:
+        return list(self.quantizer.codebook_sizes)
+
+    @property
+    def rows_per_codebook(self) -> int:
+        """The latent grid's rows share their stage's codebook."""
+        return self.grid[0]
 
     @property
     def bits_per_image(self) -> float:

@@ -59,21 +59,21 @@ def build_model(section: dict[str, Any]) -> nn.Module:
 class CodebookTracker:
     """Codebook statistics over a whole validation pass (:class:`spectok.quantizers.CodebookStats`).
 
-    Token rows that share a codebook (the frequency rows of a 2-D grid) are counted
-    together; padded token columns are left out.
+    Token rows that share a codebook (the declared layout, ``rows_per_codebook``: the
+    frequency rows of a 2-D grid) are counted together; padded token columns are left out.
     """
 
     def __init__(self, model: nn.Module) -> None:
         from spectok.quantizers import CodebookStats
 
         self.model = model
-        self.stats = CodebookStats(list(model.quantizer.codebook_sizes))
+        self.stats = CodebookStats(list(model.codebooks))
 
     def update(self, codes: torch.Tensor, mask: torch.Tensor | None = None) -> None:
         """``codes [B, Kq * rows, T']`` (tokenizer layout); ``mask [B, T]`` frame mask (mel models)."""
         b, _, t = codes.shape
         kq = len(self.stats.codebook_sizes)
-        grouped = codes.reshape(b, kq, -1, t)  # [B, Kq, rows, T']
+        grouped = codes.reshape(b, kq, self.model.rows_per_codebook, t)  # [B, Kq, rows, T']
         keep = None
         if mask is not None:
             keep = self.model.latent_mask(mask, t)  # [B, T'] or [B, rows, T']
@@ -81,7 +81,7 @@ class CodebookTracker:
         self.stats.update(grouped, keep)
 
     def compute(self) -> dict[str, float]:
-        rate = getattr(self.model, "mel_config", None) and self.model.frame_rate
+        rate = self.model.frame_rate if self.model.mel_config is not None else None
         return {f"codebook/{k}": float(v) for k, v in self.stats.summary(frame_rate=rate or None).items()}
 
 
