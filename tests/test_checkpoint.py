@@ -140,3 +140,18 @@ def test_written_artifacts_get_ordinary_permissions(tmp_path):
         assert os.stat(path).st_mode & 0o777 == 0o664
     finally:
         os.umask(old)
+
+
+def test_an_artifact_keeps_the_fields_of_a_mel_yaml_not_its_path(tmp_path):
+    from spectok.artifacts import load_release, save_release
+    from spectok.audio.mel import MelConfig
+    from spectok.tokenizers import ConvVQVAE1d
+
+    f = tmp_path / "my-mel.yaml"
+    f.write_text("sample_rate: 24000\nn_fft: 1024\nhop_length: 240\nwin_length: 960\nn_mels: 80\nfmax: 12000\n")
+    tok = ConvVQVAE1d(mel=str(f), channels=(8, 8), strides=(2,), num_res_blocks=0, norm="none",
+                      quantizer={"type": "fsq", "levels": [5, 5, 5], "dim": 3})
+    path = save_release(tok, tmp_path / "t.safetensors")
+    f.unlink()  # the artifact must not need the file any more
+    assert load_release(path).mel_config == MelConfig(sample_rate=24000, n_fft=1024, hop_length=240,
+                                                       win_length=960, n_mels=80, fmax=12000.0)

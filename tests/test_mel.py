@@ -80,3 +80,22 @@ def test_follows_device_and_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = m(torch.randn(1, 16000))
     assert out.dtype == torch.float32
+
+
+def test_numbers_from_yaml_are_coerced_so_the_fingerprint_is_stable(tmp_path):
+    """YAML reads 1e-9 as a string and 8000 as an int: the config and its fingerprint must not change."""
+    import pytest
+
+    from spectok.errors import SpectokError
+
+    ref = MelConfig.preset("hifigan-22k")
+    f = tmp_path / "mel.yaml"
+    f.write_text("sample_rate: 22050\nn_fft: 1024\nhop_length: 256\nwin_length: 1024\nn_mels: 80\n"
+                 "fmin: 0\nfmax: 8000\nmagnitude_eps: 1e-9\nlog_floor: 1e-5\n")
+    mine = MelConfig.coerce(f)
+    assert mine == ref and mine.fingerprint() == ref.fingerprint()
+    assert isinstance(mine.magnitude_eps, float) and isinstance(mine.fmax, float)
+    with pytest.raises(SpectokError, match="n_mels must be an integer"):
+        MelConfig(n_mels=80.5)
+    with pytest.raises(SpectokError, match="log_floor must be a number"):
+        MelConfig(log_floor="tiny")

@@ -45,6 +45,10 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _is_mel_file(value: Any) -> bool:
+    return isinstance(value, (str, os.PathLike)) and str(value).endswith((".yaml", ".yml", ".json"))
+
+
 def register(name: str, kind: str):
     """Class decorator: register ``cls`` under ``name`` (``kind`` is "tokenizer", "vocoder", ...)
     and record its constructor kwargs in ``self.hparams`` (JSON-friendly)."""
@@ -65,6 +69,10 @@ def register(name: str, kind: str):
                 for p in sig.parameters.values():
                     if p.kind is inspect.Parameter.VAR_KEYWORD:
                         hp.update(hp.pop(p.name, {}))
+                if _is_mel_file(hp.get("mel")):  # the artifact carries the fields, not a path it may lose
+                    from spectok.audio.mel import MelConfig
+
+                    hp["mel"] = MelConfig.coerce(hp["mel"]).to_dict()
                 object.__setattr__(self, "hparams", _jsonable(hp))
             init(self, *args, **kwargs)
 

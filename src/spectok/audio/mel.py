@@ -64,6 +64,7 @@ class MelConfig:
     mel_scale: str = "slaney"
 
     def __post_init__(self) -> None:
+        self._coerce_numbers()
         if self.win_length > self.n_fft:
             raise SpectokError(f"MelConfig: win_length {self.win_length} > n_fft {self.n_fft}")
         if self.hop_length <= 0 or self.n_mels <= 0 or self.sample_rate <= 0:
@@ -72,6 +73,27 @@ class MelConfig:
             raise SpectokError(f"MelConfig: fmax {self.fmax} Hz is above Nyquist ({self.sample_rate / 2} Hz)")
         if self.power not in (1.0, 2.0):
             raise SpectokError(f"MelConfig: power must be 1.0 (magnitude) or 2.0 (power), got {self.power}")
+
+    def _coerce_numbers(self) -> None:
+        """Integers as int, the rest as float, whatever the source wrote: YAML reads ``1e-9`` as a
+        string and ``8000`` as an int, and neither may change the config or its fingerprint."""
+        for name in ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels"):
+            value = getattr(self, name)
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise SpectokError(f"MelConfig: {name} must be an integer, got {value!r}") from None
+            if not number.is_integer():
+                raise SpectokError(f"MelConfig: {name} must be an integer, got {value!r}")
+            object.__setattr__(self, name, int(number))
+        for name in ("fmin", "fmax", "power", "magnitude_eps", "log_floor"):
+            value = getattr(self, name)
+            if value is None and name == "fmax":
+                continue
+            try:
+                object.__setattr__(self, name, float(value))
+            except (TypeError, ValueError):
+                raise SpectokError(f"MelConfig: {name} must be a number, got {value!r}") from None
 
     # ---- identity -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
