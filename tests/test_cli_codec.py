@@ -227,3 +227,26 @@ def test_hidden_files_are_never_inputs_and_batch_size_must_be_positive(tmp_path,
     with pytest.raises(SystemExit) as e:
         build_parser().parse_args(["encode", str(root), "-o", str(tmp_path), "--batch-size", "0"])
     assert e.value.code == 2
+
+
+def test_token_headers_that_disagree_are_refused_before_anything_is_written(capsys, tmp_path, artifact, clips) -> None:
+    """A valid token file with num_samples set to 1e9 (CRC recomputed), a foreign frame rate or sample
+    rate: decode refuses it in one line, exit 1, and writes nothing."""
+    import dataclasses
+
+    from spectok.tokens import write_tokens
+
+    root, paths = clips
+    assert main(["encode", str(paths[0]), "-t", str(artifact), "-o", str(tmp_path / "tok")]) == 0
+    good = read_tokens(tmp_path / "tok" / "one.sptk")
+    bad = {"huge": dataclasses.replace(good, num_samples=10**9),
+           "rate": dataclasses.replace(good, frame_rate=good.frame_rate * 2),
+           "sr": dataclasses.replace(good, sample_rate=8000)}
+    for name, tf in bad.items():
+        write_tokens(tmp_path / "bad" / f"{name}.sptk", tf)  # a well-formed file with a valid CRC
+    capsys.readouterr()
+    code = main(["decode", str(tmp_path / "bad"), "-t", str(artifact), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "inconsistent header" in err and "frame rate" in err and "sample rate 8000 Hz" in err
+    assert not list((tmp_path / "out").glob("*.wav")) if (tmp_path / "out").exists() else True

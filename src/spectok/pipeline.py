@@ -214,7 +214,9 @@ class Pipeline:
 
     # ---- codes -> wav ----------------------------------------------------------------------
     def check_tokens(self, tokens: TokenFile, force: bool = False, name: str = "tokens") -> None:
-        """Refuse ``tokens`` made by another tokenizer (fingerprint) unless ``force``; shapes always."""
+        """Refuse ``tokens`` made by another tokenizer (fingerprint) unless ``force``; and always, before
+        anything is allocated, tokens whose shape, rates or length disagree with each other or with
+        this tokenizer (a header edited to ask for a 2 GB output is refused, not written)."""
         tok = self.tokenizer
         if tuple(tokens.codebook_sizes) != tuple(tok.codebook_sizes):
             raise TokenFileError(f"{name}: codebook sizes {list(tokens.codebook_sizes)} do not fit the "
@@ -222,6 +224,20 @@ class Pipeline:
         if not force and tokens.tokenizer_fingerprint != tok.fingerprint():
             raise TokenFileError(f"{name}: made by tokenizer {tokens.tokenizer_fingerprint}, not by this one "
                                  f"({tok.fingerprint()}); use --force (force=True) to decode anyway")
+        columns = tokens.codes.shape[1]
+        if columns == 0:
+            raise TokenFileError(f"{name}: holds no token columns (shape {list(tokens.codes.shape)})")
+        if abs(tokens.frame_rate - tok.frame_rate) > 1e-6 * tok.frame_rate:
+            raise TokenFileError(f"{name}: frame rate {tokens.frame_rate:g}/s, this tokenizer makes "
+                                 f"{tok.frame_rate:g} columns/s")
+        if not force and tokens.sample_rate != self.sample_rate:
+            raise TokenFileError(f"{name}: sample rate {tokens.sample_rate} Hz, this tokenizer's is "
+                                 f"{self.sample_rate} Hz")
+        expected = math.ceil(self._length(tokens) // self.hop_length / self.time_downsample)
+        slack = 1 + (tok.receptive_field or 0) // self.time_downsample
+        if abs(expected - columns) > slack:
+            raise TokenFileError(f"{name}: num_samples {tokens.num_samples} at {tokens.sample_rate} Hz needs about "
+                                 f"{expected} token columns, the file holds {columns}: inconsistent header")
 
     @torch.no_grad()
     def decode_mel(self, codes: np.ndarray | torch.Tensor) -> torch.Tensor:
