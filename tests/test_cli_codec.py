@@ -250,3 +250,31 @@ def test_token_headers_that_disagree_are_refused_before_anything_is_written(caps
     assert code != 0
     assert "inconsistent header" in err and "frame rate" in err and "sample rate 8000 Hz" in err
     assert not list((tmp_path / "out").glob("*.wav")) if (tmp_path / "out").exists() else True
+
+
+def test_outputs_never_overwrite_inputs_nor_escape_the_output_folder(capsys, tmp_path, artifact, clips,
+                                                                     monkeypatch) -> None:
+    """reconstruct in/ -o in/ and -o . (inside in/) are refused in one line, exit 1, nothing written; the same
+    file given twice (x/../a.wav and a.wav) is one input, and its output stays inside -o."""
+    import shutil
+
+    root, paths = clips
+    inp = tmp_path / "in"
+    inp.mkdir()
+    shutil.copy(paths[0], inp / "a.wav")
+    before = (inp / "a.wav").read_bytes()
+    for out in (inp, "."):
+        monkeypatch.chdir(inp)
+        capsys.readouterr()
+        assert main(["reconstruct", str(inp), "-t", str(artifact), "-o", str(out), "-q"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "refusing to write" in err[0] and "it is the input" in err[0]
+        assert (inp / "a.wav").read_bytes() == before and sorted(p.name for p in inp.iterdir()) == ["a.wav"]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x").mkdir()
+    out = tmp_path / "out"
+    assert main(["encode", "x/../in/a.wav", "in/a.wav", "-t", str(artifact), "-o", str(out), "-q"]) == 0
+    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.sptk")] == ["out/a.sptk"]
+    # -o inside the input folder is fine when every output differs from every input
+    assert main(["encode", str(inp), "-t", str(artifact), "-o", str(inp / "tokens"), "-q"]) == 0
+    assert (inp / "tokens" / "a.sptk").is_file() and (inp / "a.wav").read_bytes() == before

@@ -76,7 +76,14 @@ def collect(inputs: Iterable[Path], suffixes: tuple[str, ...]) -> list[tuple[Pat
                       if f.is_file() and f.suffix.lower() in suffixes and not hidden(f.relative_to(root))]
         else:
             found.append((root, Path(root.name)))
-    return _disambiguate(found)
+    seen: set[Path] = set()
+    unique = []
+    for f, rel in found:  # the same file named twice (a.wav and x/../a.wav) is one input
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append((f, rel))
+    return _disambiguate(unique)
 
 
 def hidden(rel: Path) -> bool:
@@ -108,7 +115,7 @@ def _disambiguate(found: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
     parent folders as well, so no output overwrites another."""
     depth = 1
     while True:
-        names = [rel if len(rel.parts) >= depth else Path(*f.absolute().parts[-depth:]) for f, rel in found]
+        names = [rel if len(rel.parts) >= depth else Path(*f.resolve().parts[1:][-depth:]) for f, rel in found]
         if len(set(names)) == len(names) or depth > 32:
             return [(f, n) for (f, _), n in zip(found, names)]
         depth += 1
@@ -120,6 +127,36 @@ def output_path(out: Path, rel: Path, suffix: str, single: bool) -> Path:
     if single and out.suffix.lower() == suffix:
         return out
     return out / rel.with_suffix(suffix)
+
+
+def plan_outputs(files: list[tuple[Path, Path]], out: Path, suffix: str) -> dict[Path, Path]:
+    """``{input: output}`` for every input, checked before anything is written (the output policy).
+
+    Refused, in one line naming the two paths: an output that resolves to an input file (so
+    ``-o`` may be an input folder only when every output differs from every input), an output
+    outside ``-o``, and two inputs that would write the same output. The same file given twice
+    (``a.wav`` and ``x/../a.wav``) is one input.
+    """
+    unique: dict[Path, tuple[Path, Path]] = {}
+    for f, rel in files:
+        unique.setdefault(f.resolve(), (f, rel))
+    single = len(unique) == 1
+    root = out.resolve()
+    inputs = set(unique)
+    plan: dict[Path, Path] = {}
+    written: dict[Path, Path] = {}
+    for real, (f, rel) in unique.items():
+        dest = output_path(out, rel, suffix, single)
+        target = dest.resolve()
+        if target in inputs:
+            raise SpectokError(f"refusing to write {dest}: it is the input {f} (choose another -o)")
+        if target != root and root not in target.parents:
+            raise SpectokError(f"refusing to write {dest}: it is outside -o {out}")
+        if target in written:
+            raise SpectokError(f"inputs {written[target]} and {f} would both write {dest}")
+        written[target] = f
+        plan[f] = dest
+    return plan
 
 
 def _one_line_warnings() -> None:
@@ -243,14 +280,15 @@ def _encode(args: argparse.Namespace) -> int:
     from spectok.tokens import write_npy, write_tokens
 
     files = collect_some(args.inputs, AUDIO_EXTENSIONS, "audio files")
-    pipe = _load_pipeline(args, with_vocoder=False)
     suffix = ".npy" if args.format == "npy" else ".sptk"
-    single = len(files) == 1
+    plan = plan_outputs(files, args.out, suffix)
+    files = [(f, rel) for f, rel in files if f in plan]
+    pipe = _load_pipeline(args, with_vocoder=False)
     runner = Runner("encode", len(files), args.quiet)
 
     def write(items, tokens) -> None:
-        for (_, rel), tf in zip(items, tokens):
-            dest = output_path(args.out, rel, suffix, single)
+        for (path, _), tf in zip(items, tokens):
+            dest = plan[path]
             write_npy(dest, tf.codes) if args.format == "npy" else write_tokens(dest, tf)
 
     _batched_audio(pipe, files, runner, write)
@@ -279,8 +317,9 @@ def _decode(args: argparse.Namespace) -> int:
     from spectok.audio.io import save
 
     files = collect_some(args.inputs, TOKEN_SUFFIXES, "token files (.sptk, .npy)")
+    plan = plan_outputs(files, args.out, ".wav")
+    files = [(f, rel) for f, rel in files if f in plan]
     pipe = _load_pipeline(args, with_vocoder=True)
-    single = len(files) == 1
     runner = Runner("decode", len(files), args.quiet)
     for start in range(0, len(files), pipe.batch_size):
         group, tokens = [], []
@@ -297,8 +336,8 @@ def _decode(args: argparse.Namespace) -> int:
             continue
 
         def job(group=group, tokens=tokens) -> None:
-            for (_, rel), wav in zip(group, pipe.decode(tokens, force=args.force)):
-                save(output_path(args.out, rel, ".wav", single), wav, pipe.sample_rate)
+            for (path, _), wav in zip(group, pipe.decode(tokens, force=args.force)):
+                save(plan[path], wav, pipe.sample_rate)
 
         _guard(runner, group, job)
     return runner.finish()
@@ -308,13 +347,14 @@ def _reconstruct(args: argparse.Namespace) -> int:
     from spectok.audio.io import AUDIO_EXTENSIONS, save
 
     files = collect_some(args.inputs, AUDIO_EXTENSIONS, "audio files")
+    plan = plan_outputs(files, args.out, ".wav")
+    files = [(f, rel) for f, rel in files if f in plan]
     pipe = _load_pipeline(args, with_vocoder=True)
-    single = len(files) == 1
     runner = Runner("reconstruct", len(files), args.quiet)
 
     def write(items, tokens) -> None:
-        for (path, rel), tf, wav in zip(items, tokens, pipe.decode(tokens)):
-            dest = output_path(args.out, rel, ".wav", single)
+        for (path, _), tf, wav in zip(items, tokens, pipe.decode(tokens)):
+            dest = plan[path]
             save(dest, wav, pipe.sample_rate)
             if args.plot:
                 _plot_pair(pipe, path, tf, dest.with_suffix(".png"))
