@@ -145,7 +145,7 @@ def plan_outputs(files: list[tuple[Path, Path]], out: Path, suffix: str) -> dict
     inputs = set(unique)
     plan: dict[Path, Path] = {}
     written: dict[Path, Path] = {}
-    for real, (f, rel) in unique.items():
+    for f, rel in unique.values():
         dest = output_path(out, rel, suffix, single)
         target = dest.resolve()
         if target in inputs:
