@@ -185,3 +185,30 @@ def test_bitrates_agree_with_real_tokenizers_and_codebook_stats():
     entropies = [s[f"row{i}/entropy_bits"] for i in range(3)]
     assert M.entropy_bitrate(rvq.frame_rate, entropies) == pytest.approx(s["nominal_bits_per_second"])
     assert M.entropy_bitrate(rvq.frame_rate, [0.0, 0.0, 0.0]) == 0.0
+
+
+def test_pesq_scores_a_three_minute_clip_in_segments(ljspeech_wavs) -> None:
+    """The PESQ C library crashes (SIGSEGV) on a few minutes of audio: long clips are scored in
+    segments of at most 30 s, combined by length, and the note says so. Run in a subprocess so a crash
+    fails this test instead of killing the run."""
+    import subprocess
+    import sys
+
+    code = f"""
+import numpy as np
+from spectok.audio.io import load
+from spectok.evaluation.metrics import pesq_score
+paths = {[str(p) for p in ljspeech_wavs]!r}
+wav = np.concatenate([load(p, 16000)[0] for p in paths])
+wav = np.tile(wav, int(np.ceil(180 * 16000 / len(wav))))[: 180 * 16000]
+noisy = wav + 0.01 * np.random.default_rng(0).standard_normal(len(wav)).astype(np.float32)
+m = pesq_score(wav, noisy, 16000)
+assert m.value is not None and 1.0 < m.value < 4.7, m
+assert "segments" in m.note, m.note
+short = pesq_score(wav[:16000 * 5], noisy[:16000 * 5], 16000)
+assert short.note is None and short.value is not None
+print("ok", m.value, m.note)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("ok")

@@ -202,15 +202,41 @@ def pesq_score(ref: np.ndarray, est: np.ndarray, sample_rate: int, narrowband: b
     rate, mode = (8000, "nb") if narrowband else (16000, "wb")
     a, b = (resample(x.astype(np.float32), sample_rate, rate) for x in pair)
     seconds = len(a) / rate
-    try:
-        value = float(pesq(rate, a, b, mode))
-    except Exception as e:  # cypesq raises BufferTooShortError, NoUtterancesError (RuntimeError subclasses)
-        name = type(e).__name__
-        if name == "BufferTooShortError":
-            return Measured.fail(f"too short for PESQ ({seconds:.3f} s; it needs at least 0.25 s)")
-        msg = e.args[0].decode() if e.args and isinstance(e.args[0], bytes) else str(e)
-        return Measured.fail(f"PESQ failed ({name}: {msg})")
-    return Measured(value, note=None if mode == "wb" else "narrowband (8 kHz)")
+    segments = _pesq_segments(len(a), rate)
+    values, weights = [], []
+    for start, end in segments:
+        try:
+            values.append(float(pesq(rate, a[start:end], b[start:end], mode)))
+            weights.append(end - start)
+        except Exception as e:  # cypesq raises BufferTooShortError, NoUtterancesError (RuntimeError subclasses)
+            name = type(e).__name__
+            if name == "BufferTooShortError" and len(segments) == 1:
+                return Measured.fail(f"too short for PESQ ({seconds:.3f} s; it needs at least 0.25 s)")
+            if name in ("BufferTooShortError", "NoUtterancesError") and len(segments) > 1:
+                continue  # a silent or tiny segment of a long clip: the others score it
+            msg = e.args[0].decode() if e.args and isinstance(e.args[0], bytes) else str(e)
+            return Measured.fail(f"PESQ failed ({name}: {msg})")
+    if not values:
+        return Measured.fail("PESQ found no speech in any segment")
+    value = float(np.average(values, weights=weights))
+    notes = [] if mode == "wb" else ["narrowband (8 kHz)"]
+    if len(segments) > 1:
+        notes.append(f"mean of {len(values)} segments of <= {PESQ_SEGMENT_SECONDS:.0f} s, weighted by length")
+    return Measured(value, note="; ".join(notes) or None)
+
+
+#: PESQ scores clips longer than this in segments (the C library crashes on a few minutes of audio)
+PESQ_SEGMENT_SECONDS = 30.0
+
+
+def _pesq_segments(n: int, rate: int) -> list[tuple[int, int]]:
+    """``[start, end)`` sample ranges of at most :data:`PESQ_SEGMENT_SECONDS`, of equal length (one for short clips)."""
+    size = int(PESQ_SEGMENT_SECONDS * rate)
+    if n <= size:
+        return [(0, n)]
+    k = -(-n // size)
+    bounds = [round(i * n / k) for i in range(k + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def stoi_score(ref: np.ndarray, est: np.ndarray, sample_rate: int, extended: bool = False) -> Measured:
