@@ -306,3 +306,29 @@ def test_cli_mel_yaml_shard_and_dtype(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.glob("manifest*.jsonl")) == [f"manifest-shard-{i}-of-2.jsonl" for i in
                                                                    sorted(owners)]
     assert ps.load_mel(ps.records[0]["id"]).shape == (40, ps.records[0]["frames"])
+
+
+def test_speaker_subset_is_deterministic_recorded_and_checked_on_resume(tmp_path, capsys) -> None:
+    """--speakers / --num-speakers / --max-per-speaker on the real L2-ARCTIC layout and LibriSpeech."""
+    from spectok.cli.main import main as cli
+
+    root = shared_path("cmu_arctic-l2arctic-layout")
+    out = tmp_path / "l2"
+    assert cli(["prepare", "l2arctic", str(root), str(out), "--speakers", "slt,awb", "--max-per-speaker", "1"]) == 0
+    ps = open_prepared(out)
+    assert sorted(r["speaker"] for r in ps.records) == ["awb", "slt"]
+    meta = json.loads((out / "mel.json").read_text())
+    assert meta["prepare"]["selection"] == {"speakers": ["slt", "awb"], "num_speakers": None,
+                                           "max_per_speaker": 1, "seed": 0}
+    capsys.readouterr()
+    assert cli(["prepare", "l2arctic", str(root), str(out), "--speakers", "slt", "--max-per-speaker", "1"]) == 1
+    assert "selection" in capsys.readouterr().err
+    assert cli(["prepare", "l2arctic", str(root), str(tmp_path / "x"), "--speakers", "nobody"]) == 1
+    assert "not in the corpus" in capsys.readouterr().err
+    libri = shared_path("LibriSpeech")
+    picks = []
+    for run in ("a", "b"):
+        assert cli(["prepare", "librispeech", str(libri), str(tmp_path / run), "--num-speakers", "3",
+                    "--seed", "7", "--max-per-speaker", "1"]) == 0
+        picks.append(sorted(r["speaker"] for r in open_prepared(tmp_path / run).records))
+    assert picks[0] == picks[1] and len(set(picks[0])) == 3

@@ -43,6 +43,12 @@ def register(sub) -> None:
                    help="storage dtype of the mels (default: %(default)s)")
     p.add_argument("--valid-ratio", type=float, default=0.05, help="valid fraction of the hash split")
     p.add_argument("--test-ratio", type=float, default=0.05, help="test fraction of the hash split")
+    g = p.add_argument_group("speaker subset (deterministic; recorded in mel.json, a resumed run must match)")
+    g.add_argument("--speakers", type=lambda t: [x.strip() for x in t.split(",") if x.strip()], metavar="A,B,...",
+                   help="prepare only these speakers (e.g. HJK,BWC for L2-ARCTIC)")
+    g.add_argument("--num-speakers", type=int, metavar="N", help="prepare N speakers, chosen by a hash with --seed")
+    g.add_argument("--max-per-speaker", type=int, metavar="M", help="at most M utterances per speaker")
+    g.add_argument("--seed", type=int, default=0, help="seed of the speaker and utterance choice (default 0)")
 
 
     from spectok.cli.common import add_tokenizer_option
@@ -69,9 +75,22 @@ def run(args: argparse.Namespace) -> int:
     from spectok.data.corpora import open_corpus
     from spectok.data.features import prepare
 
+    from spectok.data.corpora import select_items
+
     corpus = open_corpus(args.corpus, args.root, valid_ratio=args.valid_ratio, test_ratio=args.test_ratio)
+    selection = None
+    if args.speakers is not None and args.num_speakers is not None:
+        from spectok.errors import DataError
+
+        raise DataError("give --speakers or --num-speakers, not both")
+    if args.speakers is not None or args.num_speakers is not None or args.max_per_speaker is not None:
+        selection = {"speakers": args.speakers, "num_speakers": args.num_speakers,
+                     "max_per_speaker": args.max_per_speaker, "seed": args.seed}
+        corpus = select_items(list(corpus), args.speakers, args.num_speakers, args.max_per_speaker, args.seed)
+        print(f"spectok prepare: selected {len(corpus)} items of {len({it.speaker for it in corpus})} speakers",
+              file=sys.stderr)
     report = prepare(corpus, args.out, mel=args.mel, jobs=args.jobs, trim_silence_db=args.trim_silence,
-                     shard=args.shard, dtype=args.dtype)
+                     shard=args.shard, dtype=args.dtype, selection=selection)
     print(report.summary())
     for row in report.failures[:5]:
         print(f"  failed: {row['error']}", file=sys.stderr)

@@ -81,6 +81,39 @@ def hash_split(ids: list[str], valid: float = 0.05, test: float = 0.05) -> dict[
     return out
 
 
+def select_items(items: list[CorpusItem], speakers: list[str] | None = None, num_speakers: int | None = None,
+                 max_per_speaker: int | None = None, seed: int = 0) -> list[CorpusItem]:
+    """A deterministic subset: the named ``speakers`` (or ``num_speakers`` of them, chosen by a hash of
+    the speaker and ``seed``), with at most ``max_per_speaker`` utterances each (chosen the same way).
+
+    Raises:
+        DataError: a named speaker is not in the corpus, or a count is below 1.
+    """
+    present = sorted({it.speaker for it in items})
+    if speakers is not None:
+        missing = sorted(set(speakers) - set(present))
+        if missing:
+            raise DataError(f"speakers {missing} are not in the corpus (it has {len(present)}: "
+                            f"{', '.join(present[:12])}{', ...' if len(present) > 12 else ''})")
+        chosen = set(speakers)
+    elif num_speakers is not None:
+        if num_speakers < 1:
+            raise DataError(f"--num-speakers must be >= 1, got {num_speakers}")
+        chosen = set(sorted(present, key=lambda sp: unit_hash(sp, f"speakers-{seed}"))[:num_speakers])
+    else:
+        chosen = set(present)
+    out = [it for it in items if it.speaker in chosen]
+    if max_per_speaker is not None:
+        if max_per_speaker < 1:
+            raise DataError(f"--max-per-speaker must be >= 1, got {max_per_speaker}")
+        by_speaker: dict[str, list[CorpusItem]] = {}
+        for it in sorted(out, key=lambda it: unit_hash(it.id, f"utterances-{seed}")):
+            by_speaker.setdefault(it.speaker, []).append(it)
+        keep = {it.id for group in by_speaker.values() for it in group[:max_per_speaker]}
+        out = [it for it in out if it.id in keep]
+    return out
+
+
 def in_shard(item_id: str, index: int, count: int) -> bool:
     """True when ``item_id`` belongs to shard ``index`` of ``count`` (a hash of the id)."""
     if not 0 <= index < count:

@@ -282,7 +282,8 @@ def _results(todo: list[CorpusItem], futures: list, config: MelConfig, settings:
 
 def prepare(corpus: Iterable[CorpusItem], out_dir: str | Path, mel: MelConfig | dict | str = "speech-16k",
             jobs: int = 1, trim_silence_db: float | None = None, shard: tuple[int, int] = (0, 1),
-            dtype: str = "float16", progress: bool | None = None) -> PrepareReport:
+            dtype: str = "float16", progress: bool | None = None,
+            selection: dict | None = None) -> PrepareReport:
     """Compute the log-mel of every item of ``corpus`` (in ``shard``) into ``out_dir``.
 
     Args:
@@ -295,6 +296,8 @@ def prepare(corpus: Iterable[CorpusItem], out_dir: str | Path, mel: MelConfig | 
         shard: ``(i, n)``: prepare only the items whose id hashes to shard ``i`` of ``n``.
         dtype: "float16" or "float32" storage of the mels.
         progress: show a tqdm bar (None: when stderr is a terminal).
+        selection: how ``corpus`` was subset (e.g. ``{"speakers": [...], "max_per_speaker": 20,
+            "seed": 0}``), recorded in ``mel.json``; resuming with another selection is refused.
 
     Returns:
         A :class:`PrepareReport`. Failed items are listed in the errors file, not raised.
@@ -317,7 +320,7 @@ def prepare(corpus: Iterable[CorpusItem], out_dir: str | Path, mel: MelConfig | 
     items = _check_ids([it for it in corpus if in_shard(it.id, *shard)])
     mel_dir = out / "mels"
     mel_dir.mkdir(parents=True, exist_ok=True)
-    settings = {"dtype": dtype, "trim_silence_db": trim_silence_db}
+    settings = {"dtype": dtype, "trim_silence_db": trim_silence_db, "selection": selection}
     _check_or_write_meta(out, config, settings)
     manifest_name, errors_name = _shard_names(shard)
     manifest, errors = out / manifest_name, out / errors_name
