@@ -60,9 +60,11 @@ def test_every_command_has_help_with_an_example(capsys) -> None:
 def test_encode_tree_reports_and_skips_broken_files(capsys, tmp_path, artifact, clips) -> None:
     root, paths = clips
     code, err = _run(capsys, "encode", root, "-t", artifact, "-o", tmp_path / "tok", "-q")
-    assert code == 0
+    assert code == 1  # the exit-code policy: the others are done, a failure makes the exit status 1
     assert "skipped" in err and "broken.wav" in err and "cannot decode audio" in err
-    assert "Traceback" not in err and "3 of 4 file(s) done" in err
+    assert "Traceback" not in err and "3 of 4 file(s) done, 1 failed" in err
+    rows = (tmp_path / "tok" / "failures.tsv").read_text().splitlines()
+    assert rows[0] == "path\treason" and len(rows) == 2 and "broken.wav\tcannot decode audio" in rows[1]
     made = sorted(p.relative_to(tmp_path / "tok").as_posix() for p in (tmp_path / "tok").rglob("*.sptk"))
     assert made == ["a/b/three.sptk", "a/two.sptk", "one.sptk"]
     tf = read_tokens(tmp_path / "tok" / "a" / "two.sptk")

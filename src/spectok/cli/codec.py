@@ -182,12 +182,18 @@ def _reason(e: BaseException) -> str:
 
 
 class Runner:
-    """Runs a per-item job with a progress bar, reporting failures as ``spectok CMD: skipped FILE: reason``."""
+    """Runs a per-item job with a progress bar, reporting failures as ``spectok CMD: skipped FILE: reason``.
 
-    def __init__(self, command: str, total: int, quiet: bool) -> None:
+    The exit-code policy of every per-file command: the others go on when some inputs fail; the
+    command then exits 1, after a summary line and ``failures.tsv`` (path, reason) in the output
+    folder; it exits 0 only when every input succeeded.
+    """
+
+    def __init__(self, command: str, total: int, quiet: bool, out: Path | None = None) -> None:
         from tqdm import tqdm
 
-        self.command, self.done, self.failed = command, 0, 0
+        self.command, self.done, self.failed, self.out = command, 0, 0, out
+        self.failures: list[tuple[str, str]] = []
         self.bar = tqdm(total=total, desc=command, unit="file", disable=quiet or None, file=sys.stderr,
                         dynamic_ncols=True)
 
@@ -196,6 +202,7 @@ class Runner:
         reason = _reason(e)
         if reason.startswith(str(path)):
             reason = reason[len(str(path)):].lstrip(": ")
+        self.failures.append((str(path), reason))
         self.bar.write(f"spectok {self.command}: skipped {path}: {reason}", file=sys.stderr)
         self.bar.update(1)
 
@@ -206,9 +213,19 @@ class Runner:
     def finish(self) -> int:
         self.bar.close()
         total = self.done + self.failed
+        report = ""
+        if self.failures and self.out is not None:
+            from spectok.fsutil import write_text_atomic
+
+            folder = self.out if self.out.suffix == "" or self.out.is_dir() else self.out.parent
+            report = folder / "failures.tsv"
+            clean = lambda t: t.replace("\t", " ").replace("\n", " ")  # noqa: E731
+            write_text_atomic(report, "path\treason\n" + "".join(f"{clean(p)}\t{clean(r)}\n"
+                                                                 for p, r in self.failures))
+            report = f"; list in {report}"
         print(f"spectok {self.command}: {self.done} of {total} file(s) done"
-              + (f", {self.failed} skipped (see above)" if self.failed else ""), file=sys.stderr)
-        return 0 if self.done else 1
+              + (f", {self.failed} failed (see above{report})" if self.failed else ""), file=sys.stderr)
+        return 1 if self.failed or not self.done else 0
 
 
 def _batched_audio(pipe, files: list[tuple[Path, Path]], runner: Runner,
@@ -284,7 +301,7 @@ def _encode(args: argparse.Namespace) -> int:
     plan = plan_outputs(files, args.out, suffix)
     files = [(f, rel) for f, rel in files if f in plan]
     pipe = _load_pipeline(args, with_vocoder=False)
-    runner = Runner("encode", len(files), args.quiet)
+    runner = Runner("encode", len(files), args.quiet, args.out)
 
     def write(items, tokens) -> None:
         for (path, _), tf in zip(items, tokens):
@@ -320,7 +337,7 @@ def _decode(args: argparse.Namespace) -> int:
     plan = plan_outputs(files, args.out, ".wav")
     files = [(f, rel) for f, rel in files if f in plan]
     pipe = _load_pipeline(args, with_vocoder=True)
-    runner = Runner("decode", len(files), args.quiet)
+    runner = Runner("decode", len(files), args.quiet, args.out)
     for start in range(0, len(files), pipe.batch_size):
         group, tokens = [], []
         for path, rel in files[start:start + pipe.batch_size]:
@@ -350,7 +367,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     plan = plan_outputs(files, args.out, ".wav")
     files = [(f, rel) for f, rel in files if f in plan]
     pipe = _load_pipeline(args, with_vocoder=True)
-    runner = Runner("reconstruct", len(files), args.quiet)
+    runner = Runner("reconstruct", len(files), args.quiet, args.out)
 
     def write(items, tokens) -> None:
         for (path, _), tf, wav in zip(items, tokens, pipe.decode(tokens)):
