@@ -167,9 +167,11 @@ def write_card(name: str, r: Recipe, artifact: Path, report: dict, ood: dict, ti
 A speech tokenizer for {r.use}: log-mel ({header['mel']['sample_rate']} Hz, hop {header['mel']['hop_length']}) →
 {len(tok['codebook_sizes'])} tokens per column of {tok['config']['strides'][0] if len(tok['config']['strides']) == 1
 else tok['config']['strides']} frames, {tok['frame_rate']:.1f} columns/s, codebooks {sorted(set(tok['codebook_sizes']))}
-(FSQ) → **{tok['bitrate']:.0f} bit/s**. Decoded log-mels go to any vocoder of the same front end; the paired
-vocoder is **Griffin-Lim**: no trained vocoder has yet been shown to beat it on this model's tokenized
-held-out speech (see benchmarks/RESULTS.md, "Quality per bit").
+(FSQ) → **{tok['bitrate']:.0f} bit/s**. Decoded log-mels go to any vocoder of the same front end. The
+paired vocoder (`-v default`) is **Griffin-Lim**: no trained vocoder has been shown to beat it here. None
+was trained on this model's tokens yet, and the trained vocoders measured so far lose to Griffin-Lim even
+on true LJSpeech mels at the CPU budgets available (iSTFT vocoder after 37 min: PESQ-WB 1.99, HiFi-GAN V3
+after 13 min: 1.05, Griffin-Lim: 3.55; benchmarks/RESULTS.md, "Vocoders").
 
 - file: `src/spectok/models/{artifact.name}` ({artifact.stat().st_size / 1e6:.2f} MB, float32,
   {tok['parameters'] / 1e6:.2f} M parameters), SHA-256 `{sha}`
