@@ -40,7 +40,7 @@ class Recipe:
     preset: str  # tokenizer preset
     steps: int
     aliases: tuple[str, ...]
-    held_out: str  # what the card calls the held-out set
+    held_out: str  # what the held-out set is (the counts come from the prepared test split)
     ood: tuple[str, str]  # (label, path) of the out-of-domain case
     use: str
 
@@ -48,13 +48,13 @@ class Recipe:
 RECIPES = {
     "default": Recipe(
         data="speech16k", preset="default", steps=30_000, aliases=("speech16k",),
-        held_out="60 clips of 25 speakers never trained on (LibriTTS test-clean, LibriSpeech dev-clean, VCTK)",
+        held_out="whole speakers never trained on (LibriTTS test-clean, LibriSpeech dev-clean, VCTK)",
         ood=("8 kHz telephone-band digits (Free Spoken Digit Dataset, first 40 clips)",
              str(DATA / "free-spoken-digit-dataset" / "recordings")),
         use="general English read speech at 16 kHz"),
     "ljspeech22k": Recipe(
         data="ljspeech22k", preset="ljspeech22k", steps=40_000, aliases=(),
-        held_out="30 whole LJSpeech clips never trained on",
+        held_out="whole LJSpeech clips never trained on",
         ood=("multi-speaker read speech (LibriTTS test-clean, 23 clips, 24 kHz)", str(DATA / "extra" / "LibriTTS")),
         use="LJSpeech text-to-speech (the DCTTS setting: HiFi-GAN 22 kHz mels)"),
 }
@@ -159,6 +159,11 @@ def write_card(name: str, r: Recipe, artifact: Path, report: dict, ood: dict, ti
     tokens, speed = report["tokens"], report["speed"]
     sha = hashlib.sha256(artifact.read_bytes()).hexdigest()
     cmd = f"python scripts/release_models.py {name}"
+    from spectok.data.prepared import open_prepared
+
+    test = open_prepared(prepared).split("test")
+    n_speakers = len({r["speaker"] for r in test})
+    held = f"{len(test)} clips" + (f" of {n_speakers} speakers" if n_speakers > 1 else "")
     session = timing["sessions"][-1]
     cfg = tr.get("config", {})
     batch, crop = cfg.get("train", {}).get("batch_size"), cfg.get("data", {}).get("crop_frames")
@@ -197,7 +202,8 @@ Validation log-mel L1 {tr.get('valid', {}).get('l1', float('nan')):.4f} (natural
 Reproduce: `{cmd}` (or `make models`).
 
 ## Held-out results
-`spectok eval -t {name} -v griffin-lim` on {r.held_out}; mean and 95 % interval over utterances.
+`spectok eval -t {name} -v griffin-lim` on {held}, {r.held_out}; mean and 95 % interval over
+utterances.
 Tokenized: audio → codes → log-mel → Griffin-Lim (32 iterations); copy synthesis: audio → log-mel →
 Griffin-Lim, the bound the vocoder sets.
 
@@ -205,7 +211,7 @@ Griffin-Lim, the bound the vocoder sets.
 
 Tokens: {tokens['used_fraction'] * 100:.0f} % of the {tokens['total_codes']} codes used, entropy
 {tokens['entropy_bits_per_second']:.0f} bit/s of the nominal {tokens['nominal_bits_per_second']:.0f} bit/s.
-Speed on this machine ({speed['torch_threads']} threads, batch 1, float64 front end): encode
+Speed on this machine ({speed['torch_threads']} thread(s), batch 1, float64 front end): encode
 {speed['encode_x_realtime']:.0f}× real time, tokens → log-mel {speed['tokenizer_decode_x_realtime']:.0f}×,
 Griffin-Lim {speed['vocoder_x_realtime']:.0f}× (load average {report['load_avg'] or float('nan'):.1f} after the
 run; on an idle machine see benchmarks/bench_inference.py, and `spectok encode` uses the faster float32
@@ -228,7 +234,7 @@ synthesis): good enough to be understood (STOI), not to be mistaken for the reco
     index[name] = {"aliases": list(r.aliases), "tokenizer": artifact.name, "vocoder": "griffin-lim",
                    "card": f"{name}.md",
                    "headline": {"pesq": round(agg["pesq"]["mean"], 3), "stoi": round(agg["stoi"]["mean"], 3),
-                                "held_out": r.held_out.split(" (")[0]}}
+                                "held_out": held}}
     index_path.write_text(json.dumps(dict(sorted(index.items())), indent=1) + "\n")
     print(f"wrote {MODELS / (name + '.md')} and index.json")
 
