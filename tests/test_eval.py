@@ -339,3 +339,15 @@ def test_grid_tokenizer_with_residual_stages_reports_every_row(audio_dir, tmp_pa
     assert t["columns_counted"] == u["token_columns"] == math.ceil(u["frames"] / 2)
     md = rep.render_markdown(rep.build(result))
     assert "## Tokens per row" in md and md.count("\n| 7 | 32 |") == 1 and "each shared by 4 rows" in md
+
+
+def test_a_missing_input_is_reported_and_the_rest_evaluated(tokenizer_path, audio_dir, tmp_path, capsys):
+    """The exit-code policy: one missing path costs that input only; the report lists it, exit 1."""
+    out = tmp_path / "rep"
+    one = sorted(audio_dir.rglob("lj1*"))[0]
+    assert main(["eval", "-t", str(tokenizer_path), str(one), str(tmp_path / "missing.wav"), "-o", str(out),
+                 *GL]) == 1
+    rep = json.loads((out / "report.json").read_text())
+    assert len(rep["utterances"]) == 1
+    assert rep["data"]["skipped"][0]["reason"] == "no such file or folder"
+    assert "missing.wav" in capsys.readouterr().err

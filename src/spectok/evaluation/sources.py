@@ -98,7 +98,8 @@ def collect(data: Sequence[str | os.PathLike], limit: int | None = None) -> Coll
     position when two share a name) so they stay unique.
 
     Raises:
-        DataError: an argument does not exist, or nothing evaluable was found at all.
+        DataError: nothing evaluable was found at all (a missing argument alone is reported in
+            ``skipped`` and the others go on).
     """
     if limit is not None and limit < 1:
         raise DataError(f"--limit must be >= 1, got {limit}")
@@ -113,8 +114,10 @@ def collect(data: Sequence[str | os.PathLike], limit: int | None = None) -> Coll
         prefix = ""
         if len(roots) > 1:
             prefix = f"{names[i]}/" if names.count(names[i]) == 1 else f"{i}-{names[i]}/"
-        if not root.exists():
-            raise DataError(f"{root}: no such file or folder")
+        if not root.exists():  # reported and skipped: the other arguments are still evaluated
+            skipped.append({"id": prefix + (root.stem or str(root)), "path": str(root),
+                            "reason": "no such file or folder"})
+            continue
         if root.is_dir() and (root / "mel.json").is_file():
             found, source, bad = _prepared(root, prefix)
             skipped += bad
@@ -125,6 +128,9 @@ def collect(data: Sequence[str | os.PathLike], limit: int | None = None) -> Coll
             source = {"path": str(root), "kind": "file", "split": None, "items": 1}
         items += found
         sources.append(source)
+    missing = [s["path"] for s in skipped if s["reason"] == "no such file or folder"]
+    if not items and missing and len(missing) == len(roots):
+        raise DataError(f"{', '.join(missing)}: no such file or folder")
     if not items:
         raise DataError(f"no audio found in {', '.join(map(str, roots))} "
                         f"(looked for {', '.join(AUDIO_EXTENSIONS)} files and prepared folders)")
