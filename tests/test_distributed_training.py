@@ -62,6 +62,16 @@ def test_torchrun_two_cpu_processes_agree_and_resume_on_one(tmp_path, tiny_prepa
     # Each rank validated one of the 2 items; the codebook counts were summed over ranks:
     # 2 items x 64 frames / 2 (time stride) x 4 frequency rows.
     assert state["valid"]["codebook/count"] == 2 * 32 * 4
+    # ... and so were the log-mel errors: the validation L1 is the whole set's, not rank 0's share.
+    from torch.utils.data import DataLoader
+
+    spec = task.data(str(tiny_prepared))
+    task.model.eval()
+    task.start_validation()
+    for batch in DataLoader(spec.valid, batch_size=2, collate_fn=spec.collate):
+        task.validate_batch(batch)
+    whole = task.end_validation()
+    assert abs(whole["l1"] - state["valid"]["l1"]) < 1e-5 * max(1.0, whole["l1"])
     # Each rank drew its own crops: their RNG streams differ.
     assert not torch.equal(state["rng"][0]["torch"], state["rng"][1]["torch"])
 

@@ -175,13 +175,19 @@ class TokenizerTask(TrainTask):
                 "quantizer": float(out.quantizer.loss)}
 
     def end_validation(self) -> dict[str, float]:
-        """Codebook statistics, and ``l1``/``mse`` over every real frame of the set (replacing the
-        engine's per-batch averages, which weight batches by item count, not by frames)."""
+        """Codebook statistics, and ``l1``/``mse`` over every real frame of the set on every rank
+        (replacing the engine's per-batch averages, which weight batches by item count, not by frames)."""
         if self._tracker is None:
             return {}
         out = self._tracker.compute()
-        n = max(self._sums["values"], 1.0)
-        out.update(l1=self._sums["l1"] / n, mse=self._sums["mse"] / n)
+        from spectok.quantizers.ops import all_reduce_sum_
+
+        # every rank validated its share: sum the frames and errors over ranks (a collective)
+        device = next(self.model.parameters()).device  # NCCL reduces CUDA tensors only
+        sums = all_reduce_sum_(torch.tensor([self._sums["l1"], self._sums["mse"], self._sums["values"]],
+                                            dtype=torch.float64, device=device))
+        l1, mse, n = (float(v) for v in sums)
+        out.update(l1=l1 / max(n, 1.0), mse=mse / max(n, 1.0))
         return out
 
     def log_media(self, writer: Any, batch: dict[str, torch.Tensor], step: int) -> None:
