@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import abc
+
 import torch
 from torch import nn
 
 from spectok.audio.mel import MelConfig
 
 
-class Vocoder(nn.Module):
-    """Base class of every vocoder.
+class Vocoder(nn.Module, metaclass=abc.ABCMeta):
+    """The contract every vocoder provides (``spectok.Vocoder``).
 
-    ``forward(mel [B, n_mels, T]) -> waveform [B, T * hop_length]`` float32 in [-1, 1].
-    Each vocoder carries the ``mel_config`` it was trained for; :meth:`check_mel` raises a
-    :class:`~spectok.errors.MelMismatchError` naming the differing fields when joined with
-    a tokenizer (or features) made with another front end.
+    ``forward(mel [B, n_mels, T]) -> waveform [B, T * hop]`` float32 in [-1, 1]. Each vocoder
+    carries the ``mel_config`` it was trained for (so ``hop`` and ``sample_rate`` follow);
+    :meth:`check_mel` raises a :class:`~spectok.errors.MelMismatchError` naming the differing
+    fields when it is joined with a tokenizer (or features) made with another front end.
+    ``receptive_field`` is the number of mel frames one output frame depends on, ``None`` when
+    it is not local (Griffin-Lim iterates over the whole spectrogram) or not stated: chunked
+    vocoding is then approximate at chunk borders.
     """
 
     mel_config: MelConfig
@@ -23,8 +28,18 @@ class Vocoder(nn.Module):
     def sample_rate(self) -> int:
         return self.mel_config.sample_rate
 
+    @property
+    def hop(self) -> int:
+        """Output samples per mel frame."""
+        return self.mel_config.hop_length
+
+    @property
+    def receptive_field(self) -> int | None:
+        return None
+
     def check_mel(self, other: MelConfig, what: str = "tokenizer") -> None:
         self.mel_config.check_compatible(other, what=f"vocoder and {what} mel configs")
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """log-mel ``[B, n_mels, T]`` -> waveform ``[B, T * hop]``."""
