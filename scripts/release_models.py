@@ -53,7 +53,7 @@ RECIPES = {
              str(DATA / "free-spoken-digit-dataset" / "recordings")),
         use="general English read speech at 16 kHz"),
     "ljspeech22k": Recipe(
-        data="ljspeech22k", preset="ljspeech22k", steps=40_000, aliases=(),
+        data="ljspeech22k", preset="ljspeech22k", steps=32_000, aliases=(),
         held_out="whole LJSpeech clips never trained on",
         ood=("multi-speaker read speech (LibriTTS test-clean, 23 clips, 24 kHz)", str(DATA / "extra" / "LibriTTS")),
         use="LJSpeech text-to-speech (the DCTTS setting: HiFi-GAN 22 kHz mels)"),
@@ -79,7 +79,8 @@ def train(name: str, r: Recipe, data: Path, work: Path, steps: int, threads: int
     done = json.loads(record.read_text()) if record.is_file() else {"cpu_s": 0.0, "wall_s": 0.0, "sessions": []}
     if done.get("steps") == steps:
         return done
-    resume = (run / "checkpoints").is_dir() and any((run / "checkpoints").glob("step-*.pt"))
+    steps_done = sorted(int(p.stem.split("-")[1]) for p in (run / "checkpoints").glob("step-*.pt"))
+    resume = bool(steps_done)
     args = ["train", "tokenizer", "--out", str(run), "--steps", str(steps), "--set", "train.progress=false"]
     args += ["--resume"] if resume else ["--config", r.preset, "--data", str(data)]
     t0 = time.time()
@@ -87,6 +88,7 @@ def train(name: str, r: Recipe, data: Path, work: Path, steps: int, threads: int
     done["cpu_s"] += cpu
     done["wall_s"] += time.time() - t0
     done["sessions"].append({"cpu_s": round(cpu), "threads": threads, "load_avg_end": os.getloadavg()[0],
+                             "from_step": steps_done[-1] if steps_done else 0,
                              "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"})
     done["steps"] = steps
     record.write_text(json.dumps(done, indent=1))
@@ -166,6 +168,9 @@ def write_card(name: str, r: Recipe, artifact: Path, report: dict, ood: dict, ti
     held = f"{len(test)} clips" + (f" of {n_speakers} speakers" if n_speakers > 1 else "")
     session = timing["sessions"][-1]
     cfg = tr.get("config", {})
+    first = min(sess.get("from_step", 0) for sess in timing["sessions"])
+    untimed = (f" (a first process trained steps 0-{first} and was stopped before this record began; "
+               f"its CPU time is not counted)" if first else "")
     batch, crop = cfg.get("train", {}).get("batch_size"), cfg.get("data", {}).get("crop_frames")
     card = f"""# spectok `{name}`{' (alias ' + ', '.join(f'`{a}`' for a in r.aliases) + ')' if r.aliases else ''}
 
@@ -195,7 +200,7 @@ public domain), Hi-Fi TTS (Bakhturina et al.), as listed per file in `extra/MANI
 
 ## Training
 {tr.get('step', steps)} steps picked by validation log-mel L1 (best of {steps}), batch {batch}, crops of {crop}
-frames, Adam; {timing['cpu_s'] / 60:.0f} CPU-minutes ({timing['wall_s'] / 60:.0f} min wall) on
+frames, Adam; {timing['cpu_s'] / 60:.0f} CPU-minutes ({timing['wall_s'] / 60:.0f} min wall){untimed} on
 {session['machine']}, {session['threads']} thread(s), no GPU (load average at the end
 {session['load_avg_end']:.1f}).
 Validation log-mel L1 {tr.get('valid', {}).get('l1', float('nan')):.4f} (natural-log units).
