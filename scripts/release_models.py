@@ -131,6 +131,21 @@ def data_table(prepared: Path) -> str:
     return "\n".join(lines)
 
 
+CREDITS = {"LibriSpeech": "LibriSpeech (Panayotov et al. 2015)", "LibriTTS": "LibriTTS (Zen et al. 2019)",
+           "VCTK": "VCTK (Yamagishi et al.)", "VCC2016": "the Voice Conversion Challenge 2016 (Toda et al.)",
+           "CMU_ARCTIC": "CMU ARCTIC (Kominek and Black 2004)", "CommonVoice": "Common Voice (Mozilla)",
+           "LJSpeech": "LJSpeech (Keith Ito and Linda Johnson 2017)", "HiFiTTS": "Hi-Fi TTS (Bakhturina et al. 2021)"}
+
+
+def credits(prepared: Path) -> str:
+    """The corpora whose recordings are in the prepared folder, credited."""
+    from spectok.data.prepared import open_prepared
+
+    found = sorted({r["speaker"].split(":")[0] if ":" in r["speaker"] else "LJSpeech"
+                    for r in open_prepared(prepared).records})
+    return ", ".join(CREDITS.get(c, c) for c in found)
+
+
 def _m(agg: dict, group: str, key: str) -> str:
     s = agg.get(group, {}).get(key)
     if not s or s.get("mean") is None:
@@ -194,9 +209,7 @@ Real recordings from ../shared/data (small public subsets of the corpora, see it
 
 {data_table(prepared)}
 
-Credits: LibriSpeech and LibriTTS (Panayotov et al.; Zen et al.; CC BY 4.0), VCTK (Yamagishi et al.),
-VCC2016 (Toda et al.), CMU ARCTIC (Kominek and Black), Common Voice (Mozilla, CC0), LJSpeech (Keith Ito,
-public domain), Hi-Fi TTS (Bakhturina et al.), as listed per file in `extra/MANIFEST.tsv`.
+Credits: {credits(prepared)}; the licence of every file is listed in `extra/MANIFEST.tsv`.
 
 ## Training
 {tr.get('step', steps)} steps picked by validation log-mel L1 (best of {steps}), batch {batch}, crops of {crop}
