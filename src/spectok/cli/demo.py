@@ -10,7 +10,8 @@ its README): a voice the ``default`` model never heard, and clips held out from 
     spectok eval -t default DEMO/test -o OUT/default/report
     spectok eval -t ljspeech22k DEMO/test -o OUT/ljspeech22k/report
     spectok prepare folder DEMO/finetune OUT/finetune/prepared --mel speech-16k --valid-ratio 0.25 --test-ratio 0
-    spectok train tokenizer --init default --data OUT/finetune/prepared --out OUT/finetune/run --steps N
+    spectok train tokenizer --init default --data OUT/finetune/prepared --out OUT/finetune/run --steps N \
+        --set optim.generator.lr=2.0e-4
     spectok export OUT/finetune/run -o OUT/finetune/tokenizer.safetensors
     spectok eval -t OUT/finetune/tokenizer.safetensors DEMO/test -o OUT/finetune/report
 
@@ -82,8 +83,9 @@ def run(args: argparse.Namespace) -> int:
         if (ft / "run" / "checkpoints").exists():
             train += ["--resume"]
         else:
-            train += ["--init", "default", "--data", str(ft / "prepared"), "--set", "train.valid_every=250",
-                      "--set", "train.checkpoint_every=250", "--set", "train.log_every=250"]
+            train += ["--init", "default", "--data", str(ft / "prepared"), "--set", "optim.generator.lr=2.0e-4",
+                      "--set", "train.valid_every=250", "--set", "train.checkpoint_every=250",
+                      "--set", "train.log_every=250"]
         _step("fine-tune 'default' on the new voice", train)
         _step("export the fine-tuned tokenizer", ["export", str(ft / "run"), "-o", str(artifact)])
     _step("evaluate the fine-tuned tokenizer on the same held-out clips",
