@@ -56,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--threads must be >= 1, got {args.threads}")
     explicit = getattr(args, "threads", None) or (os.environ.get("SPECTOK_THREADS") and default_threads())
     args.threads = explicit or None  # training reads it: explicit beats the config's train.threads
-    apply_threads(explicit or default_threads())
+    if explicit:
+        apply_threads(explicit)
+    elif "torch" not in sys.modules:  # a fresh process: torch will start its pools with this
+        os.environ.setdefault("OMP_NUM_THREADS", str(default_threads()))
+    # else: a caller that already runs torch (a notebook, a test) keeps the threads it chose
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
