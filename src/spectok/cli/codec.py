@@ -130,22 +130,19 @@ def output_path(out: Path, rel: Path, suffix: str, single: bool) -> Path:
 
 
 def plan_outputs(files: list[tuple[Path, Path]], out: Path, suffix: str) -> dict[Path, Path]:
-    """``{input: output}`` for every input, checked before anything is written (the output policy).
+    """``{input: output}`` for every input of :func:`collect`, checked before anything is written.
 
     Refused, in one line naming the two paths: an output that resolves to an input file (so
     ``-o`` may be an input folder only when every output differs from every input), an output
-    outside ``-o``, and two inputs that would write the same output. The same file given twice
-    (``a.wav`` and ``x/../a.wav``) is one input.
+    outside ``-o``, and two inputs that would write the same output (:func:`collect` has already
+    made the same file named twice, ``a.wav`` and ``x/../a.wav``, one input).
     """
-    unique: dict[Path, tuple[Path, Path]] = {}
-    for f, rel in files:
-        unique.setdefault(f.resolve(), (f, rel))
-    single = len(unique) == 1
+    single = len(files) == 1
     root = out.resolve()
-    inputs = set(unique)
+    inputs = {f.resolve() for f, _ in files}
     plan: dict[Path, Path] = {}
     written: dict[Path, Path] = {}
-    for f, rel in unique.values():
+    for f, rel in files:
         dest = output_path(out, rel, suffix, single)
         target = dest.resolve()
         if target in inputs:
@@ -299,7 +296,6 @@ def _encode(args: argparse.Namespace) -> int:
     files = collect_some(args.inputs, AUDIO_EXTENSIONS, "audio files")
     suffix = ".npy" if args.format == "npy" else ".sptk"
     plan = plan_outputs(files, args.out, suffix)
-    files = [(f, rel) for f, rel in files if f in plan]
     pipe = _load_pipeline(args, with_vocoder=False)
     runner = Runner("encode", len(files), args.quiet, args.out)
 
@@ -335,7 +331,6 @@ def _decode(args: argparse.Namespace) -> int:
 
     files = collect_some(args.inputs, TOKEN_SUFFIXES, "token files (.sptk, .npy)")
     plan = plan_outputs(files, args.out, ".wav")
-    files = [(f, rel) for f, rel in files if f in plan]
     pipe = _load_pipeline(args, with_vocoder=True)
     runner = Runner("decode", len(files), args.quiet, args.out)
     for start in range(0, len(files), pipe.batch_size):
@@ -365,7 +360,6 @@ def _reconstruct(args: argparse.Namespace) -> int:
 
     files = collect_some(args.inputs, AUDIO_EXTENSIONS, "audio files")
     plan = plan_outputs(files, args.out, ".wav")
-    files = [(f, rel) for f, rel in files if f in plan]
     pipe = _load_pipeline(args, with_vocoder=True)
     runner = Runner("reconstruct", len(files), args.quiet, args.out)
 
