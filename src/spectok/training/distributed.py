@@ -79,8 +79,17 @@ def setup(device: torch.device, info: DistInfo) -> None:
         dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size)
 
 
-def teardown() -> None:
+def teardown(clean: bool = True) -> None:
+    """Leave the process group.
+
+    ``clean``: every rank got here normally, so wait for all of them first; a rank that
+    destroys its gloo group while another still talks to it can abort that one
+    ("terminate called without an active exception"). After an error no barrier is
+    attempted, since the failed rank may never arrive.
+    """
     if dist.is_available() and dist.is_initialized():
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
 
 

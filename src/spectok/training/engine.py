@@ -238,7 +238,7 @@ class Trainer:
         SIGTERM stops every rank after the current step, with a checkpoint (``stopped`` true).
         """
         self._log_start()
-        last_path, stopped = None, False
+        last_path, stopped, clean = None, False, False
         batches = self._train_batches()
         try:
             with D.StopSignal() as stop:
@@ -247,10 +247,11 @@ class Trainer:
                 self.log.info(f"stopped by SIGTERM at step {self.step}; continue with --resume")
             else:
                 self.log.info(f"done at step {self.step}; last validation {self.last_valid}; best {self.best}")
+            clean = True
         finally:
             batches.close()  # shuts the loader's workers down
             self.log.close()
-            D.teardown()
+            D.teardown(clean)
         return {"step": self.step, "valid": self.last_valid, "best": self.best, "stopped": stopped,
                 "checkpoint": str(last_path or self.ckpts.latest())}
 
