@@ -47,7 +47,7 @@ class Recipe:
 
 RECIPES = {
     "default": Recipe(
-        data="speech16k", preset="default", steps=25_000, aliases=("speech16k",),
+        data="speech16k", preset="default", steps=40_000, aliases=("speech16k",),
         held_out="whole speakers never trained on (LibriTTS test-clean, LibriSpeech dev-clean, VCTK)",
         ood=("8 kHz telephone-band digits (Free Spoken Digit Dataset, first 40 clips)",
              str(DATA / "free-spoken-digit-dataset" / "recordings")),

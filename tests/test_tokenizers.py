@@ -139,7 +139,7 @@ def test_rates_derived_from_the_dctts_preset():
     assert m.frame_rate == pytest.approx(columns_per_s)
     assert m.codebook_sizes == [cfg["quantizer"]["codebook_size"]] * rows
     assert m.bitrate == pytest.approx(expected)
-    assert m.hop == time_down
+    assert m.time_downsample == time_down
 
 
 @pytest.mark.parametrize("make", [lambda: tiny1d(dilations=[1, 3], norm="none"),
@@ -148,7 +148,7 @@ def test_receptive_field_matches_gradient_support(make):
     m = make()
     mel = log_mel(1, 200).requires_grad_(True)
     z = m.pre_quant(m.encoder(m._to_input((mel - m.norm_mean) / m.norm_std)))
-    z[..., 200 // m.hop // 2].sum().backward()  # a column far from both edges
+    z[..., 200 // m.time_downsample // 2].sum().backward()  # a column far from both edges
     touched = (mel.grad.abs().sum(1)[0] > 0).nonzero().flatten()
     span = int(touched.max() - touched.min() + 1)
     assert span == m.receptive_field

@@ -14,13 +14,21 @@ trimmed to each item's true length (codes to ``ceil(frames / d)`` columns, audio
 original number of samples). Items longer than ``chunk_seconds`` are processed alone in
 overlapping chunks (:mod:`spectok.inference.chunking`), so memory stays bounded whatever
 the length, and the codes equal those of a whole-file encode for time-local encoders.
+
+Streaming (:meth:`Pipeline.stream_encode`, :meth:`Pipeline.stream_decode`) takes blocks of any
+size and yields each output as soon as it is final, equal to the whole-file result::
+
+    for codes in pipe.stream_encode(microphone_blocks()):   # codes [K, m] int64
+        send(codes)
+    for audio in pipe.stream_decode(received_columns()):    # float32 blocks
+        play(audio)
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +47,7 @@ from spectok.inference.chunking import (
     soundfile_reader,
     vocode_chunked,
 )
+from spectok.inference.streaming import StreamDecoder, StreamEncoder
 from spectok.tokens import TokenFile
 
 Audio = np.ndarray | torch.Tensor
@@ -300,6 +309,43 @@ class Pipeline:
         """Trim or zero-pad a waveform to exactly ``n`` samples (float32 numpy)."""
         x = wav.detach().float().cpu().numpy()[:n]
         return np.pad(x, (0, n - len(x))) if len(x) < n else x
+
+    # ---- streaming -------------------------------------------------------------------------
+    def stream_encoder(self) -> StreamEncoder:
+        """A :class:`~spectok.inference.streaming.StreamEncoder` on this pipeline's front end."""
+        return StreamEncoder(self.tokenizer, self.mel)
+
+    def stream_decoder(self) -> StreamDecoder:
+        """A :class:`~spectok.inference.streaming.StreamDecoder` on this pipeline's vocoder."""
+        return StreamDecoder(self.tokenizer, self.vocoder)
+
+    def stream_encode(self, blocks: Iterable[Audio]) -> Iterator[torch.Tensor]:
+        """Mono blocks ``[n]`` at :attr:`sample_rate` (any sizes) -> token columns ``[K, m]`` int64,
+        each yielded as soon as it is final; together they equal :meth:`encode` of the whole audio.
+
+        Raises:
+            SpectokError: the tokenizer normalises over time or states no receptive field.
+        """
+        enc = self.stream_encoder()
+        for block in blocks:
+            codes = enc.push(_as_wave(block))
+            if codes.shape[-1]:
+                yield codes
+        codes = enc.finish()
+        if codes.shape[-1]:
+            yield codes
+
+    def stream_decode(self, columns: Iterable[np.ndarray | torch.Tensor],
+                      num_samples: int | None = None) -> Iterator[np.ndarray]:
+        """Token columns ``[K, m]`` (any ``m``) -> float32 audio blocks at :attr:`sample_rate`, each
+        yielded as soon as it is final; together they equal :meth:`decode` of the whole token file
+        with ``num_samples`` (its header's length; ``None``: every decoded frame's samples)."""
+        dec = self.stream_decoder()
+        for cols in columns:
+            wav = dec.push(cols)
+            if len(wav):
+                yield wav
+        yield dec.finish(num_samples)
 
     # ---- both ------------------------------------------------------------------------------
     def reconstruct(self, audio: Audio | Sequence[Audio], sample_rate: int | None = None

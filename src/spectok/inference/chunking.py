@@ -19,10 +19,12 @@ no normalisation pooling statistics over time (GroupNorm, InstanceNorm, BatchNor
 training mode). :func:`is_time_local` checks that; for other encoders chunked codes are an
 approximation near chunk borders, and :class:`ChunkedEncoder` warns.
 
-*Decoder and vocoder.* The same overlap-and-keep-the-middle scheme with a context of
-``context_columns`` code columns and ``context_frames`` mel frames; exact for time-local
-decoders whose receptive field fits the context, a close approximation otherwise
-(Griffin-Lim iterates over the whole chunk, so its borders differ slightly).
+*Decoder and vocoder.* The same overlap-and-keep-the-middle scheme, with the context the
+tokenizer's ``decoder_receptive_field`` (code columns) and the vocoder's ``receptive_field``
+(mel frames) declare: exact for time-local decoders and vocoders, Griffin-Lim included (its
+reach grows by ``ceil(n_fft / hop) - 1`` frames per iteration, and its initial phase depends
+only on the global frame index). Where a model states no receptive field, a fixed context
+gives a close approximation.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from torch import nn
 
 from spectok.audio.mel import MelSpectrogram
 from spectok.tokenizers.base import Tokenizer
+from spectok.vocoders.base import Vocoder
 
 SampleReader = Callable[[int, int], np.ndarray]
 """``read(a, b) -> float32 samples [b - a]`` of the original waveform, ``0 <= a < b <= T``."""
@@ -166,28 +169,38 @@ class ChunkedEncoder:
         return torch.cat(pieces, dim=-1)
 
 
+def side_context(receptive_field: int | None, default: int) -> int:
+    """Steps of context to keep on each side of a piece for a symmetric receptive field (two-sided
+    width ``receptive_field``; ``default`` when it is not stated)."""
+    return default if receptive_field is None else receptive_field // 2 + 1
+
+
 def _overlap_keep_middle(fn, x: torch.Tensor, chunk: int, context: int) -> torch.Tensor:
-    """Apply ``fn`` (``[1, C, t] -> [1, ..., t * per]``) to ``x [C, T]`` in chunks of ``chunk`` steps,
-    each run with up to ``context`` steps on both sides, keeping only the chunk's own output."""
+    """Apply ``fn(piece [1, C, t], start) -> [1, ..., t * per]`` to ``x [C, T]`` in chunks of ``chunk``
+    steps, each run with up to ``context`` steps on both sides, keeping only the chunk's own output."""
     total = x.shape[-1]
     pieces = []
     for s0, s1 in spans(total, chunk):
         a, b = max(0, s0 - context), min(total, s1 + context)
-        y = fn(x[None, :, a:b])[0]
+        y = fn(x[None, :, a:b], a)[0]
         per = y.shape[-1] // (b - a)
         pieces.append(y[..., (s0 - a) * per:(s1 - a) * per])
     return torch.cat(pieces, dim=-1)
 
 
 @torch.no_grad()
-def decode_chunked(tokenizer: nn.Module, codes: torch.Tensor, chunk_columns: int,
-                   context_columns: int = 16) -> torch.Tensor:
-    """``codes [K, T'] -> mel [n_mels, T' * d]``, decoded ``chunk_columns`` at a time with context."""
-    return _overlap_keep_middle(tokenizer.decode, codes, chunk_columns, context_columns)
+def decode_chunked(tokenizer: Tokenizer, codes: torch.Tensor, chunk_columns: int,
+                   context_columns: int | None = None) -> torch.Tensor:
+    """``codes [K, T'] -> mel [n_mels, T' * d]``, decoded ``chunk_columns`` at a time with context
+    (``None``: from the tokenizer's ``decoder_receptive_field``, exact; 16 columns when not stated)."""
+    ctx = side_context(tokenizer.decoder_receptive_field, 16) if context_columns is None else context_columns
+    return _overlap_keep_middle(lambda c, _: tokenizer.decode(c), codes, chunk_columns, ctx)
 
 
 @torch.no_grad()
-def vocode_chunked(vocoder: nn.Module, mel: torch.Tensor, chunk_frames: int,
-                   context_frames: int = 32) -> torch.Tensor:
-    """``mel [n_mels, T] -> waveform [T * hop]``, vocoded ``chunk_frames`` at a time with context."""
-    return _overlap_keep_middle(vocoder, mel, chunk_frames, context_frames)
+def vocode_chunked(vocoder: Vocoder, mel: torch.Tensor, chunk_frames: int,
+                   context_frames: int | None = None) -> torch.Tensor:
+    """``mel [n_mels, T] -> waveform [T * hop]``, vocoded ``chunk_frames`` at a time with context
+    (``None``: from the vocoder's ``receptive_field``, exact; 32 frames when not stated)."""
+    ctx = side_context(vocoder.receptive_field, 32) if context_frames is None else context_frames
+    return _overlap_keep_middle(vocoder.vocode, mel, chunk_frames, ctx)

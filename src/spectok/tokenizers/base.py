@@ -26,6 +26,8 @@ class Tokenizer(nn.Module, metaclass=abc.ABCMeta):
     - ``time_downsample``: mel frames per token column.
     - ``receptive_field``: mel frames one column depends on (``None``: not stated, so chunked
       or streamed encoding is refused).
+    - ``decoder_receptive_field``: code columns one decoded mel frame depends on (``None``: not
+      stated, so streamed decoding is refused and chunked decoding is approximate).
     - ``codebooks``: the sizes of the physical codebooks, in stage order.
     - ``rows_per_codebook``: the token layout. Row ``r`` of ``codes`` uses codebook
       ``r // rows_per_codebook`` (stage-major: a 4-row grid with a 2-stage residual quantizer
@@ -46,6 +48,11 @@ class Tokenizer(nn.Module, metaclass=abc.ABCMeta):
     @property
     def receptive_field(self) -> int | None:
         """Mel frames one token column depends on; ``None`` when not stated."""
+        return None
+
+    @property
+    def decoder_receptive_field(self) -> int | None:
+        """Code columns one decoded mel frame depends on; ``None`` when not stated."""
         return None
 
     @property

@@ -187,8 +187,11 @@ class ConvDecoder(nn.Module):
         tconv = nn.ConvTranspose1d if dims == 1 else nn.ConvTranspose2d
         strides = [_as_tuple(s, dims) for s in strides]
         layers: list[nn.Module] = [conv(channels[-1], channels[-1], 3, padding=1)]
-        layers += [ResBlock(channels[-1], channels[-1], dims, norm, act, dilations[j % len(dilations)], dropout)
-                   for j in range(counts[-1])]
+        # (kernel, upsampling stride, dilation) along time, input to output
+        time_layers: list[tuple[int, int, int]] = [(3, 1, 1)]
+        for j in range(counts[-1]):
+            layers.append(ResBlock(channels[-1], channels[-1], dims, norm, act, dilations[j % len(dilations)], dropout))
+            time_layers += layers[-1].time_layers
         for i in reversed(range(len(strides))):
             stride = strides[i]
             geo = [resample_geometry(s) for s in stride]
@@ -198,11 +201,32 @@ class ConvDecoder(nn.Module):
                 layers.append(tconv(channels[i + 1], channels[i], tuple(g[0] for g in geo) if dims == 2 else geo[0][0],
                                     stride=stride if dims == 2 else stride[0],
                                     padding=tuple(g[1] for g in geo) if dims == 2 else geo[0][1]))
-            layers += [ResBlock(channels[i], channels[i], dims, norm, act, dilations[j % len(dilations)], dropout)
-                       for j in range(counts[i])]
+            time_layers.append((geo[-1][0], stride[-1], 1))
+            for j in range(counts[i]):
+                layers.append(ResBlock(channels[i], channels[i], dims, norm, act, dilations[j % len(dilations)],
+                                       dropout))
+                time_layers += layers[-1].time_layers
         layers += [norm_layer(norm, channels[0], dims), activation(act)]
         self.net = nn.Sequential(*layers)
         self.last_layer = conv(channels[0], out_channels, 3, padding=1)
+        self.time_layers = [*time_layers, (3, 1, 1)]
+
+    @property
+    def receptive_field(self) -> int:
+        """Input columns (time axis) that one output frame depends on, rounded up.
+
+        A transposed convolution of kernel ``k`` and stride ``s`` reads ``ceil(k / s)`` inputs
+        per output; a convolution after upsampling by ``u`` in total spans ``(k - 1) * d / u``
+        input columns.
+        """
+        span, up = 0.0, 1
+        for k, s, d in self.time_layers:
+            if s > 1:
+                span += (math.ceil(k / s) - 1) / up
+                up *= s
+            else:
+                span += (k - 1) * d / up
+        return math.ceil(span) + 1
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.last_layer(self.net(z))

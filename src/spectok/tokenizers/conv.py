@@ -117,9 +117,10 @@ class ConvVQVAE(Tokenizer):
         return self.encoder.receptive_field
 
     @property
-    def hop(self) -> int:
-        """Mel frames per token column (= ``time_downsample``)."""
-        return self.time_downsample
+    def decoder_receptive_field(self) -> int:
+        """Code columns one decoded mel frame depends on (time axis; exact streaming and chunked
+        decoding keep this many columns of context, split over both sides)."""
+        return self.decoder.receptive_field
 
     @property
     def codebooks(self) -> list[int]:

@@ -18,8 +18,10 @@ class Vocoder(nn.Module, metaclass=abc.ABCMeta):
     :meth:`check_mel` raises a :class:`~spectok.errors.MelMismatchError` naming the differing
     fields when it is joined with a tokenizer (or features) made with another front end.
     ``receptive_field`` is the number of mel frames one output frame depends on, ``None`` when
-    it is not local (Griffin-Lim iterates over the whole spectrogram) or not stated: chunked
-    vocoding is then approximate at chunk borders.
+    not stated: streamed vocoding is then refused and chunked vocoding is approximate at chunk
+    borders. :meth:`vocode` is the entry point for a piece of a longer mel: it says where the
+    piece starts, for vocoders whose output depends on the position (Griffin-Lim's seeded
+    initial phase).
     """
 
     mel_config: MelConfig
@@ -43,3 +45,7 @@ class Vocoder(nn.Module, metaclass=abc.ABCMeta):
     @abc.abstractmethod
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         """log-mel ``[B, n_mels, T]`` -> waveform ``[B, T * hop]``."""
+
+    def vocode(self, mel: torch.Tensor, start_frame: int = 0) -> torch.Tensor:
+        """``forward`` on frames ``[start_frame, start_frame + T)`` of a longer log-mel."""
+        return self(mel)

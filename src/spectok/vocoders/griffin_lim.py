@@ -19,6 +19,8 @@ Two steps:
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -85,14 +87,23 @@ class GriffinLim(Vocoder):
         nnls_iters: multiplicative NNLS refinements of the pseudo-inverse magnitude (0 = plain
             clamped pseudo-inverse).
         init: initial phase, ``"random"`` (uniform, seeded) or ``"zeros"``.
-        seed: seed of the random initial phase (each call and each batch item starts from the same
-            phases, so results do not depend on batching).
+        seed: seed of the random initial phase. Frame ``t`` starts from row ``t mod 1009`` of one
+            seeded table of phases, whatever the batch, the length, or where a piece of a longer
+            mel starts (:meth:`vocode`), so batched, chunked and streamed results agree.
         magnitude_power: raise the recovered magnitude to this power before phase
             reconstruction (1.0 = none; values ~1.2-1.5 sharpen harmonics as in some TTS recipes).
 
     ``forward(mel [B, n_mels, T]) -> waveform [B, T * hop_length]`` (float32). Nothing is
     trained; the module only holds the pseudo-inverse and window as buffers.
+
+    Each iteration's iSTFT and STFT let a frame reach the ``ceil(n_fft / hop) - 1`` frames on
+    either side, so after ``n_iter`` iterations and the final iSTFT an output frame depends on
+    ``(n_iter + 1)`` such reaches each way: :attr:`receptive_field`. A piece vocoded with that
+    much context on both sides equals the whole-mel result (what streaming relies on).
     """
+
+    #: rows of the initial-phase table (a prime, about 10 s of frames at 100 frames/s)
+    PHASE_PERIOD = 1009
 
     def __init__(self, mel: MelConfig | dict | str, n_iter: int = 32, momentum: float = 0.99,
                  nnls_iters: int = 10, init: str = "random", seed: int = 0, magnitude_power: float = 1.0) -> None:
@@ -108,6 +119,16 @@ class GriffinLim(Vocoder):
         self.register_buffer("filterbank", fb.float(), persistent=False)
         self.register_buffer("pinv", torch.linalg.pinv(fb).float(), persistent=False)  # [F, n_mels]
         self.register_buffer("window", padded_window(self.mel_config), persistent=False)
+        g = torch.Generator(device="cpu").manual_seed(seed)
+        phases = torch.rand(self.PHASE_PERIOD, self.mel_config.n_fft // 2 + 1, generator=g) * (2 * torch.pi)
+        self.register_buffer("phase_table", phases, persistent=False)  # [PHASE_PERIOD, F]
+
+    @property
+    def receptive_field(self) -> int:
+        """Mel frames one output frame depends on (both sides and itself)."""
+        c = self.mel_config
+        reach = (self.n_iter + 1) * (math.ceil(c.n_fft / c.hop_length) - 1)
+        return 2 * reach + 1
 
     def mel_to_magnitude(self, mel: torch.Tensor) -> torch.Tensor:
         """Log-mel ``[B, n_mels, T]`` -> linear STFT magnitude ``[B, n_fft // 2 + 1, T]`` (non-negative)."""
@@ -135,8 +156,10 @@ class GriffinLim(Vocoder):
         c = self.mel_config
         return overlap_add(torch.fft.irfft(spec, n=c.n_fft, dim=-1), self.window, c.hop_length, envelope)
 
-    def reconstruct(self, magnitude: torch.Tensor) -> torch.Tensor:
+    def reconstruct(self, magnitude: torch.Tensor, start_frame: int = 0) -> torch.Tensor:
         """Linear magnitude ``[B, F, T]`` -> waveform ``[B, T * hop_length]`` by fast Griffin-Lim.
+
+        ``start_frame``: the global index of the first frame (it picks the initial phases).
 
         Internally everything is frames-last (``[B, T, F]``), the memory layout of ``torch.stft``'s
         output, so the element-wise updates run on contiguous tensors.
@@ -146,10 +169,8 @@ class GriffinLim(Vocoder):
         mag = magnitude.float().transpose(1, 2).contiguous()  # [B, T, F]
         envelope = window_envelope(self.window, c.hop_length, t)
         if self.init == "random":
-            g = torch.Generator(device="cpu").manual_seed(self.seed)
-            # one phase pattern shared by the batch: an item's output does not depend on its neighbours
-            phase = torch.rand(magnitude.shape[1:], generator=g).t().to(mag.device).expand_as(mag) * (2 * torch.pi)
-            spec = torch.polar(mag, phase)
+            rows = torch.arange(start_frame, start_frame + t, device=mag.device) % self.PHASE_PERIOD
+            spec = torch.polar(mag, self.phase_table[rows].expand_as(mag))
         else:
             spec = mag.to(torch.complex64)
         prev = None
@@ -167,8 +188,12 @@ class GriffinLim(Vocoder):
 
     @torch.no_grad()
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.vocode(mel)
+
+    @torch.no_grad()
+    def vocode(self, mel: torch.Tensor, start_frame: int = 0) -> torch.Tensor:
         with torch.autocast(device_type=mel.device.type, enabled=False):
-            return self.reconstruct(self.mel_to_magnitude(mel)).clamp(-1.0, 1.0)
+            return self.reconstruct(self.mel_to_magnitude(mel), start_frame).clamp(-1.0, 1.0)
 
     @torch.no_grad()
     def from_linear(self, log_spec: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,164 @@
+"""Exact streaming (spectok.inference.streaming) with the released `default` model on real speech:
+streamed codes equal whole-file codes for every block size, streamed audio equals whole-file
+decoding to float rounding, outputs come out before the input ends, and memory stays bounded."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from conftest import shared_path
+
+import spectok
+from spectok import Pipeline
+from spectok.audio.io import load
+from spectok.errors import SpectokError
+from spectok.inference.chunking import vocode_chunked
+from spectok.tokenizers.conv import ConvVQVAE1d
+from spectok.vocoders import GriffinLim
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return spectok.load_tokenizer("default")
+
+
+@pytest.fixture(scope="module")
+def speech(tokenizer, ljspeech_wavs_module) -> np.ndarray:
+    """About 4.3 s of real speech at the tokenizer's rate, an odd number of samples."""
+    wav, _ = load(ljspeech_wavs_module[0], tokenizer.mel_config.sample_rate)
+    return wav[: 4 * tokenizer.mel_config.sample_rate + 4_123]
+
+
+@pytest.fixture(scope="module")
+def ljspeech_wavs_module():
+    return sorted(shared_path("LJSpeech-1.1", "wavs").glob("*.wav"))
+
+
+def blocks_of(x: np.ndarray, size: int | list[int]):
+    sizes = iter(size) if isinstance(size, list) else None
+    i = 0
+    while i < len(x):
+        n = next(sizes) if sizes else size
+        yield x[i:i + n]
+        i += n
+
+
+@pytest.mark.parametrize("size", [1, 160, 161, 777, 16_000, 160_000, "random"])
+def test_streamed_codes_equal_whole_file_codes(tokenizer, speech, size):
+    pipe = Pipeline(tokenizer)
+    whole = pipe.encode(speech)
+    if size == "random":
+        size = list(np.random.default_rng(0).integers(1, 5_000, size=len(speech)))
+    cols = torch.cat(list(pipe.stream_encode(blocks_of(speech, size))), dim=-1).numpy()
+    assert cols.dtype == np.int64 and cols.shape == whole.codes.shape
+    assert np.array_equal(cols, whole.codes)
+
+
+@pytest.mark.parametrize("columns", [1, 3, 50, 10_000])
+def test_streamed_audio_equals_whole_file_decode(tokenizer, speech, columns):
+    # 4 Griffin-Lim iterations keep the test fast; the context follows the vocoder's own reach
+    pipe = Pipeline(tokenizer, GriffinLim(tokenizer.mel_config, n_iter=4))
+    tokens = pipe.encode(speech)
+    ref = pipe.decode(tokens)
+    pieces = (tokens.codes[:, i:i + columns] for i in range(0, tokens.codes.shape[1], columns))
+    out = np.concatenate(list(pipe.stream_decode(pieces, tokens.num_samples)))
+    assert out.shape == ref.shape == (len(speech),)
+    # the decoder's float rounding (conv on other lengths) is all that differs
+    assert np.abs(out - ref).max() < 1e-4
+
+
+def test_griffin_lim_pieces_with_its_receptive_field_equal_the_whole(tokenizer, speech):
+    """Griffin-Lim (32 iterations) vocoded in pieces with the context it declares is bit-identical."""
+    gl = GriffinLim(tokenizer.mel_config)
+    mel = Pipeline(tokenizer).log_mel(speech)
+    whole = gl(mel[None])[0]
+    for chunk in (37, 100):
+        assert torch.equal(vocode_chunked(gl, mel, chunk), whole)
+
+
+def test_streaming_yields_before_the_input_ends(tokenizer, speech):
+    pipe = Pipeline(tokenizer, GriffinLim(tokenizer.mel_config, n_iter=2))
+    consumed = []
+
+    def source():
+        for i, block in enumerate(blocks_of(speech, 1_600)):  # 100 ms blocks
+            consumed.append(i)
+            yield block
+
+    stream = pipe.stream_encode(source())
+    first = next(stream)
+    assert first.shape[-1] >= 1 and len(consumed) < 10  # the first columns within a second of audio
+    rest = list(stream)
+    tokens = pipe.encode(speech)
+    assert np.array_equal(torch.cat([first, *rest], -1).numpy(), tokens.codes)
+
+    fed = []
+
+    def columns():
+        for j in range(tokens.codes.shape[1]):
+            fed.append(j)
+            yield tokens.codes[:, j:j + 1]
+
+    audio = pipe.stream_decode(columns(), tokens.num_samples)
+    assert len(next(audio)) > 0 and len(fed) < tokens.codes.shape[1] // 2
+
+
+def test_latency_is_stated(tokenizer):
+    pipe = Pipeline(tokenizer)
+    enc, dec = pipe.stream_encoder(), pipe.stream_decoder()
+    assert 0 < enc.latency_seconds < 1.0
+    assert enc.latency_seconds < dec.latency_seconds < 5.0
+
+
+def test_models_that_normalise_over_time_refuse_to_stream():
+    tok = ConvVQVAE1d(mel="speech-16k", channels=[16, 16], strides=[2], num_res_blocks=0, norm="group",
+                      quantizer={"type": "fsq", "levels": [5, 5, 5], "dim": 3}).eval()
+    pipe = Pipeline(tok)
+    with pytest.raises(SpectokError, match="cannot stream"):
+        list(pipe.stream_encode([np.zeros(16_000, np.float32)]))
+    with pytest.raises(SpectokError, match="cannot stream"):
+        list(pipe.stream_decode([np.zeros((1, 4), np.int64)]))
+
+
+def test_stream_blocks_are_checked(tokenizer):
+    enc = Pipeline(tokenizer).stream_encoder()
+    with pytest.raises(SpectokError, match="mono"):
+        enc.push(np.zeros((2, 100), np.float32))
+    with pytest.raises(Exception, match="too short"):
+        enc.finish()
+
+
+def test_an_hour_streams_in_bounded_memory(speech, tmp_path):
+    """One hour of real speech (the clip repeated) from a generator: peak RSS grows by far less than
+    the hour's samples alone would take (230 MB at 16 kHz float32)."""
+    np.save(tmp_path / "clip.npy", speech)
+    code = textwrap.dedent(f"""
+        import resource, numpy as np, torch, spectok
+        torch.set_num_threads(1)
+        pipe = spectok.Pipeline(spectok.load_tokenizer("default"))
+        clip = np.load({str(tmp_path / "clip.npy")!r})
+        pipe.encode(clip)  # warm up allocator and kernels
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        total = 3600 * 16000
+        def hour():
+            sent = 0
+            while sent < total:
+                block = np.resize(clip, 16000)  # 1 s blocks
+                sent += len(block)
+                yield block
+        cols = sum(c.shape[-1] for c in pipe.stream_encode(hour()))
+        grew = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+        print(cols, grew)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    cols, grew_mib = out.stdout.split()
+    assert int(cols) == 3600 * 16000 // 160 // spectok.load_tokenizer("default").time_downsample
+    assert float(grew_mib) < 60, f"peak RSS grew by {grew_mib} MiB while streaming an hour"
