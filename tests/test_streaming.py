@@ -61,14 +61,14 @@ def test_streamed_codes_equal_whole_file_codes(tokenizer, speech, size):
     assert np.array_equal(cols, whole.codes)
 
 
-@pytest.mark.parametrize("columns", [1, 3, 50, 10_000])
-def test_streamed_audio_equals_whole_file_decode(tokenizer, speech, columns):
+@pytest.mark.parametrize(("columns", "step"), [(1, 1), (1, None), (3, 7), (50, None), (10_000, None)])
+def test_streamed_audio_equals_whole_file_decode(tokenizer, speech, columns, step):
     # 4 Griffin-Lim iterations keep the test fast; the context follows the vocoder's own reach
     pipe = Pipeline(tokenizer, GriffinLim(tokenizer.mel_config, n_iter=4))
     tokens = pipe.encode(speech)
     ref = pipe.decode(tokens)
     pieces = (tokens.codes[:, i:i + columns] for i in range(0, tokens.codes.shape[1], columns))
-    out = np.concatenate(list(pipe.stream_decode(pieces, tokens.num_samples)))
+    out = np.concatenate(list(pipe.stream_decode(pieces, tokens.num_samples, step_frames=step)))
     assert out.shape == ref.shape == (len(speech),)
     # the decoder's float rounding (conv on other lengths) is all that differs
     assert np.abs(out - ref).max() < 1e-4

@@ -315,9 +315,9 @@ class Pipeline:
         """A :class:`~spectok.inference.streaming.StreamEncoder` on this pipeline's front end."""
         return StreamEncoder(self.tokenizer, self.mel)
 
-    def stream_decoder(self) -> StreamDecoder:
+    def stream_decoder(self, step_frames: int | None = None) -> StreamDecoder:
         """A :class:`~spectok.inference.streaming.StreamDecoder` on this pipeline's vocoder."""
-        return StreamDecoder(self.tokenizer, self.vocoder)
+        return StreamDecoder(self.tokenizer, self.vocoder, step_frames)
 
     def stream_encode(self, blocks: Iterable[Audio]) -> Iterator[torch.Tensor]:
         """Mono blocks ``[n]`` at :attr:`sample_rate` (any sizes) -> token columns ``[K, m]`` int64,
@@ -335,12 +335,14 @@ class Pipeline:
         if codes.shape[-1]:
             yield codes
 
-    def stream_decode(self, columns: Iterable[np.ndarray | torch.Tensor],
-                      num_samples: int | None = None) -> Iterator[np.ndarray]:
+    def stream_decode(self, columns: Iterable[np.ndarray | torch.Tensor], num_samples: int | None = None,
+                      step_frames: int | None = None) -> Iterator[np.ndarray]:
         """Token columns ``[K, m]`` (any ``m``) -> float32 audio blocks at :attr:`sample_rate`, each
         yielded as soon as it is final; together they equal :meth:`decode` of the whole token file
-        with ``num_samples`` (its header's length; ``None``: every decoded frame's samples)."""
-        dec = self.stream_decoder()
+        with ``num_samples`` (its header's length; ``None``: every decoded frame's samples).
+        ``step_frames``: vocode once this many frames are final (see
+        :class:`~spectok.inference.streaming.StreamDecoder`: latency against compute)."""
+        dec = self.stream_decoder(step_frames)
         for cols in columns:
             wav = dec.push(cols)
             if len(wav):

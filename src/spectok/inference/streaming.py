@@ -160,13 +160,18 @@ class StreamDecoder:
     Args:
         tokenizer: a time-local tokenizer that states its ``decoder_receptive_field``.
         vocoder: a time-local vocoder that states its ``receptive_field`` (Griffin-Lim does).
+        step_frames: vocode only once this many new mel frames are final (``None``: half the
+            vocoder's context on one side, at least 1). Each vocoder call recomputes its context
+            on both sides, so tiny steps cost far more than the audio they add (Griffin-Lim with
+            32 iterations needs about 200 frames of context each way); a step adds at most its
+            own length to the latency.
 
     ``push(codes [K, m]) -> audio [n]`` float32 (the samples that became final);
     ``finish(num_samples=None) -> audio [n]``: the rest, trimmed or padded so the whole output
     has ``num_samples`` samples when given (as a token file's header says), else every frame's.
     """
 
-    def __init__(self, tokenizer: Tokenizer, vocoder: Vocoder) -> None:
+    def __init__(self, tokenizer: Tokenizer, vocoder: Vocoder, step_frames: int | None = None) -> None:
         for model, field, what in ((tokenizer, tokenizer.decoder_receptive_field, "decoder_receptive_field"),
                                    (vocoder, vocoder.receptive_field, "receptive_field")):
             if field is None:
@@ -177,6 +182,7 @@ class StreamDecoder:
         self.d, self.hop = tokenizer.time_downsample, vocoder.hop
         self.col_ctx = side_context(tokenizer.decoder_receptive_field, 0)
         self.frame_ctx = side_context(vocoder.receptive_field, 0)
+        self.step = max(1, self.frame_ctx // 2 if step_frames is None else int(step_frames))
         k = len(tokenizer.codebook_sizes)
         self.codes = _Buffer(torch.zeros(k, 0, dtype=torch.long))
         self.mel = _Buffer(torch.zeros(tokenizer.mel_config.n_mels, 0))
@@ -186,7 +192,7 @@ class StreamDecoder:
     @property
     def latency_seconds(self) -> float:
         """Audio time a column must be followed by before all of its samples are final."""
-        frames = self.col_ctx * self.d + self.frame_ctx
+        frames = self.col_ctx * self.d + self.frame_ctx + self.step - 1
         return frames * self.hop / self.vocoder.sample_rate
 
     @torch.no_grad()
@@ -221,10 +227,12 @@ class StreamDecoder:
         if c.dim() != 2 or c.shape[0] != k:
             raise SpectokError(f"stream columns must be codes [{k}, m], got shape {tuple(c.shape)}")
         self.codes.append(c)
-        # the last column's frames may lie past the end (whole decode cuts the mel at num_samples), so
-        # mid-stream no frame of the newest column is vocoded as context
+        # mel frames final once decoded; the newest column's frames may lie past the end (whole
+        # decode cuts the mel at num_samples), so mid-stream they are never vocoded as context
+        frames = min((self.codes.end - self.col_ctx) * self.d, (self.codes.end - 1) * self.d)
+        if frames - self.frame_ctx < self.samples_out // self.hop + self.step:
+            return np.zeros(0, np.float32)
         self._decode_mel(self.codes.end - self.col_ctx, total_columns=self.codes.end)
-        frames = min(self.mel.end, (self.codes.end - 1) * self.d)
         return self._vocode(frames - self.frame_ctx, total_frames=frames).numpy()
 
     def finish(self, num_samples: int | None = None) -> np.ndarray:
