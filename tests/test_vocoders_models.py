@@ -7,8 +7,9 @@ import torch
 
 from spectok import artifacts
 from spectok.audio.mel import MelConfig, MelSpectrogram
+from spectok.audio.spectral import stft_magnitude
 from spectok.errors import ArtifactError, MelMismatchError, SpectokError
-from spectok.losses import mel_l1_loss, multi_resolution_stft_loss, spectral_convergence, stft_magnitude
+from spectok.losses import mel_l1_loss, multi_resolution_stft_loss, spectral_convergence
 from spectok.vocoders import CNNVocoder, GriffinLim, HiFiGANGenerator, ISTFTVocoder, load_vocoder
 from spectok.vocoders.cnn import upsample_factors
 from spectok.vocoders.discriminators import HiFiGANDiscriminator

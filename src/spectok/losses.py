@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from spectok.audio.spectral import stft_magnitude
+
 
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Mean absolute error over real frames. ``mask`` ``[B, T]`` (1 = real frame) broadcasts over
@@ -78,19 +80,6 @@ def feature_matching_loss(real_feats: list[list[torch.Tensor]], fake_feats: list
 
 #: (n_fft, hop, win) of the multi-resolution STFT loss (Parallel WaveGAN's three resolutions).
 STFT_RESOLUTIONS: tuple[tuple[int, int, int], ...] = ((512, 50, 240), (1024, 120, 600), (2048, 240, 1200))
-
-
-def stft_magnitude(wav: torch.Tensor, n_fft: int, hop: int, win: int, eps: float = 1e-7) -> torch.Tensor:
-    """``[B, T]`` waveform -> linear STFT magnitude ``[B, n_fft // 2 + 1, frames]`` (fp32, Hann, centred).
-
-    Not a mel (mels come only from :class:`~spectok.audio.mel.MelSpectrogram`): the
-    resolution-specific magnitude behind :func:`multi_resolution_stft_loss`.
-    """
-    with torch.autocast(device_type=wav.device.type, enabled=False):
-        window = torch.hann_window(win, device=wav.device)
-        spec = torch.stft(wav.float(), n_fft, hop_length=hop, win_length=win, window=window, center=True,
-                          return_complex=True)
-        return torch.sqrt(spec.real.square() + spec.imag.square() + eps)
 
 
 def spectral_convergence(pred_mag: torch.Tensor, target_mag: torch.Tensor) -> torch.Tensor:

@@ -25,56 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from spectok.audio.mel import MelConfig, MelSpectrogram
+from spectok.audio.spectral import overlap_add, padded_window, window_envelope
 from spectok.errors import SpectokError
 from spectok.vocoders.base import Vocoder
-
-
-def overlap_add(frames: torch.Tensor, window: torch.Tensor, hop: int,
-                envelope: torch.Tensor | None = None) -> torch.Tensor:
-    """Windowed overlap-add with window-power normalisation (an inverse STFT without centring).
-
-    Args:
-        frames: time frames ``[B, T, n_fft]`` (already inverse-FFT'd; frames-last is the layout
-            ``irfft`` of a ``[B, T, F]`` spectrum gives, and the fast one for the adds).
-        window: synthesis window ``[n_fft]``.
-        hop: hop length in samples.
-        envelope: :func:`window_envelope` for these sizes, to reuse across calls.
-
-    Returns:
-        ``[B, (T - 1) * hop + n_fft]``: the least-squares signal whose STFT frames are closest
-        to ``frames`` (samples that no window covers are 0).
-    """
-    b, t, n_fft = frames.shape
-    if envelope is None:
-        envelope = window_envelope(window, hop, t)
-    return _overlap(frames * window, hop) / envelope
-
-
-def window_envelope(window: torch.Tensor, hop: int, frames: int) -> torch.Tensor:
-    """``1 / sum_t w^2(n - t * hop)`` as a divisor ``[1, (frames - 1) * hop + n_fft]`` (1 where no window reaches)."""
-    env = _overlap(window.square().expand(1, frames, window.shape[0]), hop)
-    return torch.where(env > 1e-8, env, torch.ones_like(env))
-
-
-def _overlap(frames: torch.Tensor, hop: int) -> torch.Tensor:
-    """Sum frames ``[B, T, n_fft]`` placed ``hop`` apart -> ``[B, (T - 1) * hop + n_fft]``."""
-    b, t, n_fft = frames.shape
-    if n_fft % hop:  # general case: F.fold (slower)
-        length = (t - 1) * hop + n_fft
-        return F.fold(frames.transpose(1, 2), (1, length), (1, n_fft), stride=(1, hop)).reshape(b, length)
-    r = n_fft // hop  # each frame spans r hops: add the r chunks at increasing offsets
-    chunks = frames.reshape(b, t, r, hop)
-    out = frames.new_zeros(b, t + r - 1, hop)
-    for k in range(r):
-        out[:, k: k + t] += chunks[:, :, k]
-    return out.reshape(b, -1)
-
-
-def padded_window(config: MelConfig, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """The front end's periodic Hann window of ``win_length``, zero-padded to ``n_fft`` (centred)."""
-    w = torch.hann_window(config.win_length, dtype=dtype)
-    left = (config.n_fft - config.win_length) // 2
-    return F.pad(w, (left, config.n_fft - config.win_length - left))
 
 
 class GriffinLim(Vocoder):

@@ -27,9 +27,9 @@ from torch import nn
 
 import spectok.artifacts as artifacts
 from spectok.audio.mel import MelConfig
+from spectok.audio.spectral import overlap_add
 from spectok.errors import SpectokError
 from spectok.vocoders.base import Vocoder
-from spectok.vocoders.griffin_lim import overlap_add
 
 
 class ConvNeXtBlock(nn.Module):
