@@ -2,7 +2,7 @@
 
 The same small frame-level conv encoder/decoder is trained for the same number of steps, with
 the same data order and optimizer, on log-mel frames of LibriSpeech clips from ../shared/data
-(``spectok.audio.load`` + ``MelSpectrogram("speech-16k")``, 100 frames/s), once per quantizer:
+(``spectok.audio.load_audio`` + ``MelSpectrogram("speech-16k")``, 100 frames/s), once per quantizer:
 
 - ``plain VQ (seeds)``: uniform init in [-1/K, 1/K], codebook trained by gradient, no EMA,
   no k-means, no restart (the VQ-VAE recipe the seed systems use),
@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from spectok.audio import MelSpectrogram, load
+from spectok.audio import MelSpectrogram, load_audio
 from spectok.quantizers import CodebookStats, build_quantizer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "LibriSpeech"
@@ -43,7 +43,7 @@ def load_frames(n_files: int, seed: int) -> tuple[list[torch.Tensor], list[torch
     random.Random(seed).shuffle(files)
     files = files[:n_files]
     mel = MelSpectrogram("speech-16k")
-    mels = [mel(torch.from_numpy(load(f, 16000)[0]))[0] for f in files]
+    mels = [mel(torch.from_numpy(load_audio(f, 16000)[0]))[0] for f in files]
     n_val = max(1, round(0.15 * len(mels)))
     return mels[n_val:], mels[:n_val]
 

@@ -41,7 +41,7 @@ def _ci(s: dict) -> str:
 def main() -> None:
     import release_data
 
-    from spectok.data.features import prepare
+    from spectok.data.prepare import prepare
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=2.0, help="minutes of the new voice to fine-tune on")

@@ -78,14 +78,14 @@ def build_istft(mel_config):
 
 def speech(seconds: float, sample_rate: int) -> np.ndarray:
     """``seconds`` of real LJSpeech audio at ``sample_rate`` (clips end to end, repeated as needed)."""
-    from spectok.audio.io import load
+    from spectok.audio.io import load_audio
 
     clips = sorted(DATA.glob("*.wav"))
     if not clips:
         sys.exit(f"real data not available: {DATA} is absent")
     out, total, i = [], 0, 0
     while total < seconds * sample_rate:
-        wav, _ = load(clips[i % len(clips)], sample_rate)
+        wav, _ = load_audio(clips[i % len(clips)], sample_rate)
         out.append(wav)
         total += len(wav)
         i += 1
@@ -142,9 +142,9 @@ def child(args: argparse.Namespace) -> None:
     if args.child == "stream":
         tf = pipe.encode_file(args.hour_file)
     else:
-        from spectok.audio.io import load
+        from spectok.audio.io import load_audio
 
-        wav, _ = load(args.hour_file, pipe.sample_rate)
+        wav, _ = load_audio(args.hour_file, pipe.sample_rate)
         tf = pipe.encode(wav)
     elapsed = time.perf_counter() - t0
     peak = peak_rss_mib()

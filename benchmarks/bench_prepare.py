@@ -30,9 +30,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from spectok.audio import MelConfig, MelSpectrogram, load  # noqa: E402
+from spectok.audio import MelConfig, MelSpectrogram, load_audio  # noqa: E402
 from spectok.data.corpora import open_corpus  # noqa: E402
-from spectok.data.features import prepare  # noqa: E402
+from spectok.data.prepare import prepare  # noqa: E402
 
 
 def cpu_seconds() -> float:
@@ -109,7 +109,7 @@ def main() -> int:
           f"torch {torch.__version__}, python {platform.python_version()}")
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
 
-    wavs = [load(it.path, config.sample_rate)[0] for it in corpus.items()[: args.clips]]
+    wavs = [load_audio(it.path, config.sample_rate)[0] for it in corpus.items()[: args.clips]]
     audio = sum(len(w) for w in wavs) / config.sample_rate
     print(f"\nfront end: {len(wavs)} LibriSpeech clips, {audio:.0f} s of audio at {config.sample_rate} Hz "
           f"({args.preset}), 1 thread")

@@ -123,7 +123,7 @@ def prepared(data: str, work: Path) -> Path:
     """The prepared folder ``work/data`` of scripts/release_data.py's items (``-libri``: LibriSpeech-only train)."""
     from release_data import MEL, items_for
 
-    from spectok.data.features import prepare
+    from spectok.data.prepare import prepare
 
     out = work / data  # resumed: a finished folder is only checked
     base = data.removesuffix("-libri")

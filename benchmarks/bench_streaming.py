@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 import spectok
-from spectok.audio.io import load
+from spectok.audio.io import load_audio
 from spectok.vocoders import GriffinLim
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ def speech(rate: int, seconds: float) -> np.ndarray:
         raise SystemExit(f"real data not available: {DATA} is absent (benchmarks read ../shared/data)")
     parts, total = [], 0
     for p in sorted(DATA.glob("*.wav")):
-        wav, _ = load(p, rate)
+        wav, _ = load_audio(p, rate)
         parts.append(wav)
         total += len(wav)
         if total >= seconds * rate:

@@ -138,7 +138,7 @@ def prepared(work: Path, mel: str) -> Path:
     """A prepared folder for ``mel``: LJSpeech (22 kHz front ends) or LibriSpeech (16 kHz), cached in ``work``."""
     from spectok.audio.mel import MelConfig
     from spectok.data.corpora import CorpusItem
-    from spectok.data.features import prepare
+    from spectok.data.prepare import prepare
 
     config = MelConfig.coerce(mel)
     out = work / f"prepared-{config.fingerprint()}"

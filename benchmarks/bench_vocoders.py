@@ -38,14 +38,14 @@ LJSPEECH = REPO.parent / "shared" / "data" / "LJSpeech-1.1"
 
 def speech_10s(mel_config, seconds: float = 10.0) -> np.ndarray:
     """The first LJSpeech clips concatenated and cut to ``seconds`` (a whole number of hops)."""
-    from spectok.audio import load
+    from spectok.audio import load_audio
 
     wavs = sorted((LJSPEECH / "wavs").glob("*.wav"))
     if not wavs:
         sys.exit(f"bench_vocoders: no LJSpeech clips under {LJSPEECH}")
     parts, total = [], 0
     for w in wavs:
-        x, _ = load(w, mel_config.sample_rate)
+        x, _ = load_audio(w, mel_config.sample_rate)
         parts.append(x)
         total += len(x)
         if total >= seconds * mel_config.sample_rate:
@@ -143,8 +143,8 @@ def griffin_lim_vs_librosa(wav: np.ndarray, mel: torch.Tensor, n_iter: int, thre
 
 
 def quality_table(prepared_dir: str, vocoders: dict, gl_iters: int) -> list[str]:
-    from spectok.audio import load
-    from spectok.data.features import open_prepared
+    from spectok.audio import load_audio
+    from spectok.data.prepare import open_prepared
     from spectok.evaluation.metrics import pesq_score, stoi_score
     from spectok.vocoders import GriffinLim
 
@@ -157,7 +157,7 @@ def quality_table(prepared_dir: str, vocoders: dict, gl_iters: int) -> list[str]
         voc.check_mel(prepared.mel_config, what="prepared set")
         pesq, stoi = [], []
         for r in rows:
-            ref = load(r["path"], sr)[0][r["trim_start"]: r["trim_end"]]
+            ref = load_audio(r["path"], sr)[0][r["trim_start"]: r["trim_end"]]
             mel = torch.from_numpy(prepared.load_mel(r["id"]))[None]
             with torch.inference_mode():
                 est = voc.eval()(mel)[0].numpy()

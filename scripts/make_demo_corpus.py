@@ -25,7 +25,7 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from spectok.audio.io import resample, save  # noqa: E402
+from spectok.audio.io import resample, save_audio  # noqa: E402
 from spectok.fsutil import write_text_atomic  # noqa: E402
 
 SAMPLE_RATE = 22050
@@ -173,7 +173,7 @@ def main() -> int:
             wav, sr = speak(text, voice, wpm, Path(tmp))
             wav = resample(wav, sr, SAMPLE_RATE)
             uid = f"{folder}__{n:02d}"
-            save(out / folder / f"{n:02d}.flac", wav, SAMPLE_RATE)
+            save_audio(out / folder / f"{n:02d}.flac", wav, SAMPLE_RATE)
             meta.append(f"{uid}|{text}|{text}")
             sources.append(f"{uid}|{source}")
             total += len(wav) / SAMPLE_RATE

@@ -34,10 +34,10 @@ def tiny_tokenizer() -> torch.nn.Module:
 
 def golden_inputs() -> np.ndarray:
     """The log-mel ``[80, 50]`` of the clip's first half second (float64 prepared front end)."""
-    from spectok.audio.io import load
+    from spectok.audio.io import load_audio
     from spectok.audio.mel import MelSpectrogram
 
-    wav, sr = load(CLIP, 16000)
+    wav, sr = load_audio(CLIP, 16000)
     return MelSpectrogram("speech-16k")(torch.from_numpy(wav[: sr // 2]))[0].numpy()
 
 

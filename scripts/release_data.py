@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-j", "--jobs", type=int, default=1)
     ap.add_argument("--data", type=Path, default=DATA)
     args = ap.parse_args(argv)
-    from spectok.data.features import prepare
+    from spectok.data.prepare import prepare
 
     items = items_for(args.name, args.data)
     report = prepare(items, args.out, mel=MEL[args.name], jobs=args.jobs, dtype="float16")

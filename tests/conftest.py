@@ -65,10 +65,10 @@ def ljspeech_wavs() -> list[Path]:
 
 @pytest.fixture(scope="session")
 def tiny_prepared(tmp_path_factory) -> Path:
-    """A prepared folder (spectok.data.features.prepare) of 8 real LJSpeech clips with the
+    """A prepared folder (spectok.data.prepare.prepare) of 8 real LJSpeech clips with the
     HiFi-GAN 22 kHz front end, float32: the first 6 in split "train", the last 2 in "valid"."""
     from spectok.data.corpora import CorpusItem
-    from spectok.data.features import prepare
+    from spectok.data.prepare import prepare
 
     wavs = sorted(shared_path("LJSpeech-1.1", "wavs").glob("*.wav"))[:8]
     items = [CorpusItem(id=w.stem, path=w, speaker="LJ", split="valid" if i >= 6 else "train")

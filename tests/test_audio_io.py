@@ -2,14 +2,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from spectok.audio import load, save
+from spectok.audio import load_audio, save_audio
 from spectok.errors import AudioError
 
 
 def test_load_real_clip_and_resample(ljspeech_wavs):
-    wav, sr = load(ljspeech_wavs[0])
+    wav, sr = load_audio(ljspeech_wavs[0])
     assert sr == 22050 and wav.dtype == np.float32 and wav.ndim == 1 and len(wav) > sr
-    wav16, sr16 = load(ljspeech_wavs[0], sample_rate=16000)
+    wav16, sr16 = load_audio(ljspeech_wavs[0], sample_rate=16000)
     assert sr16 == 16000
     assert abs(len(wav16) - len(wav) * 16000 / 22050) <= 2
 
@@ -18,7 +18,7 @@ def test_stereo_is_downmixed(tmp_path):
     t = np.linspace(0, 1, 8000, dtype=np.float32)
     stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.zeros_like(t)], axis=1) * 0.5
     sf.write(tmp_path / "s.wav", stereo, 8000, subtype="FLOAT")
-    wav, _ = load(tmp_path / "s.wav")
+    wav, _ = load_audio(tmp_path / "s.wav")
     np.testing.assert_allclose(wav, stereo.mean(axis=1), atol=1e-6)
 
 
@@ -37,14 +37,14 @@ def test_bad_files_raise_audio_error_naming_path(tmp_path, case, reason):
     elif case == "nan":
         sf.write(p, np.array([0.1, np.nan, 0.2], dtype=np.float32), 16000, subtype="FLOAT")
     with pytest.raises(AudioError) as e:
-        load(p)
+        load_audio(p)
     assert str(p) in str(e.value) and reason in str(e.value)
 
 
 def test_save_is_atomic_and_roundtrips(tmp_path):
     wav = (0.3 * np.sin(np.linspace(0, 100, 16000))).astype(np.float32)
     out = tmp_path / "sub" / "x.flac"
-    save(out, wav, 16000)
+    save_audio(out, wav, 16000)
     assert [p.name for p in out.parent.iterdir()] == ["x.flac"]  # no temporary left behind
-    back, sr = load(out)
+    back, sr = load_audio(out)
     assert sr == 16000 and np.abs(back - wav).max() < 1e-3

@@ -28,14 +28,14 @@ def clips(tmp_path_factory):
     """Three real clips in a nested folder (one resampled to 22,050 Hz) and one broken file."""
     from conftest import shared_path
 
-    from spectok.audio.io import load
+    from spectok.audio.io import load_audio
 
     src = sorted(shared_path("cmu_arctic-l2arctic-layout").rglob("*.wav"))[:3]
     root = tmp_path_factory.mktemp("audio")
     (root / "a" / "b").mkdir(parents=True)
     paths = [root / "one.wav", root / "a" / "two.flac", root / "a" / "b" / "three.wav"]
     for i, (s, d) in enumerate(zip(src, paths)):
-        wav, sr = load(s, 22050 if i == 1 else None)
+        wav, sr = load_audio(s, 22050 if i == 1 else None)
         sf.write(d, wav[: sr * 2], sr)
     (root / "a" / "broken.wav").write_bytes(b"RIFF not really a wav file")
     return root, paths

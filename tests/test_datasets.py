@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from spectok.audio.mel import MelConfig
 from spectok.data.datasets import EpochIndexed, MelCropDataset, PadCollate, mel_data_spec
-from spectok.data.features import open_prepared
+from spectok.data.prepare import open_prepared
 from spectok.errors import DataError, MelMismatchError
 from spectok.training.distributed import EpochStream, ShardedSampler
 

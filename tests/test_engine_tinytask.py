@@ -23,8 +23,9 @@ import yaml
 from torch import nn
 
 from spectok import artifacts
+from spectok.data.spec import DataSpec
 from spectok.losses import hinge_d_loss, hinge_g_loss, masked_l1
-from spectok.training.task import DataSpec, OptimizerSpec, TrainTask
+from spectok.training.task import OptimizerSpec, TrainTask
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent

@@ -16,7 +16,7 @@ import soundfile as sf
 import torch
 from conftest import shared_path
 
-from spectok.audio.io import load
+from spectok.audio.io import load_audio
 from spectok.cli.main import main
 
 GL = ["--gl-iters", "4", "-q"]
@@ -41,14 +41,14 @@ def audio_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("audio")
     lj = sorted(shared_path("LJSpeech-1.1", "wavs").glob("*.wav"))
     for name, src in (("lj1", lj[0]), ("lj2", lj[1])):
-        wav, sr = load(src)
+        wav, sr = load_audio(src)
         sf.write(root / f"{name}.wav", wav[sr // 4: 7 * sr // 4], sr)
-    wav, sr = load(sorted(shared_path("LibriSpeech").rglob("*.flac"))[0])
+    wav, sr = load_audio(sorted(shared_path("LibriSpeech").rglob("*.flac"))[0])
     (root / "libri").mkdir()
     sf.write(root / "libri" / "utt.flac", wav[sr: sr * 5 // 2], sr)
-    wav, sr = load(sorted(shared_path("free-spoken-digit-dataset", "recordings").glob("*.wav"))[0])
+    wav, sr = load_audio(sorted(shared_path("free-spoken-digit-dataset", "recordings").glob("*.wav"))[0])
     sf.write(root / "digit8k.wav", wav, sr)
-    wav, sr = load(lj[2])
+    wav, sr = load_audio(lj[2])
     sf.write(root / "short.wav", wav[sr: sr + sr * 15 // 100], sr)
     (root / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot a real wave file")
     (root / "notes.txt").write_text("not audio: ignored")
@@ -58,7 +58,7 @@ def audio_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def report_dir(tokenizer_path, audio_dir, tmp_path_factory):
     """The Python API on the audio folder (DNSMOS off, a cheap Griffin-Lim: 4 iterations, no NNLS)."""
-    from spectok.evaluation import report
+    from spectok.evaluation.html import write_report
     from spectok.evaluation.runner import describe_model, evaluate
     from spectok.evaluation.sources import collect
     from spectok.tokenizers import load_tokenizer
@@ -69,7 +69,7 @@ def report_dir(tokenizer_path, audio_dir, tmp_path_factory):
     voc = GriffinLim(tok.mel_config, n_iter=4, nnls_iters=0)
     result = evaluate(tok, voc, collect([audio_dir]), out, describe_model(tok, tokenizer_path),
                       describe_model(voc, "griffin-lim"), dnsmos=False)
-    report.write(result, out, options={"test": True})
+    write_report(result, out, options={"test": True})
     return out
 
 
@@ -153,7 +153,7 @@ def test_examples_markdown_and_html_are_written(report, report_dir):
     for ex in report["examples"]:
         seconds = by_id(report)[ex["id"]]["seconds"]
         for kind in ("original", "copy", "tokenized"):
-            wav, sr = load(report_dir / ex["audio"][kind])
+            wav, sr = load_audio(report_dir / ex["audio"][kind])
             assert sr == 22050 and len(wav) == round(seconds * sr)
         assert (report_dir / ex["mel_plot"]).stat().st_size > 0
     md = (report_dir / "report.md").read_text()
@@ -165,7 +165,7 @@ def test_examples_markdown_and_html_are_written(report, report_dir):
 def test_cli_on_a_prepared_folder_uses_its_test_split_and_trim(tokenizer_path, audio_dir, tmp_path):
     """``spectok eval`` end to end: the test split of a prepared folder, cut as prepared, DNSMOS when installed."""
     from spectok.data.corpora import CorpusItem
-    from spectok.data.features import open_prepared, prepare
+    from spectok.data.prepare import open_prepared, prepare
     from spectok.evaluation.metrics import dnsmos_available
 
     items = [CorpusItem(id=name, path=audio_dir / f"{name}.wav", speaker="LJ", split=split)
@@ -194,7 +194,7 @@ def test_cli_on_a_prepared_folder_uses_its_test_split_and_trim(tokenizer_path, a
 def test_metric_failures_never_abort_the_run(tmp_path, audio_dir):
     """A vocoder that emits NaN: every waveform metric fails with a reason, the report is still valid JSON."""
     from spectok.audio.mel import MelConfig
-    from spectok.evaluation import report as rep
+    from spectok.evaluation.html import write_report
     from spectok.evaluation.runner import describe_model, evaluate
     from spectok.evaluation.sources import collect
     from spectok.tokenizers import ConvVQVAE1d
@@ -216,7 +216,7 @@ def test_metric_failures_never_abort_the_run(tmp_path, audio_dir):
     (u,) = result.utterances
     assert "NaN" in u["failures"]["tokenized/pesq"] and "NaN" in u["failures"]["copy/stoi"]
     assert "not finite" in u["failures"]["copy/mcd_db"] and math.isfinite(u["tokenizer"]["mcd_db"])
-    paths = rep.write(result, tmp_path)
+    paths = write_report(result, tmp_path)
     data = json.loads(paths["json"].read_text(), parse_constant=lambda c: pytest.fail(f"{c} in report.json"))
     assert data["aggregate"]["copy"] == {} and data["aggregate"]["tokenizer"]["mcd_db"]["n"] == 1
 

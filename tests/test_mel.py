@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from spectok.audio import MelConfig, MelSpectrogram, load
+from spectok.audio import MelConfig, MelSpectrogram, load_audio
 from spectok.errors import MelMismatchError, SpectokError
 
 
@@ -23,7 +23,7 @@ def test_matches_librosa_on_real_clips(ljspeech_wavs, preset):
     c = MelConfig.preset(preset)
     mel = MelSpectrogram(c)
     for path in ljspeech_wavs[:3]:
-        wav, _ = load(path, c.sample_rate)
+        wav, _ = load_audio(path, c.sample_rate)
         ours = mel(torch.from_numpy(wav))[0].double().numpy()
         ref = reference_log_mel(wav.astype(np.float64), c)
         assert ours.shape == ref.shape == (c.n_mels, c.num_frames(len(wav)))

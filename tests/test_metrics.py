@@ -9,20 +9,20 @@ import pytest
 import torch
 from conftest import shared_path
 
-from spectok.audio.io import load
+from spectok.audio.io import load_audio
 from spectok.audio.mel import MelConfig, MelSpectrogram
 from spectok.evaluation import metrics as M
 
 
 @pytest.fixture(scope="module")
 def lj_clip() -> tuple[np.ndarray, int]:
-    wav, sr = load(sorted(shared_path("LJSpeech-1.1", "wavs").glob("*.wav"))[0])
+    wav, sr = load_audio(sorted(shared_path("LJSpeech-1.1", "wavs").glob("*.wav"))[0])
     return wav[: 3 * sr], sr
 
 
 @pytest.fixture(scope="module")
 def libri_clip() -> tuple[np.ndarray, int]:
-    wav, sr = load(sorted(shared_path("LibriSpeech").rglob("*.flac"))[0])
+    wav, sr = load_audio(sorted(shared_path("LibriSpeech").rglob("*.flac"))[0])
     return wav[: 3 * sr], sr
 
 
@@ -42,7 +42,7 @@ def test_identical_signals_give_ceiling_scores(lj_clip):
 
 
 def test_identical_8khz_audio_is_scored_narrowband():
-    wav, sr = load(sorted(shared_path("free-spoken-digit-dataset", "recordings").glob("*.wav"))[0])
+    wav, sr = load_audio(sorted(shared_path("free-spoken-digit-dataset", "recordings").glob("*.wav"))[0])
     p = M.pesq_score(wav, wav, sr)
     assert sr == 8000 and p.ok and p.note == "narrowband (8 kHz)"
     assert p.value == pytest.approx(4.549, abs=0.01)  # the P.862 narrowband ceiling
@@ -196,10 +196,10 @@ def test_pesq_scores_a_three_minute_clip_in_segments(ljspeech_wavs) -> None:
 
     code = f"""
 import numpy as np
-from spectok.audio.io import load
+from spectok.audio.io import load_audio
 from spectok.evaluation.metrics import pesq_score
 paths = {[str(p) for p in ljspeech_wavs]!r}
-wav = np.concatenate([load(p, 16000)[0] for p in paths])
+wav = np.concatenate([load_audio(p, 16000)[0] for p in paths])
 wav = np.tile(wav, int(np.ceil(180 * 16000 / len(wav))))[: 180 * 16000]
 noisy = wav + 0.01 * np.random.default_rng(0).standard_normal(len(wav)).astype(np.float32)
 m = pesq_score(wav, noisy, 16000)

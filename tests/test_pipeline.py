@@ -10,11 +10,12 @@ import soundfile as sf
 import torch
 from pipeline_helpers import SMALL_MEL, FrameVocoder, TinyTokenizer
 
-from spectok.audio.io import load
+from spectok.audio.io import load_audio
 from spectok.audio.mel import MelSpectrogram
 from spectok.errors import AudioError, MelMismatchError, TokenFileError
 from spectok.inference.chunking import ChunkedEncoder, ChunkedMel, array_reader, is_time_local
 from spectok.pipeline import Pipeline
+from spectok.tokenizers.conv import ConvVQVAE1d
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def speech() -> np.ndarray:
     from conftest import shared_path
 
     clips = sorted(shared_path("LibriSpeech", "train-clean-100").rglob("*.flac"))[:4]
-    return np.concatenate([load(p, 16000)[0] for p in clips])
+    return np.concatenate([load_audio(p, 16000)[0] for p in clips])
 
 
 def assert_equal_up_to_ties(chunked: torch.Tensor, whole: torch.Tensor, latents: torch.Tensor,
@@ -175,10 +176,9 @@ def test_groupnorm_encoder_warns_that_chunks_are_approximate() -> None:
 
 def test_real_conv_tokenizer_chunked_codes_equal_whole(speech) -> None:
     """The project's 1-D conv VQ-VAE without time normalisation: chunked == whole."""
-    conv = pytest.importorskip("spectok.tokenizers.conv", reason="spectok.tokenizers.conv not available")
     torch.manual_seed(0)
-    tok = conv.ConvVQVAE1d(mel=SMALL_MEL.to_dict(), channels=(32, 32, 32), strides=(2, 2), norm="none",
-                           quantizer={"type": "vq", "dim": 8, "codebook_size": 32}).eval()
+    tok = ConvVQVAE1d(mel=SMALL_MEL.to_dict(), channels=(32, 32, 32), strides=(2, 2), norm="none",
+                      quantizer={"type": "vq", "dim": 8, "codebook_size": 32}).eval()
     mel = MelSpectrogram(SMALL_MEL)(torch.from_numpy(speech[: 16000 * 12]))[0]
     with torch.no_grad():  # codes drawn from real latents, so that they vary
         z = tok._latent(mel[None])[0]
@@ -225,7 +225,7 @@ def test_default_preset_chunked_codes_equal_whole_file(ljspeech_wavs) -> None:
     with torch.no_grad():
         tok.pre_quant.weight.mul_(30.0)
     rate = tok.mel_config.sample_rate
-    wav = np.concatenate([load(p, rate)[0] for p in ljspeech_wavs[:6]])[: rate * 40]
+    wav = np.concatenate([load_audio(p, rate)[0] for p in ljspeech_wavs[:6]])[: rate * 40]
     mel = MelSpectrogram(tok.mel_config)(torch.from_numpy(wav))[0]
     whole = tok.encode(mel[None])[0]
     assert whole.shape[0] == cfg["model"]["groups"] and whole.unique().numel() > 20

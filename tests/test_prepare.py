@@ -17,10 +17,10 @@ import pytest
 import torch
 from conftest import DEMO_CORPUS, REPO, shared_path
 
-from spectok.audio import MelSpectrogram, load
+from spectok.audio import MelSpectrogram, load_audio
 from spectok.cli.main import main as cli
 from spectok.data.corpora import CorpusItem, in_shard, open_corpus
-from spectok.data.features import open_prepared, prepare, trim_bounds
+from spectok.data.prepare import open_prepared, prepare, trim_bounds
 from spectok.errors import DataError, MelMismatchError
 
 PRESET = "speech-16k"  # the arctic clips are 16 kHz: no resampling in these tests
@@ -53,7 +53,7 @@ def test_outputs_and_manifest(arctic, tmp_path: Path) -> None:
         assert set(row) == ROW_KEYS
         assert row["path"] == str(item.path) and Path(row["path"]).is_absolute()
         assert row["speaker"] == item.speaker and row["split"] == item.split
-        wav, sr = load(row["path"], ps.mel_config.sample_rate)
+        wav, sr = load_audio(row["path"], ps.mel_config.sample_rate)
         s, e = row["trim_start"], row["trim_end"]
         assert 0 <= s < e <= len(wav)
         trimmed += (s > 0) + (e < len(wav))
@@ -72,7 +72,7 @@ def test_float16_storage_is_close(arctic, tmp_path: Path) -> None:
     prepare(items, tmp_path / "a", mel=PRESET, dtype="float16")
     ps = open_prepared(tmp_path / "a")
     assert np.load(ps.mel_path(items[0].id)).dtype == np.float16
-    wav, _ = load(items[0].path, 16000)
+    wav, _ = load_audio(items[0].path, 16000)
     expected = MelSpectrogram(PRESET)(torch.from_numpy(wav))[0].numpy()
     np.testing.assert_allclose(ps.load_mel(items[0].id), expected, atol=1e-2)
 
@@ -267,17 +267,17 @@ def test_unsafe_or_duplicate_ids_and_images_refused(arctic, tmp_path: Path) -> N
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="relies on forked workers inheriting a patch")
 def test_a_dying_worker_is_reported_and_the_rest_is_kept(arctic, tmp_path: Path, monkeypatch) -> None:
-    from spectok.data import features
+    from spectok.data import prepare as prepare_module
 
     victim = arctic.items()[-1].id
-    original = features._Worker._prepare.__func__
+    original = prepare_module._Worker._prepare.__func__
 
     def crash_on_victim(cls, item):
         if item.id == victim:
             os._exit(3)  # as if the kernel's OOM killer struck
         return original(cls, item)
 
-    monkeypatch.setattr(features._Worker, "_prepare", classmethod(crash_on_victim))
+    monkeypatch.setattr(prepare_module._Worker, "_prepare", classmethod(crash_on_victim))
     with pytest.raises(DataError, match="worker process died"):
         prepare(arctic, tmp_path, mel=PRESET, jobs=2)
     monkeypatch.undo()

@@ -105,7 +105,7 @@ def test_init_refuses_data_of_another_front_end_naming_the_mel_to_prepare_with(r
     from conftest import shared_path
 
     from spectok.data.corpora import CorpusItem
-    from spectok.data.features import prepare
+    from spectok.data.prepare import prepare
 
     wavs = sorted(shared_path("cmu_arctic-l2arctic-layout").rglob("*.wav"))[:2]
     data = tmp_path / "p16"

@@ -11,7 +11,7 @@ import torch
 
 import spectok
 from spectok import models
-from spectok.audio.io import load
+from spectok.audio.io import load_audio
 from spectok.audio.mel import MelSpectrogram
 from spectok.cli.main import main
 from spectok.inference.chunking import ChunkedEncoder
@@ -53,7 +53,7 @@ def test_card_states_the_shipped_file_hash_and_its_figures(name) -> None:
 def test_chunked_codes_equal_whole_file_on_real_speech(name, ljspeech_wavs) -> None:
     tok = spectok.load_tokenizer(name)
     rate = tok.mel_config.sample_rate
-    wav = np.concatenate([load(p, rate)[0] for p in ljspeech_wavs[:6]])[: rate * 30]
+    wav = np.concatenate([load_audio(p, rate)[0] for p in ljspeech_wavs[:6]])[: rate * 30]
     mel = MelSpectrogram(tok.mel_config)(torch.from_numpy(wav))[0]
     whole = tok.encode(mel[None])[0]
     assert whole.unique().numel() > 50  # a trained model: codes vary with the speech
@@ -69,8 +69,8 @@ def test_encode_decode_with_the_default_names(tmp_path, ljspeech_wavs, capsys) -
     clip = ljspeech_wavs[0]
     assert main(["encode", str(clip), "-t", "default", "-o", str(tmp_path / "tok")]) == 0
     assert main(["decode", str(tmp_path / "tok"), "-t", "default", "-v", "default", "-o", str(tmp_path / "wav")]) == 0
-    out, sr = load(tmp_path / "wav" / f"{clip.stem}.wav")
-    ref, _ = load(clip, sr)
+    out, sr = load_audio(tmp_path / "wav" / f"{clip.stem}.wav")
+    ref, _ = load_audio(clip, sr)
     assert sr == 16000 and abs(len(out) - len(ref)) < 400
     # tokenized speech keeps the envelope: correlation of frame energies with the original
     frames = lambda w: np.log(np.square(w[: len(w) // 400 * 400].reshape(-1, 400)).mean(1) + 1e-8)  # noqa: E731

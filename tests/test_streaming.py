@@ -15,7 +15,7 @@ from conftest import shared_path
 
 import spectok
 from spectok import Pipeline
-from spectok.audio.io import load
+from spectok.audio.io import load_audio
 from spectok.errors import SpectokError
 from spectok.inference.chunking import vocode_chunked
 from spectok.tokenizers.conv import ConvVQVAE1d
@@ -32,7 +32,7 @@ def tokenizer():
 @pytest.fixture(scope="module")
 def speech(tokenizer, ljspeech_wavs_module) -> np.ndarray:
     """About 4.3 s of real speech at the tokenizer's rate, an odd number of samples."""
-    wav, _ = load(ljspeech_wavs_module[0], tokenizer.mel_config.sample_rate)
+    wav, _ = load_audio(ljspeech_wavs_module[0], tokenizer.mel_config.sample_rate)
     return wav[: 4 * tokenizer.mel_config.sample_rate + 4_123]
 
 

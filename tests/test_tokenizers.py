@@ -208,11 +208,11 @@ def test_load_tokenizer_refuses_vocoders_and_corrupt_files(tmp_path):
 
 
 def test_encode_audio_resamples_and_uses_its_own_front_end(ljspeech_wavs):
-    from spectok.audio import MelSpectrogram, load, resample
+    from spectok.audio import MelSpectrogram, load_audio, resample
     from spectok.audio.mel import INFERENCE_STFT_DTYPE
 
     m = tiny2d(mel="l2arctic-16k-128", strides=[[4, 2], [2, 2]])
-    wav, sr = load(ljspeech_wavs[0])
+    wav, sr = load_audio(ljspeech_wavs[0])
     wav = wav[: sr * 2]
     codes = m.encode_audio(wav, sr)
     wav16 = resample(wav, sr, 16000)

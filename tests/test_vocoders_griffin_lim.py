@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from spectok.audio import load
+from spectok.audio import load_audio
 from spectok.audio.mel import MelConfig, MelSpectrogram
 from spectok.errors import MelMismatchError, SpectokError
 from spectok.vocoders import GriffinLim, load_vocoder
@@ -60,7 +60,7 @@ def test_power_spectrogram_configs_are_undone():
 
 def test_iterations_improve_spectral_convergence_on_real_speech(ljspeech_wavs):
     cfg = MelConfig.preset("hifigan-22k")
-    wav, _ = load(ljspeech_wavs[0], cfg.sample_rate)
+    wav, _ = load_audio(ljspeech_wavs[0], cfg.sample_rate)
     wav = torch.from_numpy(wav[: cfg.sample_rate // cfg.hop_length * cfg.hop_length])  # 1 s
     front = MelSpectrogram(cfg)
     mel = front(wav)

@@ -8,9 +8,9 @@ import torch
 
 from spectok.audio.mel import MelSpectrogram
 from spectok.data.audio_segments import AudioSegmentDataset, collate_segments, segment_data_spec
-from spectok.data.features import open_prepared
+from spectok.data.prepare import open_prepared
 from spectok.errors import DataError, MelMismatchError
-from spectok.training.tasks import task_class
+from spectok.training.registry import task_class
 from spectok.vocoders.task import GANVocoderTask, VocoderTask
 
 pytestmark = pytest.mark.usefixtures("single_thread")

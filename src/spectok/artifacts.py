@@ -104,11 +104,7 @@ def _import_model_modules() -> None:
     import importlib
 
     for pkg in ("spectok.tokenizers", "spectok.vocoders"):
-        try:
-            importlib.import_module(pkg)
-        except ModuleNotFoundError as e:
-            if e.name != pkg:
-                raise
+        importlib.import_module(pkg)
 
 
 def describe(model: torch.nn.Module, training: dict | None = None) -> dict[str, Any]:

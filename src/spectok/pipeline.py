@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spectok.audio.io import load, resample
+from spectok.audio.io import load_audio, resample
 from spectok.audio.mel import INFERENCE_STFT_DTYPE, MelConfig, MelSpectrogram
 from spectok.errors import AudioError, SpectokError, TokenFileError
 from spectok.inference.chunking import (
@@ -210,7 +210,7 @@ class Pipeline:
         try:
             read, n = soundfile_reader(str(p), self.sample_rate)
         except Exception:  # other rate, or a format soundfile cannot seek: load (and resample) whole
-            wav, _ = load(p, self.sample_rate)
+            wav, _ = load_audio(p, self.sample_rate)
             read, n = array_reader(wav), len(wav)
         if n == 0:
             raise AudioError(p, "no samples (zero-length audio)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_API = {"AUDIO_EXTENSIONS": "io", "load": "io", "resample": "io", "save": "io",
+_API = {"AUDIO_EXTENSIONS": "io", "load_audio": "io", "resample": "io", "save_audio": "io",
         "PRESETS": "mel", "MelConfig": "mel", "MelSpectrogram": "mel"}
 __all__ = sorted(_API)
 

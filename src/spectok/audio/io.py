@@ -25,7 +25,7 @@ def resample(waveform: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     return soxr.resample(waveform, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
 
 
-def load(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
     """Load an audio file as mono float32.
 
     Args:
@@ -64,7 +64,7 @@ def load(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[np.nd
     return wav, int(sr)
 
 
-def save(path: str | os.PathLike, waveform: np.ndarray, sample_rate: int) -> None:
+def save_audio(path: str | os.PathLike, waveform: np.ndarray, sample_rate: int) -> None:
     """Write a mono ``[T]`` waveform atomically (format from the suffix: .wav is PCM16, .flac 16-bit).
 
     Accepts numpy arrays or torch tensors; values are clipped to [-1, 1].

@@ -233,7 +233,7 @@ def _batched_audio(pipe, files: list[tuple[Path, Path]], runner: Runner,
     """
     import soundfile as sf
 
-    from spectok.audio.io import load
+    from spectok.audio.io import load_audio
 
     batch: list[tuple[Path, Path]] = []
     wavs = []
@@ -263,12 +263,12 @@ def _batched_audio(pipe, files: list[tuple[Path, Path]], runner: Runner,
             try:
                 seconds = sf.info(str(path)).duration
             except Exception:
-                seconds = 0.0  # unknown: load() below will report what is wrong
+                seconds = 0.0  # unknown: load_audio() below will report what is wrong
             if seconds > pipe.chunk_frames / pipe.mel_config.frame_rate:
                 tf = pipe.encode_file(path)
                 _guard(runner, [item], lambda tf=tf, item=item: handle([item], [tf]))
                 continue
-            wav, _ = load(path, pipe.sample_rate)
+            wav, _ = load_audio(path, pipe.sample_rate)
         except Exception as e:
             runner.fail(path, e)
             continue
@@ -327,7 +327,7 @@ def _read_token_file(path: Path, pipe, force: bool):
 
 
 def _decode(args: argparse.Namespace) -> int:
-    from spectok.audio.io import save
+    from spectok.audio.io import save_audio
 
     files = collect_some(args.inputs, TOKEN_SUFFIXES, "token files (.sptk, .npy)")
     plan = plan_outputs(files, args.out, ".wav")
@@ -349,14 +349,14 @@ def _decode(args: argparse.Namespace) -> int:
 
         def job(group=group, tokens=tokens) -> None:
             for (path, _), wav in zip(group, pipe.decode(tokens, force=args.force)):
-                save(plan[path], wav, pipe.sample_rate)
+                save_audio(plan[path], wav, pipe.sample_rate)
 
         _guard(runner, group, job)
     return runner.finish()
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
-    from spectok.audio.io import AUDIO_EXTENSIONS, save
+    from spectok.audio.io import AUDIO_EXTENSIONS, save_audio
 
     files = collect_some(args.inputs, AUDIO_EXTENSIONS, "audio files")
     plan = plan_outputs(files, args.out, ".wav")
@@ -366,7 +366,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     def write(items, tokens) -> None:
         for (path, _), tf, wav in zip(items, tokens, pipe.decode(tokens)):
             dest = plan[path]
-            save(dest, wav, pipe.sample_rate)
+            save_audio(dest, wav, pipe.sample_rate)
             if args.plot:
                 _plot_pair(pipe, path, tf, dest.with_suffix(".png"))
 
@@ -376,10 +376,10 @@ def _reconstruct(args: argparse.Namespace) -> int:
 
 def _plot_pair(pipe, path: Path, tf, png: Path) -> None:
     """log-mel vs reconstruction vs difference, and the token map, for one file."""
-    from spectok.audio.io import load
+    from spectok.audio.io import load_audio
     from spectok.plots import plot_reconstruction, plot_token_map
 
-    wav, _ = load(path, pipe.sample_rate)
+    wav, _ = load_audio(path, pipe.sample_rate)
     mel = pipe.log_mel(wav)
     rec = pipe.decode_mel(tf.codes)[:, :mel.shape[-1]]
     plot_reconstruction(mel, rec, pipe.mel_config, png, title=path.name)

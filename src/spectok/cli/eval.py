@@ -33,7 +33,7 @@ def register(sub) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from spectok.evaluation import report
+    from spectok.evaluation.html import write_report
     from spectok.evaluation.runner import describe_model, evaluate
     from spectok.evaluation.sources import collect
     collection = collect(args.data, limit=args.limit)
@@ -47,7 +47,7 @@ def _eval(args: argparse.Namespace) -> int:
                       dnsmos=False if args.no_dnsmos else None, progress=not args.quiet)
     options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in ("func", "data")}
     options["data"] = [str(d) for d in args.data]
-    paths = report.write(result, args.out, options=options)
+    paths = write_report(result, args.out, options=options)
     for s in result.skipped:
         print(f"spectok eval: skipped {s['path'] or s['id']}: {s['reason']}", file=sys.stderr)
     n = len(result.utterances)

@@ -52,13 +52,13 @@ def _done(path: Path) -> int:
 
 
 def _reconstruction(args: argparse.Namespace) -> int:
-    from spectok.audio.io import load
+    from spectok.audio.io import load_audio
     from spectok.pipeline import Pipeline
     from spectok.plots import plot_reconstruction
     from spectok.tokenizers import load_tokenizer
 
     pipe = Pipeline(load_tokenizer(args.tokenizer))
-    wav, _ = load(args.audio, pipe.sample_rate)
+    wav, _ = load_audio(args.audio, pipe.sample_rate)
     mel = pipe.log_mel(wav)
     rec = pipe.decode_mel(pipe.encode(wav).codes)[:, :mel.shape[-1]]
     return _done(plot_reconstruction(mel, rec, pipe.mel_config, args.out, title=args.audio.name))
@@ -73,12 +73,12 @@ def _tokens(args: argparse.Namespace) -> int:
     if args.audio is not None:
         if args.tokenizer is None:
             raise SpectokError("--audio needs -t TOKENIZER (its mel front end draws the log-mel)")
-        from spectok.audio.io import load
+        from spectok.audio.io import load_audio
         from spectok.pipeline import Pipeline
         from spectok.tokenizers import load_tokenizer
 
         pipe = Pipeline(load_tokenizer(args.tokenizer))
-        mel, config = pipe.log_mel(load(args.audio, pipe.sample_rate)[0]), pipe.mel_config
+        mel, config = pipe.log_mel(load_audio(args.audio, pipe.sample_rate)[0]), pipe.mel_config
     return _done(plot_token_map(tf.codes, tf.frame_rate, tf.codebook_sizes, args.out, mel=mel,
                                 mel_config=config, title=args.codes.name))
 

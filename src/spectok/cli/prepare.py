@@ -73,7 +73,7 @@ def _decoded(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from spectok.data.corpora import open_corpus, select_items
-    from spectok.data.features import prepare
+    from spectok.data.prepare import prepare
 
     corpus = open_corpus(args.corpus, args.root, valid_ratio=args.valid_ratio, test_ratio=args.test_ratio)
     selection = None

@@ -104,7 +104,7 @@ def init_config(name_or_file: str, kind: str) -> dict:
 def run(args: argparse.Namespace) -> int:
     from spectok.errors import SpectokError
     from spectok.training.engine import Trainer
-    from spectok.training.tasks import task_class
+    from spectok.training.registry import task_class
 
     config = build_config(args)
     cls = task_class(config["task"])

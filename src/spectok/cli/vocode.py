@@ -1,4 +1,4 @@
-"""``spectok gen-spec`` and ``spectok synthesize``: the seed's spectrogram <-> audio commands.
+"""``spectok gen-spec`` and ``spectok synthesize``: one file's spectrogram <-> audio, by hand.
 
 ``gen-spec`` writes the front end's log-mel ``[n_mels, T]`` (or, with ``--linear``, the log
 linear magnitude ``[n_fft / 2 + 1, T]``) of one audio file as a float32 ``.npy``;
@@ -45,12 +45,12 @@ def _gen_spec(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from spectok.audio import load
+    from spectok.audio import load_audio
     from spectok.audio.mel import MelSpectrogram
     from spectok.fsutil import atomic_path
 
     front = MelSpectrogram(args.mel)
-    wav, _ = load(args.input, front.config.sample_rate)
+    wav, _ = load_audio(args.input, front.config.sample_rate)
     with torch.inference_mode():
         x = torch.from_numpy(wav)
         spec = (torch.log(front.magnitude(x).clamp_min(front.config.log_floor)) if args.linear else front(x))[0]
@@ -82,7 +82,7 @@ def _read_spec(path: Path):
 def _synthesize(args: argparse.Namespace) -> int:
     import torch
 
-    from spectok.audio import save
+    from spectok.audio import save_audio
     from spectok.audio.mel import MelConfig
     from spectok.vocoders import GriffinLim, load_vocoder
 
@@ -105,6 +105,6 @@ def _synthesize(args: argparse.Namespace) -> int:
                                f"spectrogram ({linear_rows} rows); was it made with another --mel?")
     if args.out.suffix.lower() not in (".wav", ".flac"):
         raise SpectokError(f"{args.out}: the output must be a .wav or .flac file")
-    save(args.out, wav[0], cfg.sample_rate)
+    save_audio(args.out, wav[0], cfg.sample_rate)
     print(f"{args.out}: {wav.shape[-1] / cfg.sample_rate:.2f} s at {cfg.sample_rate} Hz")
     return 0

@@ -1,9 +1,9 @@
 """Vocoder training data: waveform segments aligned with their log-mels, from a prepared folder.
 
-A prepared folder (:func:`spectok.data.features.open_prepared`) stores each utterance's log-mel
+A prepared folder (:func:`spectok.data.prepare.open_prepared`) stores each utterance's log-mel
 and, in its manifest row, the source audio ``path`` and ``trim_start, trim_end`` (samples at
 the mel sample rate): the mel is exactly the front end applied to
-``load(path, sr)[0][trim_start:trim_end]``. With ``padding = (n_fft - hop) / 2`` (HiFi-GAN
+``load_audio(path, sr)[0][trim_start:trim_end]``. With ``padding = (n_fft - hop) / 2`` (HiFi-GAN
 front end) mel frame ``t`` is centred on samples ``[t * hop, (t + 1) * hop)``, so a segment of
 ``n`` frames starting at frame ``s`` is the audio ``[s * hop, (s + n) * hop)`` and the mel
 ``[:, s : s + n]``: no mel is recomputed, and the vocoder learns from the very features the
@@ -25,8 +25,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from spectok.audio.io import load
+from spectok.audio.io import load_audio
 from spectok.audio.mel import MelConfig
+from spectok.data.spec import DataSpec
 from spectok.errors import DataError
 
 
@@ -80,7 +81,7 @@ class AudioSegmentDataset(Dataset):
         rec = self.records[index]
         if rec["id"] in self._cache:
             return self._cache[rec["id"]]
-        wav, _ = load(rec["path"], self.mel_config.sample_rate)
+        wav, _ = load_audio(rec["path"], self.mel_config.sample_rate)
         wav = wav[int(rec["trim_start"]): int(rec["trim_end"])]
         if self.cache_audio:
             self._cache[rec["id"]] = wav
@@ -132,8 +133,7 @@ def segment_data_spec(prepared_dir: str | os.PathLike, segment_samples: int, *, 
             :class:`~spectok.errors.MelMismatchError` naming the differing fields.
         cache_audio: keep waveforms in memory.
     """
-    from spectok.data.features import open_prepared
-    from spectok.training.task import DataSpec
+    from spectok.data.prepare import open_prepared
 
     prepared = open_prepared(prepared_dir)
     if mel_config is not None:

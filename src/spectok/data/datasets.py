@@ -1,6 +1,6 @@
 """Training and validation data over a prepared folder: mel crops and padded batches.
 
-A prepared folder (``spectok prepare``, read by :func:`spectok.data.features.open_prepared`)
+A prepared folder (``spectok prepare``, read by :func:`spectok.data.prepare.open_prepared`)
 holds one log-mel ``[n_mels, frames]`` per utterance and a manifest naming its split.
 
 - :class:`MelCropDataset` serves random crops of ``crop_frames`` frames for training and
@@ -12,7 +12,7 @@ holds one log-mel ``[n_mels, frames]`` per utterance and a manifest naming its s
 - :class:`PadCollate` pads a list of mels to one batch with the log floor
   (``mel_config.silence``, never 0) and returns a mask of real frames.
 - :func:`mel_data_spec` builds both sets and the collate as a
-  :class:`~spectok.training.task.DataSpec`: what most tasks return from ``data()``.
+  :class:`~spectok.data.spec.DataSpec`: what most tasks return from ``data()``.
 
 Batch layout (what :class:`PadCollate` returns)::
 
@@ -36,6 +36,7 @@ import torch
 from torch.utils.data import Dataset
 
 from spectok.audio.mel import MelConfig
+from spectok.data.spec import DataSpec
 from spectok.errors import DataError, MelMismatchError
 
 
@@ -173,8 +174,7 @@ def mel_data_spec(prepared_dir: str | os.PathLike, crop_frames: int, *, valid_fr
             ``valid=None`` (the engine then skips validation).
         min_frames: leave out utterances shorter than this.
     """
-    from spectok.data.features import open_prepared
-    from spectok.training.task import DataSpec
+    from spectok.data.prepare import open_prepared
 
     prepared = open_prepared(prepared_dir)
     if mel_config is not None:

@@ -1,4 +1,4 @@
-"""The reader of a prepared folder (written by :func:`spectok.data.features.prepare`).
+"""The reader of a prepared folder (written by :func:`spectok.data.prepare.prepare`).
 
 Layout of a prepared folder ``OUT``::
 
@@ -12,7 +12,7 @@ Layout of a prepared folder ``OUT``::
 A manifest row: ``id, speaker, split, text, frames, seconds`` (of the audio the mel
 covers), ``path`` (absolute source audio), ``sha1`` (of the source file's bytes),
 ``trim_start, trim_end``: the mel is exactly
-``MelSpectrogram(load(path, sr)[0][trim_start:trim_end])`` with ``sr`` the mel sample
+``MelSpectrogram(load_audio(path, sr)[0][trim_start:trim_end])`` with ``sr`` the mel sample
 rate, so a vocoder data set reloads the aligned waveform from these offsets;
 ``source_bytes, source_mtime_ns``: the source file's size and modification time when it was
 prepared (a resumed ``prepare`` redoes an item whose file has changed since, appending a new

@@ -1,4 +1,5 @@
-"""``report.html``: one offline page with the report's tables, plots and audio players.
+"""``report.html``: one offline page with the report's tables, plots and audio players; and
+:func:`write_report`, which writes ``report.json``, ``report.md`` and ``report.html`` together.
 
 The page makes no network request: CSS is inline, every figure is a PNG embedded as a
 ``data:`` URI (matplotlib, Agg backend), there is no script, and the audio players point at
@@ -11,13 +12,15 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from spectok.errors import SpectokError
-from spectok.evaluation.report import DEFINITIONS, METRICS, Table, tables
+from spectok.evaluation.report import DEFINITIONS, METRICS, Table, build, render_markdown, tables
+from spectok.fsutil import write_json_atomic, write_text_atomic
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:72rem;color:#1d1d1f;
@@ -205,3 +208,25 @@ def render_html(report: dict, code_counts: Sequence[np.ndarray], out_dir: str | 
             "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; "
             "media-src 'self' file:; style-src 'unsafe-inline'\">"
             f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>" + "".join(body) + "</body></html>")
+
+
+def _finite(obj):
+    """``obj`` with every non-finite float replaced by None (JSON has no NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def write_report(result, out_dir: str | Path, options: dict | None = None) -> dict[str, Path]:
+    """Write ``report.json``, ``report.md`` and ``report.html`` into ``out_dir`` (atomically); their paths."""
+    out = Path(out_dir)
+    report = _finite(build(result, options))
+    paths = {"json": out / "report.json", "md": out / "report.md", "html": out / "report.html"}
+    write_json_atomic(paths["json"], report)
+    write_text_atomic(paths["md"], render_markdown(report))
+    write_text_atomic(paths["html"], render_html(report, result.code_counts, out))
+    return paths

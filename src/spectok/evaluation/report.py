@@ -1,7 +1,8 @@
-"""The evaluation report: ``report.json`` (everything), ``report.md`` (tables), ``report.html``.
+"""The evaluation report: what ``report.json`` holds (:func:`build`), its tables and ``report.md``.
 
 The JSON is the source of truth; the Markdown and HTML tables are built from it by
-:func:`tables`, so the three never disagree. All files are written atomically.
+:func:`tables`, so the three never disagree. :func:`spectok.evaluation.html.write_report`
+writes the three files (atomically); this module knows nothing of the HTML page.
 """
 
 from __future__ import annotations
@@ -9,10 +10,8 @@ from __future__ import annotations
 import datetime
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 from spectok._version import __version__
-from spectok.fsutil import write_json_atomic, write_text_atomic
 
 #: key -> (label, unit, which direction is better)
 METRICS: dict[str, tuple[str, str, str]] = {
@@ -210,27 +209,3 @@ def render_markdown(report: dict) -> str:
         lines += ["", f"_{t.note}_", ""] if t.note else [""]
     lines += ["## Definitions", ""] + [f"- **{k}**: {v}" for k, v in DEFINITIONS.items()] + [""]
     return "\n".join(lines)
-
-
-def _finite(obj):
-    """``obj`` with every non-finite float replaced by None (JSON has no NaN)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
-def write(result, out_dir: str | Path, options: dict | None = None) -> dict[str, Path]:
-    """Write ``report.json``, ``report.md`` and ``report.html`` into ``out_dir`` (atomically); their paths."""
-    from spectok.evaluation.html import render_html
-
-    out = Path(out_dir)
-    report = _finite(build(result, options))
-    paths = {"json": out / "report.json", "md": out / "report.md", "html": out / "report.html"}
-    write_json_atomic(paths["json"], report)
-    write_text_atomic(paths["md"], render_markdown(report))
-    write_text_atomic(paths["html"], render_html(report, result.code_counts, out))
-    return paths

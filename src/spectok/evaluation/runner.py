@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spectok.audio.io import load
+from spectok.audio.io import load_audio
 from spectok.audio.mel import MelSpectrogram
 from spectok.errors import SpectokError
 from spectok.evaluation import metrics as M
@@ -141,7 +141,7 @@ class Evaluator:
             source_rate = int(sf.info(str(item.path)).samplerate)
         except Exception:
             source_rate = None
-        wav, _ = load(item.path, self.sample_rate)
+        wav, _ = load_audio(item.path, self.sample_rate)
         start, end = item.bounds(self.sample_rate, len(wav))
         return wav[start:end], source_rate or self.sample_rate
 
@@ -303,7 +303,7 @@ def safe_name(id: str) -> str:
 def write_examples(ev: Evaluator, items: dict[str, EvalItem], ranking: dict, out_dir: Path) -> list[dict]:
     """Audio (``audio/NAME.{original,copy,tokenized}.wav``) and a mel figure (``plots/NAME.mel.png``)
     for the best, median and worst utterances, re-synthesised (the models are deterministic)."""
-    from spectok.audio.io import save
+    from spectok.audio.io import save_audio
     from spectok.plots import plot_reconstruction
 
     examples, done = [], {}
@@ -318,7 +318,7 @@ def write_examples(ev: Evaluator, items: dict[str, EvalItem], ranking: dict, out
                 s = ev.synthesize(wav, rate)
                 audio = {}
                 for kind, x in (("original", s.wav), ("copy", s.wav_copy), ("tokenized", s.wav_tokenized)):
-                    save(out_dir / "audio" / f"{name}.{kind}.wav", x, ev.sample_rate)
+                    save_audio(out_dir / "audio" / f"{name}.{kind}.wav", x, ev.sample_rate)
                     audio[kind] = f"audio/{name}.{kind}.wav"
                 plot = plot_reconstruction(s.mel, s.mel_tokenized, ev.mel_config, out_dir / "plots" / f"{name}.mel.png",
                                            title=f"{id}: reference vs tokenizer output")

@@ -64,7 +64,7 @@ class Collection:
 
 
 def _prepared(root: Path, prefix: str) -> tuple[list[EvalItem], dict, list[dict]]:
-    from spectok.data.features import open_prepared
+    from spectok.data.prepare import open_prepared
 
     ps = open_prepared(root)
     split, rows = "all", ps.records

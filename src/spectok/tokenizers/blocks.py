@@ -9,8 +9,8 @@ stride ``s`` becomes exactly ``L / s`` (and back):
 
 - ``s == 1``: kernel 3, padding 1 (no resampling);
 - ``s == 2``: kernel 4, padding 1 (overlapping, as in taming-transformers);
-- ``s >= 3``: kernel ``s``, padding 0 (non-overlapping patches, as the DCTTS seed's
-  frequency /4 and /5 layers).
+- ``s >= 3``: kernel ``s``, padding 0 (non-overlapping patches, as in the frequency /4 and /5
+  layers of DCTTS Spectrogram VQ's public implementation).
 
 :class:`ConvEncoder` records the time-axis (kernel, stride, dilation) of every layer it
 stacks, so :attr:`ConvEncoder.receptive_field` gives its receptive field in input
@@ -111,7 +111,7 @@ class ConvEncoder(nn.Module):
     Layout: conv-in (k3) → for each stage: residual blocks, then a strided conv → middle
     residual blocks → norm, act, conv-out (k3). ``num_res_blocks`` is one count for every
     stage and the middle, or a list (per stage, then the middle): ``[0, 0, 4]`` puts all
-    the work at the latent resolution, as the DCTTS seed does.
+    the work at the latent resolution, as DCTTS Spectrogram VQ's public implementation does.
 
     Args:
         in_channels: 1 for a mel image, ``n_mels`` for 1-D, 3 for RGB.

@@ -27,7 +27,7 @@ def token_image(codes: torch.Tensor, codebook_sizes: list[int]) -> torch.Tensor:
 def log_tokenizer_media(writer: Any, model: Any, batch: dict[str, torch.Tensor], step: int,
                         max_items: int = 2) -> None:
     """Write, for the first ``max_items`` items of ``batch``: ``mel/{i}`` (input above
-    reconstruction), ``tokens/{i}`` and, when ``spectok.vocoders.GriffinLim`` exists,
+    reconstruction), ``tokens/{i}`` and, when Griffin-Lim can serve the model's front end,
     ``audio/{i}_input`` and ``audio/{i}_tokens``."""
     was_training = model.training
     model.eval()
@@ -56,11 +56,9 @@ def log_tokenizer_media(writer: Any, model: Any, batch: dict[str, torch.Tensor],
 @functools.lru_cache(maxsize=4)
 def _griffin_lim(mel_config: Any) -> Any:
     """A Griffin-Lim vocoder for ``mel_config`` (built once per front end: building takes
-    seconds) if the vocoders package provides one, else None."""
-    try:
-        from spectok.vocoders import GriffinLim
-    except ImportError:
-        return None
+    seconds), or None when it cannot serve that front end."""
+    from spectok.vocoders import GriffinLim
+
     try:
         return GriffinLim(mel_config)
     except Exception:  # a vocoder that cannot serve this front end: log no audio rather than fail training

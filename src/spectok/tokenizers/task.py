@@ -38,11 +38,12 @@ import torch
 from torch import nn
 
 import spectok.artifacts as artifacts
+from spectok.data.spec import DataSpec
 from spectok.errors import SpectokError
 from spectok.losses import feature_matching_loss, hinge_d_loss, hinge_g_loss, masked_delta_l1, masked_l1, masked_mse
 from spectok.tokenizers.media import log_tokenizer_media
 from spectok.tokenizers.vqgan import PatchGANDiscriminator, adaptive_weight, gan_active
-from spectok.training.task import DataSpec, OptimizerSpec, TrainTask
+from spectok.training.task import OptimizerSpec, TrainTask
 
 RECONSTRUCTION = {"l1": masked_l1, "mse": masked_mse}
 

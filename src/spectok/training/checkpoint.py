@@ -197,7 +197,7 @@ def load_task(path: str | os.PathLike, map_location: str | torch.device = "cpu")
 
     Returns ``(task, state)``; the task's models are in eval mode on ``map_location``.
     """
-    from spectok.training.tasks import task_class
+    from spectok.training.registry import task_class
 
     state = load_checkpoint(path, map_location=map_location)
     task = task_class(state["config"]["task"])(state["config"])

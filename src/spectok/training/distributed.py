@@ -7,9 +7,9 @@ no collective is called.
 
 - :class:`ShardedSampler`: a deterministic shuffle per ``(seed, epoch)``, cut into
   ``world_size`` equal shards (the tail that does not divide evenly is dropped, like
-  ``DistributedSampler(drop_last=True)``), and able to start mid-epoch for exact resume.
+  ``DistributedSampler(drop_last=True)``).
 - :class:`EpochStream`: those shards epoch after epoch as ``(epoch, index)`` pairs, for one
-  loader over the whole run.
+  loader over the whole run, starting at any batch of any epoch for exact resume.
 - :func:`barrier`, :func:`gather_objects`, :func:`broadcast_buffers`: no-ops on one process.
 - :class:`StopSignal`: SIGTERM becomes a clean stop after the current step, on every rank.
 - :func:`weights_digest`: a hash of model weights, to check that ranks agree.
@@ -199,8 +199,9 @@ def weights_digest(models: dict[str, torch.nn.Module]) -> str:
     return h.hexdigest()[:16]
 
 
-class ShardedSampler(Sampler[int]):
-    """Indices of one rank's shard of one epoch, deterministic given ``(seed, epoch)``.
+class ShardedSampler:
+    """Indices of one rank's shard of each epoch, deterministic given ``(seed, epoch)``; what
+    :class:`EpochStream` walks through.
 
     Args:
         size: items in the data set.
@@ -210,8 +211,7 @@ class ShardedSampler(Sampler[int]):
 
     Each epoch's order is ``randperm(size)`` from a generator seeded with ``seed`` and the
     epoch, truncated to a multiple of ``world_size``; rank r takes every world_size-th
-    index starting at r. :meth:`set_epoch` picks the epoch and ``start`` (how many of this
-    rank's indices to skip: a resumed run's position within the epoch).
+    index starting at r.
     """
 
     def __init__(self, size: int, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1) -> None:
@@ -219,11 +219,6 @@ class ShardedSampler(Sampler[int]):
             raise SpectokError(f"data set of {size} items cannot be sharded over {world_size} processes")
         self.size, self.seed, self.shuffle = size, int(seed), shuffle
         self.rank, self.world_size = rank, world_size
-        self.epoch = 0
-        self.start = 0
-
-    def set_epoch(self, epoch: int, start: int = 0) -> None:
-        self.epoch, self.start = int(epoch), int(start)
 
     def shard(self, epoch: int) -> list[int]:
         """This rank's full list of indices for ``epoch``."""
@@ -234,12 +229,6 @@ class ShardedSampler(Sampler[int]):
             order = list(range(self.size))
         usable = self.size - self.size % self.world_size
         return order[:usable][self.rank::self.world_size]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.shard(self.epoch)[self.start:])
-
-    def __len__(self) -> int:
-        return max(self.size // self.world_size - self.start, 0)
 
 
 class EpochStream(Sampler[tuple[int, int]]):

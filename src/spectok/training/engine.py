@@ -15,7 +15,7 @@ Run folder::
     RUN/train.log            plain-text log
     RUN/metrics.jsonl        one JSON line per "train" / "valid" event, same scalar names
 
-Config keys (YAML): ``task`` (a name in :data:`spectok.training.tasks.TASKS` or
+Config keys (YAML): ``task`` (a name in :data:`spectok.training.registry.TASKS` or
 "module:Class"); task sections (``mel``, ``model``, ``loss``, ``data``, ...) read by the
 task; ``train`` (the engine: see :class:`spectok.training.config.TrainConfig` for every
 key and default: steps, batch_size, valid_batch_size, num_workers, valid_every,
@@ -72,9 +72,9 @@ from spectok.training.config import (
     resolve_optimizer_specs,
     specs_to_config,
 )
+from spectok.training.registry import task_class
 from spectok.training.runlog import RunLogger
 from spectok.training.schedules import build_optimizer, lr_at
-from spectok.training.tasks import task_class
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:

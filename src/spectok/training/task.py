@@ -23,13 +23,13 @@ generator's output in the first phase and use it detached in the second.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+
+from spectok.data.spec import DataSpec
 
 
 @dataclass
@@ -61,16 +61,6 @@ class OptimizerSpec:
     gamma: float = 0.5
     min_lr_ratio: float = 0.1
     grad_clip: float | None = 1.0
-
-
-@dataclass
-class DataSpec:
-    """Data sets and collation for a task. ``collate`` turns a list of items into a batch dict."""
-
-    train: Dataset
-    valid: Dataset | None
-    collate: Callable[[list[Any]], dict[str, torch.Tensor]] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class TrainTask(ABC):

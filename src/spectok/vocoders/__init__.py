@@ -3,7 +3,7 @@
 - :class:`GriffinLim`: no training, built by name ("griffin-lim").
 - :class:`ISTFTVocoder` ("istft-vocoder"): ConvNeXt backbone + iSTFT head, the fast CPU default.
 - :class:`HiFiGANGenerator` ("hifigan"): V1/V2/V3 presets; discriminators in ``discriminators``.
-- :class:`CNNVocoder` ("cnn-vocoder"): the seed's interpolation + convolution network.
+- :class:`CNNVocoder` ("cnn-vocoder"): an interpolation + convolution network, spectral losses only.
 
 Trained vocoders are release artifacts: :func:`load_vocoder` loads them (and Griffin-Lim by name).
 """

@@ -1,4 +1,4 @@
-"""The CNN vocoder (the seed's design, after Arık et al., "Fast Spectrogram Inversion using
+"""The CNN vocoder (after Arık et al., "Fast Spectrogram Inversion using
 Multi-head Convolutional Neural Networks", 2018): spectrogram -> waveform without adversarial
 training, learned with spectral losses only (log-STFT-magnitude L1 + spectral convergence).
 

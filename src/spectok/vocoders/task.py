@@ -38,6 +38,7 @@ from torch import nn
 
 import spectok.artifacts as artifacts
 from spectok.audio.mel import MelSpectrogram
+from spectok.data.spec import DataSpec
 from spectok.errors import SpectokError
 from spectok.losses import (
     STFT_RESOLUTIONS,
@@ -47,7 +48,7 @@ from spectok.losses import (
     mel_l1_loss,
     multi_resolution_stft_loss,
 )
-from spectok.training.task import DataSpec, OptimizerSpec, TrainTask
+from spectok.training.task import OptimizerSpec, TrainTask
 from spectok.vocoders.discriminators import HiFiGANDiscriminator
 
 

@@ -124,12 +124,12 @@ class _Worker:
     def _prepare(cls, item: CorpusItem) -> dict:
         import torch
 
-        from spectok.audio.io import load
+        from spectok.audio.io import load_audio
 
         cfg: MelConfig = cls.mel.config
         stamp = source_stamp(item.path)
         sha1 = hashlib.sha1(Path(item.path).read_bytes()).hexdigest()
-        wav, sr = load(item.path, cfg.sample_rate)
+        wav, sr = load_audio(item.path, cfg.sample_rate)
         start, end = 0, len(wav)
         if cls.settings["trim_silence_db"] is not None:
             start, end = trim_bounds(wav, cls.settings["trim_silence_db"], cfg.win_length, cfg.hop_length)
@@ -156,8 +156,8 @@ def source_stamp(path: str | Path) -> dict:
 def _source_changed(row: dict, item: CorpusItem) -> bool:
     """Whether ``item``'s file differs (size or modification time) from when ``row`` was prepared.
 
-    Rows written before these fields existed never count as changed; a source that is gone
-    does (its retry is then reported as a failure, and the earlier mel is kept).
+    A row without these fields never counts as changed (there is nothing to compare); a source
+    that is gone does (its retry is then reported as a failure, and the earlier mel is kept).
     """
     if "source_bytes" not in row:
         return False
