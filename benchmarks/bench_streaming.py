@@ -74,7 +74,8 @@ def bench(name: str, seconds: float) -> None:
     print(f"| encode | whole file ({dur:.0f} s) | {dur / t_whole:,.0f} | 1.00 |")
     for ms in (10, 20, 100, 1000):
         n = rate * ms // 1000
-        t, cols = timed(lambda: torch.cat(list(pipe.stream_encode(wav[i:i + n] for i in range(0, len(wav), n))), -1))
+        t, cols = timed(lambda n=n: torch.cat(list(pipe.stream_encode(
+            wav[i:i + n] for i in range(0, len(wav), n))), -1))
         if not np.array_equal(cols.numpy(), whole.codes):
             raise SystemExit(f"{name}: streamed codes differ from whole-file codes at {ms} ms blocks")
         print(f"| stream_encode | {ms} ms | {dur / t:,.0f} | {t_whole / t:.2f} |")
@@ -82,8 +83,8 @@ def bench(name: str, seconds: float) -> None:
     print(f"| decode (Griffin-Lim) | whole file | {dur / t_dec:,.1f} | 1.00 |")
     codes = whole.codes
     for m, step in ((1, 1), (1, None), (5, None), (25, None)):
-        t, _ = timed(lambda: list(pipe.stream_decode((codes[:, j:j + m] for j in range(0, codes.shape[1], m)),
-                                                     whole.num_samples, step_frames=step)))
+        t, _ = timed(lambda m=m, step=step: list(pipe.stream_decode(
+            (codes[:, j:j + m] for j in range(0, codes.shape[1], m)), whole.num_samples, step_frames=step)))
         lat = pipe.stream_decoder(step).latency_seconds * 1000
         print(f"| stream_decode | {m} column{'s' if m > 1 else ''} ({1000 * m / tok.frame_rate:.0f} ms), "
               f"step {pipe.stream_decoder(step).step} frames (latency {lat:.0f} ms) | {dur / t:,.1f} | "

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import platform
 import resource
@@ -193,8 +194,8 @@ def write_card(name: str, r: Recipe, artifact: Path, report: dict, ood: dict, ti
     card = f"""# spectok `{name}`{' (alias ' + ', '.join(f'`{a}`' for a in r.aliases) + ')' if r.aliases else ''}
 
 A speech tokenizer for {r.use}: log-mel ({header['mel']['sample_rate']} Hz, hop {header['mel']['hop_length']}) →
-{len(tok['codebook_sizes'])} tokens per column of {tok['config']['strides'][0] if len(tok['config']['strides']) == 1
-else tok['config']['strides']} frames, {tok['frame_rate']:.1f} columns/s, codebooks {sorted(set(tok['codebook_sizes']))}
+{len(tok['codebook_sizes'])} tokens per column of {math.prod(tok['config']['strides'])} frames,
+{tok['frame_rate']:.1f} columns/s, codebooks {sorted(set(tok['codebook_sizes']))}
 (FSQ) → **{tok['bitrate']:.0f} bit/s**. Decoded log-mels go to any vocoder of the same front end. The
 paired vocoder (`-v default`) is **Griffin-Lim**: no trained vocoder has been shown to beat it here. None
 was trained on this model's tokens yet, and the trained vocoders measured so far lose to Griffin-Lim even

@@ -48,3 +48,19 @@ def test_save_is_atomic_and_roundtrips(tmp_path):
     assert [p.name for p in out.parent.iterdir()] == ["x.flac"]  # no temporary left behind
     back, sr = load_audio(out)
     assert sr == 16000 and np.abs(back - wav).max() < 1e-3
+
+
+def test_long_files_are_read_and_resampled_in_blocks_with_the_same_samples(ljspeech_wavs, monkeypatch):
+    """load_audio reads READ_BLOCK frames at a time through soxr's stream: identical to a whole load."""
+    import soundfile as sf
+    import soxr
+
+    from spectok.audio import io
+
+    data, sr = sf.read(ljspeech_wavs[0], dtype="float32")
+    whole = soxr.resample(data, sr, 16000, quality="HQ")
+    monkeypatch.setattr(io, "READ_BLOCK", 4099)  # dozens of odd-sized blocks
+    wav, rate = io.load_audio(ljspeech_wavs[0], 16000)
+    assert rate == 16000 and np.array_equal(wav, whole)
+    same, _ = io.load_audio(ljspeech_wavs[0])
+    assert np.array_equal(same, data)

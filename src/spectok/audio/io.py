@@ -5,6 +5,7 @@ Waveforms are float32 numpy arrays of shape ``[T]`` (samples, mono) in [-1, 1].
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -49,19 +50,52 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple
     import soundfile as sf
 
     try:
-        data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+        f = sf.SoundFile(str(p))
     except Exception as e:  # soundfile raises several types (LibsndfileError, RuntimeError, TypeError)
         raise AudioError(p, f"cannot decode audio ({type(e).__name__}: {e})") from e
-    if data.shape[0] == 0:
+    with f:
+        sr = int(f.samplerate)
+        rate = sr if sample_rate is None else int(sample_rate)
+        wav = _read_mono(f, p, sr, rate)
+    return wav, rate
+
+
+#: frames read (and resampled) at a time: a long file never sits whole in memory at its own rate
+READ_BLOCK = 1 << 20
+
+
+def _read_mono(f, p: Path, sr: int, rate: int) -> np.ndarray:
+    """All of open soundfile ``f`` as mono float32 at ``rate``, read and resampled block by block.
+
+    soxr's stream gives the same samples as resampling the whole signal at once, so the result
+    equals a whole-file load; the output buffer is sized from the header and grown if it lied.
+    """
+    import soxr
+
+    stream = soxr.ResampleStream(sr, rate, 1, dtype="float32", quality="HQ") if rate != sr else None
+    out = np.empty(math.ceil(max(f.frames, 0) * rate / sr) + 64, dtype=np.float32)
+    n, seen = 0, 0
+    while True:
+        try:
+            block = f.read(READ_BLOCK, dtype="float32", always_2d=True)
+        except Exception as e:
+            raise AudioError(p, f"cannot decode audio ({type(e).__name__}: {e})") from e
+        last = len(block) < READ_BLOCK
+        seen += len(block)
+        mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
+        if not np.isfinite(mono).all():
+            raise AudioError(p, "contains NaN or infinite samples")
+        if stream is not None:
+            mono = stream.resample_chunk(np.ascontiguousarray(mono), last=last)
+        if n + len(mono) > len(out):
+            out = np.concatenate([out[:n], np.empty(n + len(mono) - len(out) + READ_BLOCK, np.float32)])
+        out[n:n + len(mono)] = mono
+        n += len(mono)
+        if last:
+            break
+    if seen == 0:
         raise AudioError(p, "no samples (zero-length audio)")
-    wav = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if not np.isfinite(wav).all():
-        raise AudioError(p, "contains NaN or infinite samples")
-    wav = np.ascontiguousarray(wav, dtype=np.float32)
-    if sample_rate is not None and sample_rate != sr:
-        wav = resample(wav, sr, sample_rate)
-        sr = sample_rate
-    return wav, int(sr)
+    return out[:n]
 
 
 def save_audio(path: str | os.PathLike, waveform: np.ndarray, sample_rate: int) -> None:

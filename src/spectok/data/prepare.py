@@ -37,6 +37,10 @@ from spectok.data.prepared import PreparedSet, open_prepared, read_meta, read_ro
 from spectok.errors import DataError, SpectokError
 from spectok.fsutil import atomic_path, write_json_atomic, write_text_atomic
 
+#: longest clip, in mel frames, whose STFT is computed in one piece; longer ones go in pieces of
+#: this size, with the same features (:class:`~spectok.inference.chunking.ChunkedMel`)
+MEL_CHUNK_FRAMES = 4096
+
 DTYPES = ("float16", "float32")
 __all__ = ["DTYPES", "PrepareReport", "PreparedSet", "open_prepared", "prepare", "trim_bounds"]
 
@@ -78,7 +82,9 @@ def trim_bounds(waveform: np.ndarray, top_db: float, frame_length: int, hop_leng
     if n < frame_length or top_db <= 0:
         return 0, n
     frames = np.lib.stride_tricks.sliding_window_view(waveform, frame_length)[::hop_length]
-    energy = np.mean(np.square(frames, dtype=np.float64), axis=1)
+    block = max(1, 2 ** 22 // frame_length)  # frames per block: bounded memory on long files
+    energy = np.concatenate([np.mean(np.square(frames[i:i + block], dtype=np.float64), axis=1)
+                             for i in range(0, len(frames), block)])
     peak = energy.max()
     if peak <= 0:
         return 0, n
@@ -125,16 +131,22 @@ class _Worker:
         import torch
 
         from spectok.audio.io import load_audio
+        from spectok.inference.chunking import ChunkedMel, array_reader
 
         cfg: MelConfig = cls.mel.config
         stamp = source_stamp(item.path)
-        sha1 = hashlib.sha1(Path(item.path).read_bytes()).hexdigest()
+        with open(item.path, "rb") as f:
+            sha1 = hashlib.file_digest(f, "sha1").hexdigest()
         wav, sr = load_audio(item.path, cfg.sample_rate)
         start, end = 0, len(wav)
         if cls.settings["trim_silence_db"] is not None:
             start, end = trim_bounds(wav, cls.settings["trim_silence_db"], cfg.win_length, cfg.hop_length)
-        with torch.inference_mode():
-            mel = cls.mel(torch.from_numpy(wav[start:end]))[0].numpy()
+        clip = wav[start:end]
+        if cfg.num_frames(len(clip)) <= MEL_CHUNK_FRAMES:
+            with torch.inference_mode():
+                mel = cls.mel(torch.from_numpy(clip))[0].numpy()
+        else:  # long files: the STFT in pieces (float64 spectra of a whole hour would take ~3 GB)
+            mel = ChunkedMel(cls.mel, array_reader(clip), len(clip)).all(MEL_CHUNK_FRAMES).numpy()
         out = Path(cls.settings["mel_dir"]) / f"{item.id}.npy"
         with atomic_path(out) as tmp, open(tmp, "wb") as f:
             np.save(f, mel.astype(cls.settings["dtype"]), allow_pickle=False)
