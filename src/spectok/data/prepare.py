@@ -39,7 +39,7 @@ from spectok.fsutil import atomic_path, write_json_atomic, write_text_atomic
 
 #: longest clip, in mel frames, whose STFT is computed in one piece; longer ones go in pieces of
 #: this size, with the same features (:class:`~spectok.inference.chunking.ChunkedMel`)
-MEL_CHUNK_FRAMES = 4096
+MEL_CHUNK_FRAMES = 1024
 
 DTYPES = ("float16", "float32")
 __all__ = ["DTYPES", "PrepareReport", "PreparedSet", "open_prepared", "prepare", "trim_bounds"]

@@ -125,8 +125,11 @@ class ChunkedMel:
         return out[:, drop:drop + f1 - f0]
 
     def all(self, chunk_frames: int = 4096) -> torch.Tensor:
-        """The whole ``[n_mels, frames]`` log-mel, computed ``chunk_frames`` at a time."""
-        return torch.cat([self.frames(a, b) for a, b in spans(self.num_frames, chunk_frames)], dim=-1)
+        """The whole ``[n_mels, frames]`` log-mel, computed ``chunk_frames`` at a time into one buffer."""
+        out = torch.empty(self.mel.config.n_mels, self.num_frames)
+        for a, b in spans(self.num_frames, chunk_frames):
+            out[:, a:b] = self.frames(a, b)
+        return out
 
 
 class ChunkedEncoder:
