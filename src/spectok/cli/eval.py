@@ -4,6 +4,10 @@ DATA is a prepared folder (its test split, else valid, else all items), a folder
 (searched recursively) or audio files; see :mod:`spectok.evaluation.sources`. Unreadable
 files are listed in the report and skipped. The exit status is 1 when any
 input could not be evaluated (the others are, and are reported), 0 when all were.
+
+With an image tokenizer, DATA is ``cifar10 ROOT`` (the CIFAR-10 batches folder) and the report
+is :mod:`spectok.evaluation.image`'s: MSE, PSNR, codebook use, bits per image, a grid of
+originals over reconstructions, and the training curves of ``--run``.
 """
 
 from __future__ import annotations
@@ -16,11 +20,14 @@ from spectok.cli.common import add_command, add_tokenizer_option, add_vocoder_op
 
 
 def register(sub) -> None:
-    p = add_command(sub, "eval", "Measure a tokenizer (+ vocoder) on speech: report.json, report.md, report.html.",
-                    "spectok eval -t default -v griffin-lim data/prepared/lj -o reports/lj --limit 50",
+    p = add_command(sub, "eval", "Measure a tokenizer (+ vocoder) on speech, or an image tokenizer on CIFAR-10: "
+                    "report.json, report.md, report.html.",
+                    "spectok eval -t default -v griffin-lim data/prepared/lj -o reports/lj --limit 50\n"
+                    "  spectok eval -t cifar.safetensors cifar10 cifar-10-batches-py -o rep --run runs/cifar",
                     _eval)
     p.add_argument("data", nargs="+", type=Path, metavar="DATA",
-                   help="prepared folders (test split, else valid, else all), folders of audio, or audio files")
+                   help="prepared folders (test split, else valid, else all), folders of audio, or audio files; "
+                        "for an image tokenizer: cifar10 ROOT")
     add_tokenizer_option(p)
     add_vocoder_option(p)
     p.add_argument("-o", "--out", required=True, type=Path, help="report folder (created)")
@@ -30,12 +37,20 @@ def register(sub) -> None:
     p.add_argument("--no-dnsmos", action="store_true",
                    help="skip DNSMOS even when speechmos is installed (it is skipped anyway when it is not)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--split", default="test", choices=("test", "valid", "train"),
+                   help="image tokenizers: the CIFAR-10 split to score (default test, 10,000 images)")
+    p.add_argument("--run", type=Path, default=None,
+                   help="image tokenizers: the training run folder whose metrics.jsonl gives the loss curves")
 
 
 def _eval(args: argparse.Namespace) -> int:
     from spectok.evaluation.html import write_report
     from spectok.evaluation.runner import describe_model, evaluate
     from spectok.evaluation.sources import collect
+
+    tok, _ = load_models(args, with_vocoder=False)
+    if tok.mel_config is None:
+        return _eval_images(args, tok)
     collection = collect(args.data, limit=args.limit)
     tok, voc = load_models(args)
     from spectok.models import resolve_tokenizer
@@ -63,3 +78,23 @@ def _eval(args: argparse.Namespace) -> int:
     print("; ".join(line), file=sys.stderr)
     print(f"spectok eval: report in {paths['html']} (+ report.json, report.md)", file=sys.stderr)
     return 0 if n and not result.skipped else 1  # the exit-code policy: any input that failed makes it 1
+
+
+def _eval_images(args: argparse.Namespace, tok) -> int:
+    from spectok.errors import SpectokError
+    from spectok.evaluation.image import evaluate_images
+    from spectok.evaluation.runner import describe_model
+    from spectok.models import resolve_tokenizer
+
+    if len(args.data) != 2 or str(args.data[0]) != "cifar10":
+        raise SpectokError(f"{args.tokenizer} is an image tokenizer: give DATA as 'cifar10 ROOT' "
+                           f"(the CIFAR-10 batches folder), not {' '.join(map(str, args.data))}")
+    report = evaluate_images(tok, args.data[1], args.out, describe_model(tok, resolve_tokenizer(args.tokenizer)),
+                             split=args.split, limit=args.limit, run_dir=args.run)
+    s = report["scores"]
+    print(f"spectok eval: {s['images']} images; MSE {s['mse']['mean']:.4f}; PSNR {s['psnr_db']['mean']:.2f} dB; "
+          f"{s['codebook']['used_fraction'] * 100:.1f} % of {s['codebook_size']} codes used; "
+          f"{s['bits_per_image']:.0f} bits per image", file=sys.stderr)
+    print(f"spectok eval: report in {Path(args.out) / 'report.html'} (+ report.json, report.md, grid.png)",
+          file=sys.stderr)
+    return 0

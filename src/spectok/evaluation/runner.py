@@ -360,7 +360,8 @@ def describe_model(model: nn.Module, source: str | Path) -> dict:
         fp = hashlib.sha256(json.dumps([type(model).__name__, config], sort_keys=True, default=str)
                             .encode()).hexdigest()[:16]
     info = {"source": str(source), "class": header.get("class", type(model).__name__), "fingerprint": fp,
-            "mel_fingerprint": model.mel_config.fingerprint(), "config": config,
+            "mel_fingerprint": model.mel_config.fingerprint() if model.mel_config is not None else None,
+            "config": config,
             "parameters": sum(p.numel() for p in model.parameters())}
     p = Path(source)
     if p.is_file():
@@ -369,6 +370,7 @@ def describe_model(model: nn.Module, source: str | Path) -> dict:
         info["training"] = header["training"]
     if hasattr(model, "codebook_sizes"):
         info["codebook_sizes"] = list(model.codebook_sizes)
-        info["frame_rate"] = float(model.frame_rate)
-        info["bitrate"] = float(model.bitrate)
+        if model.mel_config is not None:  # images have no rate
+            info["frame_rate"] = float(model.frame_rate)
+            info["bitrate"] = float(model.bitrate)
     return info
