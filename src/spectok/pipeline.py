@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spectok.audio.io import load_audio, resample
+from spectok.audio.io import AudioReader, resample
 from spectok.audio.mel import INFERENCE_STFT_DTYPE, MelConfig, MelSpectrogram
 from spectok.errors import AudioError, SpectokError, TokenFileError
 from spectok.inference.chunking import (
@@ -44,7 +44,6 @@ from spectok.inference.chunking import (
     array_reader,
     decode_chunked,
     encoder_geometry,
-    soundfile_reader,
     vocode_chunked,
 )
 from spectok.inference.streaming import StreamDecoder, StreamEncoder
@@ -174,7 +173,7 @@ class Pipeline:
         short = []
         for i, w in enumerate(items):
             self._check_length(len(w), f"item {i}")
-            if self.mel_config.num_frames(len(w)) > self.chunk_frames:
+            if self.is_long(len(w)):
                 out[i] = self._encode_long(array_reader(w), len(w))
             else:
                 short.append(i)
@@ -185,41 +184,53 @@ class Pipeline:
             width = max(m.shape[-1] for m in mels)
             batch = torch.stack([nn.functional.pad(m, (0, width - m.shape[-1]), value=self.mel_config.silence)
                                  for m in mels])
-            codes = self.tokenizer.encode(batch)
+            codes = self._encode_mel(batch)
             for row, (i, m) in enumerate(zip(idx, mels)):
                 cols = math.ceil(m.shape[-1] / self.time_downsample)
                 out[i] = self._token_file(codes[row, :, :cols], len(items[i]))
         return out[0] if single else out  # type: ignore[return-value]
 
+    def is_long(self, num_samples: int) -> bool:
+        """Whether audio of ``num_samples`` (at :attr:`sample_rate`) is processed in chunks: the one
+        place that decides, in mel frames against :attr:`chunk_frames`."""
+        return self.mel_config.num_frames(num_samples) > self.chunk_frames
+
+    def _encode_mel(self, mel: torch.Tensor) -> torch.Tensor:
+        """``[B, n_mels, T]`` log-mel (CPU) -> codes ``[B, K, T']`` on the CPU, run on the tokenizer's device."""
+        device = next(self.tokenizer.parameters(), torch.empty(0)).device
+        return self.tokenizer.encode(mel.to(device)).cpu()
+
     def _encode_long(self, read, num_samples: int, metadata: dict | None = None) -> TokenFile:
         cm = ChunkedMel(self.mel, read, num_samples)
         if self.receptive_field is None:  # cannot chunk: whole file
-            codes = self.tokenizer.encode(cm.all(self.chunk_frames).unsqueeze(0))[0]
+            codes = self._encode_mel(cm.all(self.chunk_frames).unsqueeze(0))[0]
         else:
-            codes = self._chunked_encoder().encode(cm.frames, cm.num_frames)
+            device = next(self.tokenizer.parameters(), torch.empty(0)).device
+            codes = self._chunked_encoder().encode(lambda a, b: cm.frames(a, b).to(device), cm.num_frames).cpu()
         return self._token_file(codes, num_samples, metadata)
 
     @torch.no_grad()
-    def encode_file(self, path: str | os.PathLike) -> TokenFile:
-        """Encode one audio file; a long file at :attr:`sample_rate` is read piecewise from disk.
-
-        Files at another rate are loaded and resampled in memory first.
-        """
-        p = Path(path)
-        meta = {"source": p.name}
-        try:
-            read, n = soundfile_reader(str(p), self.sample_rate)
-        except Exception:  # other rate, or a format soundfile cannot seek: load (and resample) whole
-            wav, _ = load_audio(p, self.sample_rate)
+    def encode_reader(self, reader: AudioReader, metadata: dict | None = None) -> TokenFile:
+        """Encode an open :class:`~spectok.audio.io.AudioReader`: a long file at :attr:`sample_rate` is
+        read piecewise (never whole); a file at another rate is read whole and resampled."""
+        if reader.sample_rate == self.sample_rate:
+            read, n = reader.read, reader.num_samples
+        else:
+            wav = reader.read_all(self.sample_rate)
             read, n = array_reader(wav), len(wav)
         if n == 0:
-            raise AudioError(p, "no samples (zero-length audio)")
-        self._check_length(n, str(p))
-        if self.mel_config.num_frames(n) > self.chunk_frames:
-            return self._encode_long(read, n, meta)
+            raise AudioError(reader.path, "no samples (zero-length audio)")
+        self._check_length(n, str(reader.path))
+        if self.is_long(n):
+            return self._encode_long(read, n, metadata)
         tf = self.encode(read(0, n))
-        tf.metadata = meta
+        tf.metadata = metadata or {}
         return tf
+
+    def encode_file(self, path: str | os.PathLike) -> TokenFile:
+        """Encode one audio file, opened once (see :meth:`encode_reader`)."""
+        with AudioReader(path) as reader:
+            return self.encode_reader(reader, {"source": Path(path).name})
 
     # ---- codes -> wav ----------------------------------------------------------------------
     def check_tokens(self, tokens: TokenFile, force: bool = False, name: str = "tokens") -> None:

@@ -40,24 +40,62 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple
         AudioError: naming the path, when the file is missing, empty, undecodable,
             holds no samples, or holds NaN/inf samples.
     """
-    p = Path(path)
-    if not p.exists():
-        raise AudioError(p, "file not found")
-    if p.is_dir():
-        raise AudioError(p, "is a directory, not an audio file")
-    if p.stat().st_size == 0:
-        raise AudioError(p, "empty file (0 bytes)")
-    import soundfile as sf
+    with AudioReader(path) as r:
+        rate = r.sample_rate if sample_rate is None else int(sample_rate)
+        return _read_mono(r.file, r.path, r.sample_rate, rate), rate
 
-    try:
-        f = sf.SoundFile(str(p))
-    except Exception as e:  # soundfile raises several types (LibsndfileError, RuntimeError, TypeError)
-        raise AudioError(p, f"cannot decode audio ({type(e).__name__}: {e})") from e
-    with f:
-        sr = int(f.samplerate)
-        rate = sr if sample_rate is None else int(sample_rate)
-        wav = _read_mono(f, p, sr, rate)
-    return wav, rate
+
+class AudioReader:
+    """One audio file, opened once, read whole or in pieces (a context manager).
+
+    ``read(a, b)`` returns mono float32 samples ``[b - a]`` at the file's own rate, seeking in the
+    file (a long recording is never loaded whole); :meth:`read_all` returns the whole file at any
+    rate, as :func:`load_audio` does. Every problem is an :class:`AudioError` naming the file.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        p = Path(path)
+        if not p.exists():
+            raise AudioError(p, "file not found")
+        if p.is_dir():
+            raise AudioError(p, "is a directory, not an audio file")
+        if p.stat().st_size == 0:
+            raise AudioError(p, "empty file (0 bytes)")
+        import soundfile as sf
+
+        try:
+            self.file = sf.SoundFile(str(p))
+        except Exception as e:  # soundfile raises several types (LibsndfileError, RuntimeError, TypeError)
+            raise AudioError(p, f"cannot decode audio ({type(e).__name__}: {e})") from e
+        self.path = p
+        self.sample_rate = int(self.file.samplerate)
+        self.num_samples = int(self.file.frames)
+
+    def read(self, a: int, b: int) -> np.ndarray:
+        """Mono float32 samples ``[a, b)`` at :attr:`sample_rate`."""
+        try:
+            self.file.seek(a)
+            x = self.file.read(b - a, dtype="float32", always_2d=True)
+        except Exception as e:
+            raise AudioError(self.path, f"cannot decode audio ({type(e).__name__}: {e})") from e
+        mono = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
+        if not np.isfinite(mono).all():
+            raise AudioError(self.path, "contains NaN or infinite samples")
+        return np.ascontiguousarray(mono, dtype=np.float32)
+
+    def read_all(self, sample_rate: int | None = None) -> np.ndarray:
+        """The whole file, mono float32, resampled to ``sample_rate`` (``None``: its own rate)."""
+        self.file.seek(0)
+        return _read_mono(self.file, self.path, self.sample_rate, sample_rate or self.sample_rate)
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> AudioReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 #: frames read (and resampled) at a time: a long file never sits whole in memory at its own rate

@@ -227,13 +227,12 @@ class Runner:
 
 def _batched_audio(pipe, files: list[tuple[Path, Path]], runner: Runner,
                    handle: Callable[[list[tuple[Path, Path]], list], None]) -> None:
-    """Load audio files a batch at a time; long files go through ``encode_file`` (streamed) one by one.
+    """Load audio files a batch at a time; long files go through ``encode_reader`` (streamed) one by one.
 
-    ``handle(items, token_files)`` receives the files that encoded and their TokenFiles.
+    ``handle(items, token_files, waveforms)`` receives the files that encoded, their TokenFiles and
+    their waveforms at the pipeline's rate (``None`` for a long file, which was never loaded whole).
     """
-    import soundfile as sf
-
-    from spectok.audio.io import load_audio
+    from spectok.audio.io import AudioReader
 
     batch: list[tuple[Path, Path]] = []
     wavs = []
@@ -242,33 +241,32 @@ def _batched_audio(pipe, files: list[tuple[Path, Path]], runner: Runner,
         if not batch:
             return
         try:
-            tokens = pipe.encode(wavs)
+            tokens, kept = pipe.encode(wavs), list(zip(batch, wavs))
         except Exception:  # one bad item must not sink the batch: retry one by one
-            tokens = []
-            for item, w in zip(list(batch), list(wavs)):
+            tokens, kept = [], []
+            for item, w in zip(batch, wavs):
                 try:
                     tokens.append(pipe.encode(w))
+                    kept.append((item, w))
                 except Exception as e:
                     runner.fail(item[0], e)
-                    batch.remove(item)
-        for (f, _), t in zip(batch, tokens):
+        items, audio = [k[0] for k in kept], [k[1] for k in kept]
+        for (f, _), t in zip(items, tokens):
             t.metadata = {"source": f.name}
-        _guard(runner, batch, lambda: handle(list(batch), tokens))
+        _guard(runner, items, lambda: handle(items, tokens, audio))
         batch.clear()
         wavs.clear()
 
     for item in files:
         path = item[0]
         try:
-            try:
-                seconds = sf.info(str(path)).duration
-            except Exception:
-                seconds = 0.0  # unknown: load_audio() below will report what is wrong
-            if seconds > pipe.chunk_frames / pipe.mel_config.frame_rate:
-                tf = pipe.encode_file(path)
-                _guard(runner, [item], lambda tf=tf, item=item: handle([item], [tf]))
-                continue
-            wav, _ = load_audio(path, pipe.sample_rate)
+            with AudioReader(path) as reader:  # the file is opened once
+                n = round(reader.num_samples * pipe.sample_rate / reader.sample_rate)
+                if pipe.is_long(n):
+                    tf = pipe.encode_reader(reader, {"source": path.name})
+                    _guard(runner, [item], lambda tf=tf, item=item: handle([item], [tf], [None]))
+                    continue
+                wav = reader.read_all(pipe.sample_rate)
         except Exception as e:
             runner.fail(path, e)
             continue
@@ -299,7 +297,7 @@ def _encode(args: argparse.Namespace) -> int:
     pipe = _load_pipeline(args, with_vocoder=False)
     runner = Runner("encode", len(files), args.quiet, args.out)
 
-    def write(items, tokens) -> None:
+    def write(items, tokens, _audio) -> None:
         for (path, _), tf in zip(items, tokens):
             dest = plan[path]
             write_npy(dest, tf.codes) if args.format == "npy" else write_tokens(dest, tf)
@@ -363,24 +361,32 @@ def _reconstruct(args: argparse.Namespace) -> int:
     pipe = _load_pipeline(args, with_vocoder=True)
     runner = Runner("reconstruct", len(files), args.quiet, args.out)
 
-    def write(items, tokens) -> None:
-        for (path, _), tf, wav in zip(items, tokens, pipe.decode(tokens)):
+    def write(items, tokens, audio) -> None:
+        for (path, _), tf, wav, source in zip(items, tokens, pipe.decode(tokens), audio):
             dest = plan[path]
             save_audio(dest, wav, pipe.sample_rate)
             if args.plot:
-                _plot_pair(pipe, path, tf, dest.with_suffix(".png"))
+                _plot_pair(pipe, path, tf, dest.with_suffix(".png"), source)
 
     _batched_audio(pipe, files, runner, write)
     return runner.finish()
 
 
-def _plot_pair(pipe, path: Path, tf, png: Path) -> None:
-    """log-mel vs reconstruction vs difference, and the token map, for one file."""
-    from spectok.audio.io import load_audio
+def _plot_pair(pipe, path: Path, tf, png: Path, wav=None) -> None:
+    """log-mel vs reconstruction vs difference, and the token map, for one file (``wav``: its audio at the
+    pipeline's rate when already loaded; a long file is read again, in pieces)."""
+    from spectok.audio.io import AudioReader
+    from spectok.inference.chunking import ChunkedMel, array_reader
     from spectok.plots import plot_reconstruction, plot_token_map
 
-    wav, _ = load_audio(path, pipe.sample_rate)
-    mel = pipe.log_mel(wav)
+    if wav is not None:
+        mel = pipe.log_mel(wav)
+    else:
+        with AudioReader(path) as reader:
+            same_rate = reader.sample_rate == pipe.sample_rate
+            x = None if same_rate else reader.read_all(pipe.sample_rate)
+            read, n = (reader.read, reader.num_samples) if same_rate else (array_reader(x), len(x))
+            mel = ChunkedMel(pipe.mel, read, n).all(pipe.chunk_frames)
     rec = pipe.decode_mel(tf.codes)[:, :mel.shape[-1]]
     plot_reconstruction(mel, rec, pipe.mel_config, png, title=path.name)
     plot_token_map(tf.codes, tf.frame_rate, tf.codebook_sizes, png.with_name(png.stem + ".tokens.png"),

@@ -74,27 +74,6 @@ def array_reader(waveform: np.ndarray) -> SampleReader:
     return lambda a, b: waveform[a:b]
 
 
-def soundfile_reader(path: str, expected_rate: int) -> tuple[SampleReader, int]:
-    """A :data:`SampleReader` that seeks in an audio file (no whole-file load) and its length.
-
-    Multi-channel files are down-mixed by averaging. Raises ``ValueError`` when the file's
-    rate is not ``expected_rate`` (resample such files in memory instead).
-    """
-    import soundfile as sf
-
-    info = sf.info(path)
-    if info.samplerate != expected_rate:
-        raise ValueError(f"{path}: {info.samplerate} Hz, expected {expected_rate} Hz")
-
-    def read(a: int, b: int) -> np.ndarray:
-        with sf.SoundFile(path) as f:
-            f.seek(a)
-            x = f.read(b - a, dtype="float32", always_2d=True)
-        return x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
-
-    return read, int(info.frames)
-
-
 class ChunkedMel:
     """Log-mel frames ``[f0, f1)`` of a long waveform, read piecewise; equals the whole-file mel.
 

@@ -199,26 +199,25 @@ class ConvVQVAE(Tokenizer):
             raise SpectokError(f"expected codes [B, {k}, T'], got {tuple(codes.shape)}")
         return self._reconstruct(self.quantizer.decode(self._from_tokens(codes.long())))
 
-    @torch.no_grad()
     def encode_audio(self, waveform: np.ndarray | torch.Tensor, sample_rate: int) -> torch.Tensor:
-        """Waveform ``[T]`` or ``[B, T]`` at ``sample_rate`` Hz → codes ``[B, K, T']``.
+        """Waveform ``[T]`` or ``[B, T]`` at ``sample_rate`` Hz → codes ``[B, K, T']`` (on this model's device).
 
-        Resamples to ``mel_config.sample_rate`` (soxr), computes the log-mel with this
-        tokenizer's own front end (STFT in :data:`~spectok.audio.mel.INFERENCE_STFT_DTYPE`,
-        as :class:`~spectok.Pipeline` does), then :meth:`encode`.
+        A thin call into :class:`~spectok.Pipeline`, the one path from audio to codes (resampling,
+        this tokenizer's front end in :data:`~spectok.audio.mel.INFERENCE_STFT_DTYPE`, chunking of
+        long inputs); the model's train/eval mode is left as it was.
         """
-        from spectok.audio import resample
-        from spectok.audio.mel import INFERENCE_STFT_DTYPE, MelSpectrogram
+        from spectok.pipeline import Pipeline
 
         wav = waveform.detach().cpu().numpy() if isinstance(waveform, torch.Tensor) else np.asarray(waveform)
-        wav = np.atleast_2d(wav.astype(np.float32, copy=False))
-        sr = self.mel_config.sample_rate
-        wav = np.stack([resample(w, int(sample_rate), sr) for w in wav])
-        if getattr(self, "_mel_fn", None) is None:
-            object.__setattr__(self, "_mel_fn", MelSpectrogram(self.mel_config, INFERENCE_STFT_DTYPE))  # no state
+        training = self.training
+        try:
+            if getattr(self, "_pipeline", None) is None:
+                object.__setattr__(self, "_pipeline", Pipeline(self))  # not a submodule: no state
+            items = self._pipeline.encode(np.atleast_2d(wav.astype(np.float32, copy=False)), int(sample_rate))
+        finally:
+            self.train(training)
         device = next(self.parameters()).device
-        mel = self._mel_fn.to(device)(torch.from_numpy(wav).to(device))
-        return self.encode(mel)
+        return torch.from_numpy(np.stack([t.codes for t in items])).to(device)
 
     # ---- layout hooks ----------------------------------------------------------------------
     @property
