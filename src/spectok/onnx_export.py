@@ -41,6 +41,8 @@ from torch import nn
 from spectok.artifacts import identity
 from spectok.errors import SpectokError
 from spectok.fsutil import atomic_path, write_json_atomic
+from spectok.tokenizers.base import Tokenizer
+from spectok.vocoders.base import Vocoder
 
 OPSET = 18
 
@@ -179,11 +181,10 @@ def export_onnx(source: str | os.PathLike | nn.Module, outdir: str | os.PathLike
         model = load_release(source)
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
-    kind = getattr(model, "registered_kind", None)
-    if kind == "vocoder" or (kind is None and not hasattr(model, "encode")):
+    if isinstance(model, Vocoder):
         info = export_vocoder(model, out)
     else:
-        if getattr(model, "mel_config", None) is None:
+        if not isinstance(model, Tokenizer) or model.mel_config is None:
             raise SpectokError(f"{type(model).__name__}: ONNX export covers audio tokenizers (mel in, codes out)")
         info = export_tokenizer(model, out)
     manifest = out / "spectok-onnx.json"

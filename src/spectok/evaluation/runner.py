@@ -355,7 +355,7 @@ def describe_model(model: nn.Module, source: str | Path) -> dict:
     if config is None:  # e.g. Griffin-Lim: its public scalar settings
         config = {k: v for k, v in vars(model).items()
                   if not k.startswith("_") and k != "training" and isinstance(v, (int, float, str, bool))}
-    fp = model.fingerprint() if hasattr(model, "fingerprint") else header.get("fingerprint")
+    fp = model.fingerprint() if isinstance(model, Tokenizer) else header.get("fingerprint")
     if fp is None:
         fp = hashlib.sha256(json.dumps([type(model).__name__, config], sort_keys=True, default=str)
                             .encode()).hexdigest()[:16]
@@ -368,7 +368,7 @@ def describe_model(model: nn.Module, source: str | Path) -> dict:
         info["file_sha256"] = hashlib.sha256(p.read_bytes()).hexdigest()
     if header.get("training"):
         info["training"] = header["training"]
-    if hasattr(model, "codebook_sizes"):
+    if isinstance(model, Tokenizer):
         info["codebook_sizes"] = list(model.codebook_sizes)
         if model.mel_config is not None:  # images have no rate
             info["frame_rate"] = float(model.frame_rate)

@@ -130,7 +130,7 @@ class ChunkedEncoder:
         self.tokenizer, self.d = tokenizer, d
         self.chunk_columns = max(1, math.ceil(chunk_frames / d))
         self.context = math.ceil(rf / d) * d
-        self.exact = is_time_local(getattr(tokenizer, "encoder", tokenizer))
+        self.exact = is_time_local(tokenizer)
         if not self.exact:
             warnings.warn(f"{type(tokenizer).__name__}'s encoder normalises over time (GroupNorm or "
                           f"InstanceNorm): chunked codes may differ from a whole-file encode near chunk "

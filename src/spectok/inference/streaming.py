@@ -83,7 +83,7 @@ class StreamEncoder:
         d, rf = encoder_geometry(tokenizer)
         if rf is None:
             raise SpectokError(f"{type(tokenizer).__name__} does not state its receptive_field: it cannot stream")
-        _refuse_non_local(getattr(tokenizer, "encoder", tokenizer), f"{type(tokenizer).__name__}'s encoder")
+        _refuse_non_local(tokenizer, type(tokenizer).__name__)
         self.tokenizer, self.mel, self.d = tokenizer, mel, d
         self.right = side_context(rf, 0)  # frames a column needs beyond its own
         self.left = math.ceil(self.right / d) * d  # aligned to d, so the strided grid lines up
@@ -176,7 +176,7 @@ class StreamDecoder:
                                    (vocoder, vocoder.receptive_field, "receptive_field")):
             if field is None:
                 raise SpectokError(f"{type(model).__name__} does not state its {what}: it cannot stream")
-        _refuse_non_local(getattr(tokenizer, "decoder", tokenizer), f"{type(tokenizer).__name__}'s decoder")
+        _refuse_non_local(tokenizer, type(tokenizer).__name__)
         _refuse_non_local(vocoder, type(vocoder).__name__)
         self.tokenizer, self.vocoder = tokenizer, vocoder
         self.d, self.hop = tokenizer.time_downsample, vocoder.hop
