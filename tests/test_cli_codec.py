@@ -280,3 +280,20 @@ def test_outputs_never_overwrite_inputs_nor_escape_the_output_folder(capsys, tmp
     # -o inside the input folder is fine when every output differs from every input
     assert main(["encode", str(inp), "-t", str(artifact), "-o", str(inp / "tokens"), "-q"]) == 0
     assert (inp / "tokens" / "a.sptk").is_file() and (inp / "a.wav").read_bytes() == before
+
+
+def test_existing_outputs_are_kept_so_a_rerun_resumes_and_overwrite_rewrites(capsys, tmp_path, artifact,
+                                                                            clips) -> None:
+    root, _ = clips
+    out = tmp_path / "tok"
+    assert _run(capsys, "encode", root, "-t", artifact, "-o", out, "-q")[0] == 1  # broken.wav fails
+    one, two = out / "one.sptk", out / "a" / "two.sptk"
+    stamp = one.stat().st_mtime_ns
+    two.unlink()  # as if the first run had been killed before this file
+    code, err = _run(capsys, "encode", root, "-t", artifact, "-o", out, "-q")
+    assert code == 1 and "1 of 2 file(s) done, 1 failed" in err and "2 output(s) already there were kept" in err
+    assert two.is_file() and one.stat().st_mtime_ns == stamp
+    code, err = _run(capsys, "encode", root / "one.wav", "-t", artifact, "-o", out, "-q")
+    assert code == 0 and "0 of 0 file(s) done; 1 output(s) already there were kept" in err
+    code, err = _run(capsys, "encode", root, "-t", artifact, "-o", out, "-q", "--overwrite")
+    assert "3 of 4 file(s) done" in err and one.stat().st_mtime_ns != stamp

@@ -61,6 +61,9 @@ def _batching(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-seconds", type=float, default=30.0,
                    help="longer inputs are processed in overlapping chunks of this length (default 30)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true",
+                   help="rewrite outputs that already exist (default: keep them and skip their inputs, so a "
+                        "re-run after an interruption resumes)")
 
 
 # ---- helpers ----------------------------------------------------------------------------------
@@ -156,6 +159,16 @@ def plan_outputs(files: list[tuple[Path, Path]], out: Path, suffix: str) -> dict
     return plan
 
 
+def pending(files: list[tuple[Path, Path]], plan: dict[Path, Path], overwrite: bool
+            ) -> tuple[list[tuple[Path, Path]], int]:
+    """The inputs still to do, and how many were skipped because their output exists. Outputs are
+    written to a temporary name and renamed, so one that exists is complete."""
+    if overwrite:
+        return files, 0
+    todo = [item for item in files if not plan[item[0]].exists()]
+    return todo, len(files) - len(todo)
+
+
 def _one_line_warnings() -> None:
     """Show Python warnings (e.g. "chunked codes are approximate") as one line, not file:line + source."""
     import warnings
@@ -186,10 +199,10 @@ class Runner:
     folder; it exits 0 only when every input succeeded.
     """
 
-    def __init__(self, command: str, total: int, quiet: bool, out: Path | None = None) -> None:
+    def __init__(self, command: str, total: int, quiet: bool, out: Path | None = None, existing: int = 0) -> None:
         from tqdm import tqdm
 
-        self.command, self.done, self.failed, self.out = command, 0, 0, out
+        self.command, self.done, self.failed, self.out, self.existing = command, 0, 0, out, existing
         self.failures: list[tuple[str, str]] = []
         self.bar = tqdm(total=total, desc=command, unit="file", disable=quiet or None, file=sys.stderr,
                         dynamic_ncols=True)
@@ -220,9 +233,11 @@ class Runner:
             write_text_atomic(report, "path\treason\n" + "".join(f"{clean(p)}\t{clean(r)}\n"
                                                                  for p, r in self.failures))
             report = f"; list in {report}"
+        kept = (f"; {self.existing} output(s) already there were kept (--overwrite rewrites them)"
+                if self.existing else "")
         print(f"spectok {self.command}: {self.done} of {total} file(s) done"
-              + (f", {self.failed} failed (see above{report})" if self.failed else ""), file=sys.stderr)
-        return 1 if self.failed or not self.done else 0
+              + (f", {self.failed} failed (see above{report})" if self.failed else "") + kept, file=sys.stderr)
+        return 1 if self.failed or not (self.done or self.existing) else 0
 
 
 def _batched_audio(pipe, files: list[tuple[Path, Path]], runner: Runner,
@@ -295,7 +310,8 @@ def _encode(args: argparse.Namespace) -> int:
     suffix = ".npy" if args.format == "npy" else ".sptk"
     plan = plan_outputs(files, args.out, suffix)
     pipe = _load_pipeline(args, with_vocoder=False)
-    runner = Runner("encode", len(files), args.quiet, args.out)
+    files, existing = pending(files, plan, args.overwrite)
+    runner = Runner("encode", len(files), args.quiet, args.out, existing)
 
     def write(items, tokens, _audio) -> None:
         for (path, _), tf in zip(items, tokens):
@@ -330,7 +346,8 @@ def _decode(args: argparse.Namespace) -> int:
     files = collect_some(args.inputs, TOKEN_SUFFIXES, "token files (.sptk, .npy)")
     plan = plan_outputs(files, args.out, ".wav")
     pipe = _load_pipeline(args, with_vocoder=True)
-    runner = Runner("decode", len(files), args.quiet, args.out)
+    files, existing = pending(files, plan, args.overwrite)
+    runner = Runner("decode", len(files), args.quiet, args.out, existing)
     for start in range(0, len(files), pipe.batch_size):
         group, tokens = [], []
         for path, rel in files[start:start + pipe.batch_size]:
@@ -359,7 +376,8 @@ def _reconstruct(args: argparse.Namespace) -> int:
     files = collect_some(args.inputs, AUDIO_EXTENSIONS, "audio files")
     plan = plan_outputs(files, args.out, ".wav")
     pipe = _load_pipeline(args, with_vocoder=True)
-    runner = Runner("reconstruct", len(files), args.quiet, args.out)
+    files, existing = pending(files, plan, args.overwrite)
+    runner = Runner("reconstruct", len(files), args.quiet, args.out, existing)
 
     def write(items, tokens, audio) -> None:
         for (path, _), tf, wav, source in zip(items, tokens, pipe.decode(tokens), audio):
