@@ -351,3 +351,29 @@ def test_a_missing_input_is_reported_and_the_rest_evaluated(tokenizer_path, audi
     assert len(rep["utterances"]) == 1
     assert rep["data"]["skipped"][0]["reason"] == "no such file or folder"
     assert "missing.wav" in capsys.readouterr().err
+
+
+def test_results_are_written_as_they_come_and_a_killed_run_resumes(tokenizer_path, audio_dir, tmp_path,
+                                                                   monkeypatch):
+    """utterances.jsonl gets each record when it is measured; a re-run with the same models measures only
+    what is missing (here: a run 'killed' after two utterances) and reports the same scores."""
+    from spectok.evaluation import runner
+
+    out = tmp_path / "rep"
+    assert main(["eval", "-t", str(tokenizer_path), str(audio_dir), "-o", str(out), *GL]) == 1  # corrupt.wav
+    full = json.loads((out / "report.json").read_text())
+    lines = (out / "utterances.jsonl").read_text().splitlines()
+    assert "identity" in json.loads(lines[0]) and len(lines) == 1 + len(full["utterances"])
+    (out / "utterances.jsonl").write_text("\n".join(lines[:3]) + '\n{"id": "cut by a ki')  # 2 kept, 1 torn
+    measured = []
+    original = runner.Evaluator.measure
+    monkeypatch.setattr(runner.Evaluator, "measure", lambda self, item, s: measured.append(item.id) or
+                        original(self, item, s))
+    assert main(["eval", "-t", str(tokenizer_path), str(audio_dir), "-o", str(out), *GL]) == 1
+    resumed = json.loads((out / "report.json").read_text())
+    assert len(measured) == len(full["utterances"]) - 2
+    assert resumed["aggregate"] == full["aggregate"] and resumed["tokens"] == full["tokens"]
+    # other settings (8 Griffin-Lim iterations): nothing is reused
+    measured.clear()
+    assert main(["eval", "-t", str(tokenizer_path), str(audio_dir), "-o", str(out), "--gl-iters", "8", "-q"]) == 1
+    assert len(measured) == len(full["utterances"])

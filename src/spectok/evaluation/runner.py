@@ -236,25 +236,57 @@ class Evaluator:
             except Exception:
                 continue
 
-    def run(self, collection: Collection, progress: bool = False) -> tuple[list[dict], list[dict]]:
-        """Evaluate every item; returns ``(utterance records, skipped)`` (skipped includes the collection's)."""
+    def identity(self) -> dict:
+        """What makes two runs' per-utterance records comparable (models and settings)."""
+        voc = self.vocoder
+        return {"tokenizer": self.tokenizer.fingerprint(), "vocoder": type(voc).__name__,
+                "vocoder_settings": {k: v for k, v in vars(voc).items()
+                                     if not k.startswith("_") and isinstance(v, (int, float, str, bool))},
+                "vocoder_weights": sum(float(p.double().sum()) for p in voc.parameters()),
+                "dnsmos": self.dnsmos, "n_cepstra": self.n_cepstra}
+
+    def run(self, collection: Collection, progress: bool = False, results: Path | None = None
+            ) -> tuple[list[dict], list[dict]]:
+        """Evaluate every item; returns ``(utterance records, skipped)`` (skipped includes the collection's).
+
+        ``results``: a JSONL file that receives each record as soon as it is measured (first line:
+        :meth:`identity`). When it already holds records of the same models and settings (a killed
+        run), those utterances are not measured again, only re-encoded for the codebook figures.
+        """
         from tqdm import tqdm
 
+        done = _read_results(results, self.identity()) if results is not None else {}
+        sink = _ResultsFile(results, self.identity(), done) if results is not None else None
         self.warm_up(collection.items[:3])
         records, skipped = [], list(collection.skipped)
-        for item in tqdm(collection.items, desc="eval", unit="utt", disable=not progress, dynamic_ncols=True):
-            try:
-                wav, rate = self.load(item)
-                s = self.synthesize(wav, rate)
-            except Exception as e:
-                reason = _reason(e)
-                if reason.startswith(str(item.path)):
-                    reason = reason[len(str(item.path)):].lstrip(": ")
-                skipped.append({"id": item.id, "path": str(item.path), "reason": reason})
-                continue
-            self.stats.update(s.codes)
-            self.codebooks.update(self._by_codebook(s.codes))
-            records.append(self.measure(item, s))
+        try:
+            for item in tqdm(collection.items, desc="eval", unit="utt", disable=not progress, dynamic_ncols=True):
+                key = f"{item.id}\t{item.path}"
+                try:
+                    wav, rate = self.load(item)
+                    if key in done:
+                        codes = self.tokenizer.encode(self.mel(torch.from_numpy(wav).to(self.device))).cpu()
+                    else:
+                        s = self.synthesize(wav, rate)
+                        codes = s.codes
+                except Exception as e:
+                    reason = _reason(e)
+                    if reason.startswith(str(item.path)):
+                        reason = reason[len(str(item.path)):].lstrip(": ")
+                    skipped.append({"id": item.id, "path": str(item.path), "reason": reason})
+                    continue
+                self.stats.update(codes)
+                self.codebooks.update(self._by_codebook(codes))
+                if key in done:
+                    records.append(done[key])
+                    continue
+                record = self.measure(item, s)
+                records.append(record)
+                if sink is not None:
+                    sink.write(record)
+        finally:
+            if sink is not None:
+                sink.close()
         return records, skipped
 
     def _by_codebook(self, codes: torch.Tensor) -> torch.Tensor:
@@ -288,6 +320,50 @@ class Evaluator:
                 "rows_per_codebook": self.rows_per_codebook, "used_fraction": cb["used_fraction"],
                 "dead_codes": int(cb["dead_codes"]), "total_codes": int(sum(self.codebook_sizes)),
                 "codebook_perplexity": [2.0**h for h in cb_h], "codebook_used_fraction": cb_used}
+
+
+def _read_results(path: Path, identity: dict) -> dict[str, dict]:
+    """``{"id\\tpath": record}`` of an earlier run's JSONL with the same identity (else empty); a last
+    line cut by a kill is ignored."""
+    import json
+
+    if not path.is_file():
+        return {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        if not lines or json.loads(lines[0]) != {"identity": identity}:
+            return {}
+    except json.JSONDecodeError:
+        return {}
+    out = {}
+    for line in lines[1:]:
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        out[f"{rec['id']}\t{rec['path']}"] = rec
+    return out
+
+
+class _ResultsFile:
+    """The per-utterance JSONL, rewritten once with the records kept, then appended and flushed per record."""
+
+    def __init__(self, path: Path, identity: dict, kept: dict[str, dict]) -> None:
+        import json
+
+        from spectok.fsutil import write_text_atomic
+
+        self._json = json
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, "".join(json.dumps(x) + "\n" for x in [{"identity": identity}, *kept.values()]))
+        self.f = open(path, "a", encoding="utf-8")
+
+    def write(self, record: dict) -> None:
+        self.f.write(self._json.dumps(record) + "\n")
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
 
 
 def shared_codebooks(tokenizer: Tokenizer) -> tuple[list[int], int]:
@@ -334,9 +410,9 @@ def evaluate(tokenizer: nn.Module, vocoder: nn.Module, collection: Collection, o
              progress: bool = False) -> EvalResult:
     """Evaluate ``collection`` and write the example audio and figures under ``out_dir``."""
     ev = Evaluator(tokenizer, vocoder, device=device, dnsmos=dnsmos)
-    records, skipped = ev.run(collection, progress=progress)
-    ranking = rank(records)
     out = Path(out_dir)
+    records, skipped = ev.run(collection, progress=progress, results=out / "utterances.jsonl")
+    ranking = rank(records)
     examples = write_examples(ev, {i.id: i for i in collection.items}, ranking, out) if records else []
     return EvalResult(utterances=records, skipped=skipped, sources=collection.sources, tokens=ev.token_summary(),
                       code_counts=[c.cpu().numpy() for c in ev.codebooks.counts],
