@@ -121,13 +121,16 @@ def identity(model: torch.nn.Module) -> dict[str, Any]:
     """What identifies a model in an exported file: ``class`` and ``kind`` (registered names, else
     the Python class name and ``None``), its ``mel`` config and ``mel_fingerprint`` when it has one,
     and its own ``fingerprint`` when it defines one."""
+    from spectok.tokenizers.base import Tokenizer
+    from spectok.vocoders.base import Vocoder
+
     info: dict[str, Any] = {"class": getattr(model, "registered_name", type(model).__name__),
                             "kind": getattr(model, "registered_kind", None)}
-    mel = getattr(model, "mel_config", None)
+    mel = model.mel_config if isinstance(model, (Tokenizer, Vocoder)) else None
     if mel is not None:
         info["mel"] = mel.to_dict()
         info["mel_fingerprint"] = mel.fingerprint()
-    if hasattr(model, "fingerprint"):
+    if isinstance(model, Tokenizer):
         info["fingerprint"] = model.fingerprint()
     return info
 

@@ -58,8 +58,8 @@ def preset_rows() -> list[dict]:
                 from spectok.tokenizers.task import build_model
 
                 model = build_model(cfg["model"])
-                row["bitrate"] = float(model.bitrate) if getattr(model, "mel_config", None) else None
-                if getattr(model, "mel_config", None) is not None and row["mel"] == "custom":
+                row["bitrate"] = float(model.bitrate) if model.mel_config is not None else None
+                if model.mel_config is not None and row["mel"] == "custom":
                     row["mel"] = MelConfig.coerce(model.mel_config).fingerprint()
             rows.append(row)
     return rows
