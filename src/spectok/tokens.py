@@ -83,7 +83,14 @@ class TokenFile:
 
     def __post_init__(self) -> None:
         codes = np.asarray(self.codes.detach().cpu() if hasattr(self.codes, "detach") else self.codes)
-        self.codebook_sizes = tuple(int(k) for k in self.codebook_sizes)
+        if not isinstance(self.codebook_sizes, (list, tuple)):
+            raise TokenFileError(f"codebook sizes must be a list of integers, got {self.codebook_sizes!r}")
+        self.codebook_sizes = tuple(_whole(k, "a codebook size") for k in self.codebook_sizes)
+        self.sample_rate = _whole(self.sample_rate, "sample_rate")
+        self.num_samples = _whole(self.num_samples, "num_samples")
+        if isinstance(self.frame_rate, bool) or not isinstance(self.frame_rate, (int, float)) \
+                or not math.isfinite(self.frame_rate):
+            raise TokenFileError(f"frame_rate must be a finite number, got {self.frame_rate!r}")
         if codes.ndim != 2:
             raise TokenFileError(f"token codes must be [K, T'], got shape {tuple(codes.shape)}")
         if not np.issubdtype(codes.dtype, np.integer):
@@ -122,6 +129,15 @@ class TokenFile:
                 "frame_rate": self.frame_rate, "codebook_sizes": list(self.codebook_sizes),
                 "shape": list(self.codes.shape), "num_samples": self.num_samples,
                 "dtype": smallest_dtype(self.codebook_sizes).name, "metadata": self.metadata}
+
+
+def _whole(value: Any, what: str) -> int:
+    """``value`` as an int when it is a whole number (not a bool, NaN, infinity or string)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TokenFileError(f"{what} must be an integer, got {value!r}")
+    if not math.isfinite(value) or value != int(value) or abs(value) >= 2 ** 62:
+        raise TokenFileError(f"{what} must be an integer of sensible size, got {value!r}")
+    return int(value)
 
 
 def to_bytes(tf: TokenFile) -> bytes:
@@ -172,7 +188,7 @@ def from_bytes(data: bytes, name: str = "<bytes>") -> TokenFile:
         if str(e).startswith(name):
             raise
         raise fail(str(e)) from e
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, OverflowError, AttributeError) as e:
         raise fail(f"corrupt token file header ({type(e).__name__}: {e})") from e
 
 
