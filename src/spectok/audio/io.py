@@ -45,6 +45,32 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple
         return _read_mono(r.file, r.path, r.sample_rate, rate), rate
 
 
+def _wav_promised_frames(path: Path, channels: int) -> int | None:
+    """Frames the RIFF ``data`` chunk of a PCM/float WAV says it holds (``None``: unknown, e.g. a
+    streamed file whose size fields were never filled in, or not a plain RIFF file)."""
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        block = None
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"fmt ":
+                fmt = f.read(size + (size & 1))
+                block = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else None
+            elif cid == b"data":
+                if not block or size in (0, 0xFFFFFFFF):
+                    return None
+                return size // block
+            else:
+                f.seek(size + (size & 1), 1)
+
+
 class AudioReader:
     """One audio file, opened once, read whole or in pieces (a context manager).
 
@@ -70,6 +96,11 @@ class AudioReader:
         self.path = p
         self.sample_rate = int(self.file.samplerate)
         self.num_samples = int(self.file.frames)
+        promised = _wav_promised_frames(p, self.file.channels) if p.suffix.lower() == ".wav" else None
+        if promised is not None and promised > self.num_samples:
+            self.file.close()
+            raise AudioError(p, f"truncated WAV: its header promises {promised} samples, the file holds "
+                                f"{self.num_samples}")
 
     def read(self, a: int, b: int) -> np.ndarray:
         """Mono float32 samples ``[a, b)`` at :attr:`sample_rate`."""
@@ -133,6 +164,10 @@ def _read_mono(f, p: Path, sr: int, rate: int) -> np.ndarray:
             break
     if seen == 0:
         raise AudioError(p, "no samples (zero-length audio)")
+    if not out[:n].any():
+        import warnings
+
+        warnings.warn(f"{p}: every sample is 0 (pure silence)", stacklevel=3)
     return out[:n]
 
 

@@ -82,7 +82,7 @@ def collect(inputs: Iterable[Path], suffixes: tuple[str, ...]) -> list[tuple[Pat
     seen: set[Path] = set()
     unique = []
     for f, rel in found:  # the same file named twice (a.wav and x/../a.wav) is one input
-        key = f.resolve()
+        key = _resolved(f)
         if key not in seen:
             seen.add(key)
             unique.append((f, rel))
@@ -142,7 +142,7 @@ def plan_outputs(files: list[tuple[Path, Path]], out: Path, suffix: str) -> dict
     """
     single = len(files) == 1
     root = out.resolve()
-    inputs = {f.resolve() for f, _ in files}
+    inputs = {_resolved(f) for f, _ in files}
     plan: dict[Path, Path] = {}
     written: dict[Path, Path] = {}
     for f, rel in files:
@@ -157,6 +157,15 @@ def plan_outputs(files: list[tuple[Path, Path]], out: Path, suffix: str) -> dict
         written[target] = f
         plan[f] = dest
     return plan
+
+
+def _resolved(path: Path) -> Path:
+    """``path.resolve()``, or its absolute form when it cannot be resolved (a symbolic link loop: the
+    file is then reported as not found when it is read, like any other missing input)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):  # Python raises RuntimeError on a symbolic link loop
+        return path.absolute()
 
 
 def pending(files: list[tuple[Path, Path]], plan: dict[Path, Path], overwrite: bool

@@ -1,0 +1,145 @@
+"""The bad-input table of docs/reliability.md, every row through `encode`, `reconstruct`, `prepare folder`
+and `eval`: a bad file is refused with its name and the reason (exit 1, nothing half-written), an odd
+but valid one is processed. The 3-hour file is in benchmarks/bench_memory.py (and `-m slow` below)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import shared_path
+
+from spectok.audio.io import load_audio
+from spectok.cli.main import main
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+def speech(rate: int = 16000, seconds: float = 1.5) -> np.ndarray:
+    wav, _ = load_audio(sorted(shared_path("LJSpeech-1.1", "wavs").glob("*.wav"))[0], rate)
+    return wav[: int(rate * seconds)]
+
+
+def make_case(name: str, folder: Path) -> Path:
+    """Write the input of table row ``name`` into ``folder``; returns the file (or folder) to pass."""
+    folder.mkdir(parents=True)
+    p = folder / f"{name}.wav"
+    if name == "empty":
+        p.write_bytes(b"")
+    elif name == "truncated":
+        sf.write(folder / "full.wav", speech(), 16000, subtype="PCM_16")
+        data = (folder / "full.wav").read_bytes()
+        (folder / "full.wav").unlink()
+        p.write_bytes(data[: len(data) // 2])
+    elif name == "not-audio":
+        p.write_bytes(b"these bytes are a text file named .wav\n" * 20)
+    elif name == "one-sample":
+        sf.write(p, np.array([0.1], np.float32), 16000)
+    elif name == "nan":
+        x = speech()
+        x[100] = np.nan
+        sf.write(p, x, 16000, subtype="FLOAT")
+    elif name == "silence":
+        sf.write(p, np.zeros(16000, np.float32), 16000)
+    elif name == "8khz":
+        sf.write(p, speech(8000), 8000)
+    elif name == "96khz":
+        sf.write(p, speech(96000, 1.0), 96000)
+    elif name == "8-channels":
+        sf.write(p, np.repeat(speech()[:, None], 8, axis=1), 16000)
+    elif name == "symlink-loop":
+        os.symlink(folder / "b.wav", folder / "a.wav")
+        os.symlink(folder / "a.wav", folder / "b.wav")
+        return folder / "a.wav"
+    elif name == "hidden-temp":
+        (folder / ".clip.tmp1234.wav").write_bytes(b"half-written")
+        sf.write(folder / "clip.wav", speech(), 16000)
+        return folder
+    elif name == "spaces-non-ascii":
+        p = folder / "my clip – üñí.wav"
+        sf.write(p, speech(), 16000)
+    return p
+
+
+#: row -> (refused?, the reason in the message)
+TABLE = {
+    "empty": (True, r"empty file \(0 bytes\)"),
+    "truncated": (True, "truncated WAV"),
+    "not-audio": (True, "cannot decode audio"),
+    "one-sample": (True, "too short"),
+    "nan": (True, "NaN"),
+    "silence": (False, ""),
+    "8khz": (False, ""),
+    "96khz": (False, ""),
+    "8-channels": (False, ""),
+    "symlink-loop": (True, r"file not found|no such file"),
+    "hidden-temp": (False, ""),
+    "spaces-non-ascii": (False, ""),
+}
+
+
+def run(argv: list, capsys) -> tuple[int, str]:
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("row", sorted(TABLE))
+@pytest.mark.parametrize("command", ["encode", "reconstruct", "eval"])
+def test_bad_input_table(row, command, tmp_path, capsys):
+    refused, reason = TABLE[row]
+    given = make_case(row, tmp_path / "in")
+    out = tmp_path / "out"
+    argv = {"encode": ["encode", given, "-t", "default", "-o", out, "-q"],
+            "reconstruct": ["reconstruct", given, "-t", "default", "-v", "griffin-lim", "--gl-iters", "2", "-o",
+                            out, "-q"],
+            "eval": ["eval", given, "-t", "default", "-v", "griffin-lim", "--gl-iters", "2", "-o", out, "-q",
+                     "--no-dnsmos"]}[command]
+    code, err = run(argv, capsys)
+    assert "Traceback" not in err
+    if refused:
+        assert code == 1 and re.search(reason, err) and str(given) in err, err
+        written = [p for p in out.rglob("*") if p.suffix in (".sptk", ".wav")] if out.exists() else []
+        assert not written  # nothing half-written
+        assert not [p for p in out.rglob(".*tmp*")] if out.exists() else True
+    else:
+        assert code == 0, err
+        if row == "silence" and command != "eval":
+            assert "pure silence" in err
+
+
+@pytest.mark.parametrize("row", sorted(TABLE))
+def test_bad_input_table_prepare(row, tmp_path, capsys):
+    refused, reason = TABLE[row]
+    given = make_case(row, tmp_path / "in")
+    folder = given if given.is_dir() else given.parent
+    code, err = run(["prepare", "folder", folder, tmp_path / "prep", "-j", "1", "--valid-ratio", "0",
+                     "--test-ratio", "0"], capsys)
+    assert "Traceback" not in err
+    if refused and row != "symlink-loop":
+        assert code == 1 and re.search(reason, err), err
+    elif row == "symlink-loop":  # a link that resolves nowhere is no audio file: nothing to prepare
+        assert code != 0 and "no" in err.lower()
+    else:
+        assert code == 0, err
+
+
+def test_output_inside_the_input_folder(tmp_path, capsys):
+    make_case("spaces-non-ascii", tmp_path / "in")
+    code, err = run(["reconstruct", tmp_path / "in", "-t", "default", "--gl-iters", "2", "-o", tmp_path / "in",
+                     "-q"], capsys)
+    assert code == 1 and "refusing to write" in err and "it is the input" in err
+    code, err = run(["encode", tmp_path / "in", "-t", "default", "-o", tmp_path / "in" / "tokens", "-q"], capsys)
+    assert code == 0  # the token files differ from every input
+
+
+def test_unreadable_file(tmp_path, capsys):
+    if os.geteuid() == 0:
+        pytest.skip("running as root: file permissions do not stop root from reading, so this row cannot be shown")
+    p = make_case("8khz", tmp_path / "in")
+    p.chmod(0)
+    code, err = run(["encode", p, "-t", "default", "-o", tmp_path / "out", "-q"], capsys)
+    assert code == 1 and "cannot decode audio" in err and str(p) in err
