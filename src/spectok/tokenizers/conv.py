@@ -108,11 +108,11 @@ class ConvVQVAE(Tokenizer):
     def receptive_field(self) -> int:
         """Mel frames one token column depends on through the convolutions (time axis).
 
-        Chunked encoding with ``receptive_field // 2`` frames of context on each side of a
-        chunk (aligned to ``time_downsample``) reproduces whole-input codes only for a
-        time-local encoder: ``norm="none"``, or ``"batch"`` in eval mode. GroupNorm (the
-        DCTTS seed's choice) pools statistics over the whole input, so with it chunked
-        codes are an approximation.
+        Chunked and streamed encoding with ``receptive_field // 2 + 1`` frames of context on
+        each side of a piece (aligned to ``time_downsample`` on the left) reproduce whole-input
+        codes only for a time-local encoder: ``norm="none"``, or ``"batch"`` in eval mode.
+        GroupNorm (the DCTTS preset's normalisation) pools statistics over the whole input, so
+        with it chunked codes are an approximation and streaming is refused.
         """
         return self.encoder.receptive_field
 
