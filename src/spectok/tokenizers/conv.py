@@ -108,9 +108,9 @@ class ConvVQVAE(Tokenizer):
     def receptive_field(self) -> int:
         """Mel frames one token column depends on through the convolutions (time axis).
 
-        Chunked and streamed encoding with ``receptive_field // 2 + 1`` frames of context on
-        each side of a piece (aligned to ``time_downsample`` on the left) reproduce whole-input
-        codes only for a time-local encoder: ``norm="none"``, or ``"batch"`` in eval mode.
+        Chunked and streamed encoding, with context around each piece taken from this figure
+        (aligned to ``time_downsample`` on the left), reproduce whole-input codes only for a
+        time-local encoder: ``norm="none"``, or ``"batch"`` in eval mode.
         GroupNorm (the DCTTS preset's normalisation) pools statistics over the whole input, so
         with it chunked codes are an approximation and streaming is refused.
         """
