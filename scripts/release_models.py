@@ -166,6 +166,19 @@ def results_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def token_vocoder_note(name: str) -> str:
+    """The measured vocoder trained on this model's decoded mels (benchmarks/bench_token_vocoder.py), if run."""
+    result = REPO / "runs" / "bench-token-vocoder" / "result.json"
+    if name != "default" or not result.is_file():
+        return "No vocoder was trained on this model's tokens. "
+    r = json.loads(result.read_text())
+    (gl_name, gl), (voc_name, voc) = list(r["rows"].items())
+    return (f"An iSTFT vocoder trained on this model's decoded mels ({r['train']['steps']} steps, "
+            f"{r['train']['cpu_s'] / 60:.0f} CPU-min) reaches tokenized PESQ-WB {voc['tokenized_pesq']:.2f} / STOI "
+            f"{voc['tokenized_stoi']:.3f} on the held-out set, against {gl['tokenized_pesq']:.2f} / "
+            f"{gl['tokenized_stoi']:.3f} for Griffin-Lim (`benchmarks/bench_token_vocoder.py`). ")
+
+
 def write_card(name: str, r: Recipe, artifact: Path, report: dict, ood: dict, timing: dict, prepared: Path,
                steps: int) -> None:
     import hashlib
@@ -197,10 +210,10 @@ A speech tokenizer for {r.use}: log-mel ({header['mel']['sample_rate']} Hz, hop 
 {len(tok['codebook_sizes'])} tokens per column of {math.prod(tok['config']['strides'])} frames,
 {tok['frame_rate']:.1f} columns/s, codebooks {sorted(set(tok['codebook_sizes']))}
 (FSQ) → **{tok['bitrate']:.0f} bit/s**. Decoded log-mels go to any vocoder of the same front end. The
-paired vocoder (`-v default`) is **Griffin-Lim**: no trained vocoder has been shown to beat it here. None
-was trained on this model's tokens yet, and the trained vocoders measured so far lose to Griffin-Lim even
-on true LJSpeech mels at the CPU budgets available (iSTFT vocoder after 37 min: PESQ-WB 1.99, HiFi-GAN V3
-after 13 min: 1.05, Griffin-Lim: 3.55; benchmarks/RESULTS.md, "Vocoders").
+paired vocoder (`-v default`) is **Griffin-Lim**: no trained vocoder has been shown to beat it here.
+{token_vocoder_note(name)}The trained vocoders measured so far lose to Griffin-Lim even on true LJSpeech
+mels at the CPU budgets available (iSTFT vocoder after 37 min: PESQ-WB 1.99, HiFi-GAN V3 after 13 min:
+1.05, Griffin-Lim: 3.55; benchmarks/RESULTS.md, "Vocoders").
 
 - file: `src/spectok/models/{artifact.name}` ({artifact.stat().st_size / 1e6:.2f} MB, float32,
   {tok['parameters'] / 1e6:.2f} M parameters), SHA-256 `{sha}`
