@@ -97,11 +97,11 @@ def _synthesize(args: argparse.Namespace) -> int:
     with torch.inference_mode():
         if isinstance(voc, GriffinLim) and rows == linear_rows and rows != cfg.n_mels:
             wav = voc.from_linear(spec)
-        elif rows == getattr(voc, "in_channels", cfg.n_mels):
+        elif rows == voc.input_rows:
             wav = voc(spec)
         else:
             raise SpectokError(f"{args.input}: {rows} rows fit neither the vocoder's input "
-                               f"({getattr(voc, 'in_channels', cfg.n_mels)} rows) nor, for griffin-lim, a linear "
+                               f"({voc.input_rows} rows) nor, for griffin-lim, a linear "
                                f"spectrogram ({linear_rows} rows); was it made with another --mel?")
     if args.out.suffix.lower() not in (".wav", ".flac"):
         raise SpectokError(f"{args.out}: the output must be a .wav or .flac file")

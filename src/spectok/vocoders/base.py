@@ -39,6 +39,11 @@ class Vocoder(nn.Module, metaclass=abc.ABCMeta):
     def receptive_field(self) -> int | None:
         return None
 
+    @property
+    def input_rows(self) -> int:
+        """Rows of the spectrogram ``forward`` takes: ``n_mels`` (a vocoder on linear spectra says so)."""
+        return self.mel_config.n_mels
+
     def check_mel(self, other: MelConfig, what: str = "tokenizer") -> None:
         self.mel_config.check_compatible(other, what=f"vocoder and {what} mel configs")
 

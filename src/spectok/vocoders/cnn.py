@@ -109,6 +109,11 @@ class CNNVocoder(Vocoder):
                                            pre_blocks, post_blocks, upsample) for _ in range(heads))
         self.head_weights = nn.Parameter(torch.full((heads,), 1.0 / heads))
 
+    @property
+    def input_rows(self) -> int:
+        """``n_mels`` for ``input="mel"``, ``n_fft // 2 + 1`` for a linear spectrogram."""
+        return self.in_channels
+
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         if spec.dim() != 3 or spec.shape[1] != self.in_channels:
             what = "log-mel" if self.input == "mel" else "log linear spectrogram"
