@@ -58,6 +58,7 @@ def main() -> None:
     spectok(["prepare-decoded", str(DATA), str(decoded), "-t", args.tokenizer], threads=2)
     cfg = yaml.safe_load((PRESETS.parent / "vocoder" / "istft.yaml").read_text())
     cfg["model"]["mel"] = "speech-16k"
+    cfg["data"].update(segment_samples=8000, valid_segment_samples=32000)  # multiples of the 160-sample hop
     artifact = args.work / "istft-decoded.safetensors"
     train = spawn({"name": "istft-decoded", "config": engine_config(cfg, decoded, 10**9, True),
                    "cpu_budget": args.budget, "threads": 1, "run_dir": str(args.work / "run"),
