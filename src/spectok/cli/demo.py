@@ -60,8 +60,21 @@ def _step(title: str, argv: list[str], skip_if: Path | None = None) -> None:
     print(f"   ({time.perf_counter() - t0:.1f} s)", flush=True)
 
 
+def _models_stamp() -> str:
+    """The released models' SHA-256 prefixes: a demo folder made with other weights is not reused."""
+    import hashlib
+
+    from spectok.models import releases
+
+    digest = hashlib.sha256()
+    for name, release in sorted(releases().items()):
+        digest.update(name.encode() + release.tokenizer.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def run(args: argparse.Namespace) -> int:
-    clips, out = demo_clips(), args.out
+    clips = demo_clips()
+    out = Path(args.out) / f"models-{_models_stamp()}"  # results of other releases are never reused
     test, finetune = clips / "test", clips / "finetune"
     if not test.is_dir() or not finetune.is_dir():
         raise SpectokError(f"{clips}: the demo clips are missing from this installation")
