@@ -161,13 +161,15 @@ def _overlap_keep_middle(fn, x: torch.Tensor, chunk: int, context: int) -> torch
     """Apply ``fn(piece [1, C, t], start) -> [1, ..., t * per]`` to ``x [C, T]`` in chunks of ``chunk``
     steps, each run with up to ``context`` steps on both sides, keeping only the chunk's own output."""
     total = x.shape[-1]
-    pieces = []
+    out = None
     for s0, s1 in spans(total, chunk):
         a, b = max(0, s0 - context), min(total, s1 + context)
         y = fn(x[None, :, a:b], a)[0]
         per = y.shape[-1] // (b - a)
-        pieces.append(y[..., (s0 - a) * per:(s1 - a) * per])
-    return torch.cat(pieces, dim=-1)
+        if out is None:  # one output buffer: no list of pieces and no concatenated copy
+            out = y.new_empty(*y.shape[:-1], total * per)
+        out[..., s0 * per:s1 * per] = y[..., (s0 - a) * per:(s1 - a) * per]
+    return out
 
 
 @torch.no_grad()
