@@ -42,10 +42,10 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple
     """
     with AudioReader(path) as r:
         rate = r.sample_rate if sample_rate is None else int(sample_rate)
-        return _read_mono(r.file, r.path, r.sample_rate, rate), rate
+        return r.read_all(rate), rate
 
 
-def _wav_promised_frames(path: Path, channels: int) -> int | None:
+def _wav_promised_frames(path: Path) -> int | None:
     """Frames the RIFF ``data`` chunk of a PCM/float WAV says it holds (``None``: unknown, e.g. a
     streamed file whose size fields were never filled in, or not a plain RIFF file)."""
     import struct
@@ -96,7 +96,7 @@ class AudioReader:
         self.path = p
         self.sample_rate = int(self.file.samplerate)
         self.num_samples = int(self.file.frames)
-        promised = _wav_promised_frames(p, self.file.channels) if p.suffix.lower() == ".wav" else None
+        promised = _wav_promised_frames(p) if p.suffix.lower() == ".wav" else None
         if promised is not None and promised > self.num_samples:
             self.file.close()
             raise AudioError(p, f"truncated WAV: its header promises {promised} samples, the file holds "
@@ -109,10 +109,7 @@ class AudioReader:
             x = self.file.read(b - a, dtype="float32", always_2d=True)
         except Exception as e:
             raise AudioError(self.path, f"cannot decode audio ({type(e).__name__}: {e})") from e
-        mono = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
-        if not np.isfinite(mono).all():
-            raise AudioError(self.path, "contains NaN or infinite samples")
-        return np.ascontiguousarray(mono, dtype=np.float32)
+        return np.ascontiguousarray(_mono(x, self.path), dtype=np.float32)
 
     def read_all(self, sample_rate: int | None = None) -> np.ndarray:
         """The whole file, mono float32, resampled to ``sample_rate`` (``None``: its own rate)."""
@@ -127,6 +124,14 @@ class AudioReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _mono(block: np.ndarray, p: Path) -> np.ndarray:
+    """``[frames, channels]`` float32 -> ``[frames]``, channels averaged; NaN or infinity is an AudioError."""
+    mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
+    if not np.isfinite(mono).all():
+        raise AudioError(p, "contains NaN or infinite samples")
+    return mono
 
 
 #: frames read (and resampled) at a time: a long file never sits whole in memory at its own rate
@@ -151,9 +156,7 @@ def _read_mono(f, p: Path, sr: int, rate: int) -> np.ndarray:
             raise AudioError(p, f"cannot decode audio ({type(e).__name__}: {e})") from e
         last = len(block) < READ_BLOCK
         seen += len(block)
-        mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
-        if not np.isfinite(mono).all():
-            raise AudioError(p, "contains NaN or infinite samples")
+        mono = _mono(block, p)
         if stream is not None:
             mono = stream.resample_chunk(np.ascontiguousarray(mono), last=last)
         if n + len(mono) > len(out):
