@@ -41,6 +41,7 @@ from spectok.errors import AudioError, SpectokError, TokenFileError
 from spectok.inference.chunking import (
     ChunkedEncoder,
     ChunkedMel,
+    SampleReader,
     array_reader,
     decode_chunked,
     encoder_geometry,
@@ -191,33 +192,44 @@ class Pipeline:
         return out[0] if single else out  # type: ignore[return-value]
 
     def is_long(self, num_samples: int) -> bool:
-        """Whether audio of ``num_samples`` (at :attr:`sample_rate`) is processed in chunks: the one
-        place that decides, in mel frames against :attr:`chunk_frames`."""
-        return self.mel_config.num_frames(num_samples) > self.chunk_frames
+        """Whether audio of ``num_samples`` (at :attr:`sample_rate`) is processed in chunks."""
+        return self._long(self.mel_config.num_frames(num_samples))
+
+    def _long(self, frames: int) -> bool:
+        """The one chunking decision, in mel frames against :attr:`chunk_frames` (encode and decode)."""
+        return frames > self.chunk_frames
+
+    @property
+    def _device(self) -> torch.device:
+        """Where the tokenizer's weights are (the CPU for a model without any)."""
+        return next(self.tokenizer.parameters(), torch.empty(0)).device
 
     def _encode_mel(self, mel: torch.Tensor) -> torch.Tensor:
         """``[B, n_mels, T]`` log-mel (CPU) -> codes ``[B, K, T']`` on the CPU, run on the tokenizer's device."""
-        device = next(self.tokenizer.parameters(), torch.empty(0)).device
-        return self.tokenizer.encode(mel.to(device)).cpu()
+        return self.tokenizer.encode(mel.to(self._device)).cpu()
 
     def _encode_long(self, read, num_samples: int, metadata: dict | None = None) -> TokenFile:
         cm = ChunkedMel(self.mel, read, num_samples)
         if self.receptive_field is None:  # cannot chunk: whole file
             codes = self._encode_mel(cm.all(self.chunk_frames).unsqueeze(0))[0]
         else:
-            device = next(self.tokenizer.parameters(), torch.empty(0)).device
+            device = self._device
             codes = self._chunked_encoder().encode(lambda a, b: cm.frames(a, b).to(device), cm.num_frames).cpu()
         return self._token_file(codes, num_samples, metadata)
+
+    def reader_samples(self, reader: AudioReader) -> tuple[SampleReader, int]:
+        """``(read(a, b), num_samples)`` of an open file at :attr:`sample_rate`: seeking reads when it is
+        at that rate, else the whole file read once and resampled."""
+        if reader.sample_rate == self.sample_rate:
+            return reader.read, reader.num_samples
+        wav = reader.read_all(self.sample_rate)
+        return array_reader(wav), len(wav)
 
     @torch.no_grad()
     def encode_reader(self, reader: AudioReader, metadata: dict | None = None) -> TokenFile:
         """Encode an open :class:`~spectok.audio.io.AudioReader`: a long file at :attr:`sample_rate` is
         read piecewise (never whole); a file at another rate is read whole and resampled."""
-        if reader.sample_rate == self.sample_rate:
-            read, n = reader.read, reader.num_samples
-        else:
-            wav = reader.read_all(self.sample_rate)
-            read, n = array_reader(wav), len(wav)
+        read, n = self.reader_samples(reader)
         if n == 0:
             raise AudioError(reader.path, "no samples (zero-length audio)")
         self._check_length(n, str(reader.path))
@@ -283,7 +295,7 @@ class Pipeline:
         out: list[np.ndarray | None] = [None] * len(items)
         short = []
         for i, t in enumerate(items):
-            if t.codes.shape[1] * self.time_downsample > self.chunk_frames:
+            if self._long(t.codes.shape[1] * self.time_downsample):
                 mel = self.decode_mel(t.codes)[:, :self._frames_for(self._length(t))]
                 out[i] = self._fit(vocode_chunked(self.vocoder, mel, self.chunk_frames), self._length(t))
             else:

@@ -403,17 +403,14 @@ def _plot_pair(pipe, path: Path, tf, png: Path, wav=None) -> None:
     """log-mel vs reconstruction vs difference, and the token map, for one file (``wav``: its audio at the
     pipeline's rate when already loaded; a long file is read again, in pieces)."""
     from spectok.audio.io import AudioReader
-    from spectok.inference.chunking import ChunkedMel, array_reader
+    from spectok.inference.chunking import ChunkedMel
     from spectok.plots import plot_reconstruction, plot_token_map
 
     if wav is not None:
         mel = pipe.log_mel(wav)
     else:
         with AudioReader(path) as reader:
-            same_rate = reader.sample_rate == pipe.sample_rate
-            x = None if same_rate else reader.read_all(pipe.sample_rate)
-            read, n = (reader.read, reader.num_samples) if same_rate else (array_reader(x), len(x))
-            mel = ChunkedMel(pipe.mel, read, n).all(pipe.chunk_frames)
+            mel = ChunkedMel(pipe.mel, *pipe.reader_samples(reader)).all(pipe.chunk_frames)
     rec = pipe.decode_mel(tf.codes)[:, :mel.shape[-1]]
     plot_reconstruction(mel, rec, pipe.mel_config, png, title=path.name)
     plot_token_map(tf.codes, tf.frame_rate, tf.codebook_sizes, png.with_name(png.stem + ".tokens.png"),
