@@ -150,16 +150,16 @@ class Evaluator:
         return np.pad(x, (0, n - len(x))) if len(x) < n else x
 
     @torch.no_grad()
+    def encode(self, wav: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[T]`` waveform -> ``(log-mel [1, n_mels, F], codes [1, K, T'])`` on :attr:`device`."""
+        mel = self.mel(torch.from_numpy(wav).to(self.device))
+        return mel, self.tokenizer.encode(mel)
+
+    @torch.no_grad()
     def synthesize(self, wav: np.ndarray, source_rate: int) -> Signals:
         """Both paths for one waveform ``[T]`` at the tokenizer's rate."""
         silence = self.mel_config.silence
-        x = torch.from_numpy(wav).to(self.device)
-
-        def encode() -> tuple[torch.Tensor, torch.Tensor]:
-            mel = self.mel(x)
-            return mel, self.tokenizer.encode(mel)
-
-        (mel, codes), t_enc = self._timed(encode)
+        (mel, codes), t_enc = self._timed(lambda: self.encode(wav))
         frames = mel.shape[-1]
         mel_tok, t_dec = self._timed(lambda: self.tokenizer.decode(codes))
         mel_tok = mel_tok[..., :frames]
@@ -255,8 +255,9 @@ class Evaluator:
         """
         from tqdm import tqdm
 
-        done = _read_results(results, self.identity()) if results is not None else {}
-        sink = _ResultsFile(results, self.identity(), done) if results is not None else None
+        identity = self.identity() if results is not None else None
+        done = _read_results(results, identity) if results is not None else {}
+        sink = _ResultsFile(results, identity, done) if results is not None else None
         self.warm_up(collection.items[:3])
         records, skipped = [], list(collection.skipped)
         try:
@@ -265,7 +266,7 @@ class Evaluator:
                 try:
                     wav, rate = self.load(item)
                     if key in done:
-                        codes = self.tokenizer.encode(self.mel(torch.from_numpy(wav).to(self.device))).cpu()
+                        codes = self.encode(wav)[1].cpu()
                     else:
                         s = self.synthesize(wav, rate)
                         codes = s.codes
