@@ -230,3 +230,23 @@ def plot_training_curves(run_dir: str | os.PathLike, path: str | os.PathLike, ma
         ax.axis("off")
     fig.suptitle(f"training curves: {Path(run_dir).name}")
     return _save(fig, path)
+
+
+def plot_image_grid(originals: np.ndarray, reconstructions: np.ndarray, path: Path, columns: int = 16,
+              rows: int = 2) -> Path:
+    """PNG of ``rows`` rows of originals above the same images reconstructed (uint8 ``[N, H, W, 3]``)."""
+    n = columns * rows
+    plt = _plt()
+    fig, axes = plt.subplots(2 * rows, columns, figsize=(columns * 0.8, 2 * rows * 0.85))
+    for i in range(n):
+        r, c = divmod(i, columns)
+        for offset, source in ((0, originals), (rows, reconstructions)):
+            ax = axes[r + offset, c]
+            ax.imshow(source[i], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if c == 0:
+            axes[r, 0].set_ylabel("original", fontsize=7)
+            axes[r + rows, 0].set_ylabel("tokens", fontsize=7)
+    fig.subplots_adjust(wspace=0.05, hspace=0.05)
+    return _save(fig, path)

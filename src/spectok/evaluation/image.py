@@ -24,6 +24,7 @@ import torch
 
 from spectok.data.corpora import Cifar10
 from spectok.fsutil import atomic_path
+from spectok.plots import plot_image_grid
 from spectok.quantizers.stats import CodebookStats
 from spectok.tokenizers.base import Tokenizer
 from spectok.tokenizers.image import to_model_range
@@ -57,28 +58,6 @@ def measure_images(tokenizer: Tokenizer, images: np.ndarray, batch_size: int = 2
                            if k in summary},
               "codebook_size": int(sum(tokenizer.codebooks))}
     return scores, np.concatenate(recs)
-
-
-def save_grid(originals: np.ndarray, reconstructions: np.ndarray, path: Path, columns: int = 16,
-              rows: int = 2) -> Path:
-    """PNG of ``rows`` rows of originals above the same images reconstructed (uint8 ``[N, H, W, 3]``)."""
-    from spectok.plots import _plt, _save
-
-    n = columns * rows
-    plt = _plt()
-    fig, axes = plt.subplots(2 * rows, columns, figsize=(columns * 0.8, 2 * rows * 0.85))
-    for i in range(n):
-        r, c = divmod(i, columns)
-        for offset, source in ((0, originals), (rows, reconstructions)):
-            ax = axes[r + offset, c]
-            ax.imshow(source[i], interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-        if c == 0:
-            axes[r, 0].set_ylabel("original", fontsize=7)
-            axes[r + rows, 0].set_ylabel("tokens", fontsize=7)
-    fig.subplots_adjust(wspace=0.05, hspace=0.05)
-    return _save(fig, path)
 
 
 def _markdown(report: dict) -> str:
@@ -131,7 +110,7 @@ def evaluate_images(tokenizer: Tokenizer, root: str | Path, out_dir: str | Path,
     scores, recs = measure_images(tokenizer.eval(), images)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    save_grid(images, recs, out / "grid.png")
+    plot_image_grid(images, recs, out / "grid.png")
     curves = None
     if run_dir is not None:
         from spectok.plots import plot_training_curves
