@@ -351,7 +351,7 @@ class Pipeline:
         """
         enc = self.stream_encoder()
         for block in blocks:
-            codes = enc.push(_as_wave(block))
+            codes = enc.push(block)  # push checks the block (mono, float32)
             if codes.shape[-1]:
                 yield codes
         codes = enc.finish()
