@@ -105,6 +105,8 @@ def test_bad_input_table(row, command, tmp_path, capsys):
         written = [p for p in out.rglob("*") if p.suffix in (".sptk", ".wav")] if out.exists() else []
         assert not written  # nothing half-written
         assert not [p for p in out.rglob(".*tmp*")] if out.exists() else True
+        if row != "symlink-loop":  # a missing input named alone is refused before any work (nothing to list)
+            assert str(given) in (out / "failures.tsv").read_text()  # the exit-code policy's list
     else:
         assert code == 0, err
         if row == "silence" and command != "eval":
@@ -143,3 +145,25 @@ def test_unreadable_file(tmp_path, capsys):
     p.chmod(0)
     code, err = run(["encode", p, "-t", "default", "-o", tmp_path / "out", "-q"], capsys)
     assert code == 1 and "cannot decode audio" in err and str(p) in err
+
+
+def test_plot_usage_leaves_out_a_bad_token_file_and_exits_1(tmp_path, capsys):
+    """The exit-code policy in `plot usage`: a corrupt token file is listed, the others are drawn."""
+    make_case("spaces-non-ascii", tmp_path / "in")
+    assert run(["encode", tmp_path / "in", "-t", "default", "-o", tmp_path / "tok", "-q"], capsys)[0] == 0
+    (tmp_path / "tok" / "broken.sptk").write_bytes(b"SPTK" + bytes(40))
+    code, err = run(["plot", "usage", tmp_path / "tok", "-o", tmp_path / "fig" / "usage.png"], capsys)
+    assert code == 1 and "broken.sptk" in err and "Traceback" not in err
+    assert (tmp_path / "fig" / "usage.png").stat().st_size > 1000
+    assert "broken.sptk" in (tmp_path / "fig" / "failures.tsv").read_text()
+
+
+def test_eval_goes_on_past_a_missing_path(tmp_path, capsys):
+    """One missing input among others costs that input only (exit 1, listed), not the run."""
+    make_case("spaces-non-ascii", tmp_path / "in")
+    out = tmp_path / "rep"
+    code, err = run(["eval", tmp_path / "in", tmp_path / "missing.wav", "-t", "default", "-v", "griffin-lim",
+                     "--gl-iters", "2", "-o", out, "-q", "--no-dnsmos"], capsys)
+    assert code == 1 and "missing.wav" in err, err
+    assert "missing.wav" in (out / "failures.tsv").read_text()
+    assert (out / "report.json").is_file()
