@@ -289,6 +289,24 @@ def dnsmos_scores(wav: np.ndarray, sample_rate: int) -> dict[str, Measured]:
     return {k: Measured(float(out[f"{k}_mos"])) for k in DNSMOS_KEYS}
 
 
+def waveform_metrics(ref: np.ndarray | None, est: np.ndarray, sample_rate: int, narrowband: bool,
+                     fmax: float | None, dnsmos: bool) -> dict[str, Measured]:
+    """The waveform metrics of one output against its reference, each a :class:`Measured`.
+
+    ``{"pesq", "lsd_stft", "stoi"}`` plus ``dnsmos_*`` of ``est`` with ``dnsmos``; with ``ref=None``
+    only DNSMOS (of ``est`` alone: the reference's own score). One call, so ``spectok eval`` can run
+    the native libraries (PESQ, DNSMOS's onnxruntime) in its crash-isolated child process.
+    """
+    out: dict[str, Measured] = {}
+    if ref is not None:
+        out = {"pesq": pesq_score(ref, est, sample_rate, narrowband=narrowband),
+               "lsd_stft": stft_lsd(ref, est, sample_rate, fmax),
+               "stoi": stoi_score(ref, est, sample_rate)}
+    if dnsmos:
+        out.update({f"dnsmos_{k}": v for k, v in dnsmos_scores(est, sample_rate).items()})
+    return out
+
+
 # ---- aggregation ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Summary:

@@ -19,7 +19,9 @@ untimed warm-up; totals are divided, not per-utterance ratios averaged.
 
 Unreadable files and utterances whose processing raises are listed in ``skipped``; a
 metric that cannot be measured is recorded in the utterance's ``failures``; neither stops
-the run.
+the run. The waveform metrics run in a child process (:mod:`spectok.evaluation.isolation`): a
+crash of a native library (PESQ, onnxruntime) or an out-of-memory kill there costs that
+utterance's waveform metrics only.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from spectok.audio.mel import MelSpectrogram
 from spectok.errors import SpectokError
 from spectok.evaluation import metrics as M
 from spectok.evaluation.aggregate import aggregate, rank, speed
+from spectok.evaluation.isolation import CallFailed, Isolated, WorkerDied
 from spectok.evaluation.sources import Collection, EvalItem
 from spectok.tokenizers.base import Tokenizer
 
@@ -99,13 +102,16 @@ class Evaluator:
         device: where the models run; metrics run on the CPU.
         dnsmos: measure DNSMOS; ``None``: when ``speechmos`` is installed.
         n_cepstra: MCD order (cepstra ``c_1 .. c_n``).
+        isolate: run the waveform metrics (PESQ, STOI, DNSMOS: native libraries) in a child process
+            (:class:`~spectok.evaluation.isolation.Isolated`), so a crash costs one utterance's
+            metrics, recorded in its ``failures``, and the run goes on.
 
     Raises:
         SpectokError: the tokenizer has no mel config; MelMismatchError when the front ends differ.
     """
 
     def __init__(self, tokenizer: nn.Module, vocoder: nn.Module, device: str | torch.device = "cpu",
-                 dnsmos: bool | None = None, n_cepstra: int = 24) -> None:
+                 dnsmos: bool | None = None, n_cepstra: int = 24, isolate: bool = True) -> None:
         from spectok.quantizers import CodebookStats
 
         self.mel_config = tokenizer.mel_config
@@ -122,6 +128,8 @@ class Evaluator:
         self.dnsmos = M.dnsmos_available() if dnsmos is None else dnsmos
         self.n_cepstra = n_cepstra
         self.sample_rate = self.mel_config.sample_rate
+        self.isolate = isolate
+        self._worker = Isolated() if isolate else None
 
     # ---- signals -----------------------------------------------------------------------------
     def _timed(self, fn: Callable[[], Any]) -> tuple[Any, float]:
@@ -174,13 +182,17 @@ class Evaluator:
                        self._fit(wav_tok, n), self._fit(wav_copy, n), timing)
 
     # ---- metrics -----------------------------------------------------------------------------
-    def _waveform(self, ref: np.ndarray, est: np.ndarray, narrowband: bool, out: dict, failures: dict,
+    def _waveform(self, ref: np.ndarray | None, est: np.ndarray, narrowband: bool, out: dict, failures: dict,
                   notes: dict, group: str) -> None:
-        measured = {"pesq": M.pesq_score(ref, est, self.sample_rate, narrowband=narrowband),
-                    "lsd_stft": M.stft_lsd(ref, est, self.sample_rate, self.mel_config.fmax),
-                    "stoi": M.stoi_score(ref, est, self.sample_rate)}
-        if self.dnsmos:
-            measured.update({f"dnsmos_{k}": v for k, v in M.dnsmos_scores(est, self.sample_rate).items()})
+        """Waveform metrics (:func:`~spectok.evaluation.metrics.waveform_metrics`) into ``out``, their
+        notes into ``notes`` and what failed into ``failures``; run in the isolated child when
+        :attr:`isolate`, so a crash of a native library costs this utterance's metrics only."""
+        args = (ref, est, self.sample_rate, narrowband, self.mel_config.fmax, self.dnsmos)
+        try:
+            measured = self._worker.call(M.waveform_metrics, *args) if self._worker else M.waveform_metrics(*args)
+        except (WorkerDied, CallFailed) as e:
+            failures[f"{group}/waveform"] = str(e)
+            return
         for name, m in measured.items():
             if m.ok:
                 out[name] = m.value
@@ -212,18 +224,19 @@ class Evaluator:
             rec[group] = values
         rec["gap"] = {k: rec["tokenized"][k] - rec["copy"][k] for k in rec["tokenized"] if k in rec["copy"]}
         rec["original"] = {}
-        if self.dnsmos:
-            for k, m in M.dnsmos_scores(s.wav, self.sample_rate).items():
-                if m.ok:
-                    rec["original"][f"dnsmos_{k}"] = m.value
-                else:
-                    rec["failures"][f"original/dnsmos_{k}"] = m.failure
+        if self.dnsmos:  # the reference's own score: its ceiling
+            self._waveform(None, s.wav, narrowband, rec["original"], rec["failures"], rec["notes"], "original")
         if any("too short" in r for r in rec["failures"].values()):
             rec["flags"].append("short")
         if narrowband:
             rec["flags"].append("narrowband")
         rec["timing"] = s.timing
         return rec
+
+    def close(self) -> None:
+        """Stop the metric process (a later measurement starts a new one)."""
+        if self._worker is not None:
+            self._worker.close()
 
     # ---- the loop ----------------------------------------------------------------------------
     def warm_up(self, items: Iterable[EvalItem]) -> None:
@@ -412,7 +425,10 @@ def evaluate(tokenizer: nn.Module, vocoder: nn.Module, collection: Collection, o
     """Evaluate ``collection`` and write the example audio and figures under ``out_dir``."""
     ev = Evaluator(tokenizer, vocoder, device=device, dnsmos=dnsmos)
     out = Path(out_dir)
-    records, skipped = ev.run(collection, progress=progress, results=out / "utterances.jsonl")
+    try:
+        records, skipped = ev.run(collection, progress=progress, results=out / "utterances.jsonl")
+    finally:
+        ev.close()
     ranking = rank(records)
     examples = write_examples(ev, {i.id: i for i in collection.items}, ranking, out) if records else []
     return EvalResult(utterances=records, skipped=skipped, sources=collection.sources, tokens=ev.token_summary(),
