@@ -85,6 +85,22 @@ def test_existing_run_needs_resume_and_resume_needs_a_run(tmp_path, tiny_prepare
     assert "trains a tokenizer, not a vocoder" in capsys.readouterr().err
 
 
+def test_resume_before_the_first_checkpoint_starts_again_from_step_0(tmp_path, tiny_prepared, capsys):
+    """A process killed after writing its config but before its first checkpoint: --resume redoes it."""
+    import shutil
+
+    done = _train(tmp_path, tiny_prepared, "done", steps=2, valid_every=0, checkpoint_every=0)
+    early = tmp_path / "early"
+    early.mkdir()
+    shutil.copy(done / "config.yaml", early / "config.yaml")
+    (early / "metrics.jsonl").write_text('{"event": "train", "step": 1, "half a line')
+    assert main(["train", "tokenizer", "--out", str(early), "--resume"]) == 0
+    assert "starting again from step 0" in (early / "train.log").read_text()
+    a = load_checkpoint(done / "checkpoints" / "step-00000002.pt")["models"]["model"]
+    b = load_checkpoint(early / "checkpoints" / "step-00000002.pt")["models"]["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_resume_extends_a_finished_run_with_overrides(tmp_path, tiny_prepared):
     run = _train(tmp_path, tiny_prepared, steps=2, valid_every=0, checkpoint_every=0)
     assert main(["train", "tokenizer", "--out", str(run), "--resume", "--steps", "4",

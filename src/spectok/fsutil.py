@@ -14,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,41 @@ def atomic_path(path: str | os.PathLike, durable: bool = False) -> Iterator[Path
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+#: ``atomic_path``'s temporary name: ``.STEM.tmpPID.SUFFIX`` beside the final ``STEM.SUFFIX``
+_TEMP_NAME = re.compile(r"^\.(?P<stem>.+)\.tmp(?P<pid>\d+)(?P<suffix>\.[^.]*)?$")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # another user's process: alive
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | os.PathLike, names: Collection[str] | None = None) -> list[Path]:
+    """Delete the temporary files that :func:`atomic_path` writers killed mid-write left in ``folder``.
+
+    Only files named like its temporaries (``.STEM.tmpPID.SUFFIX``) whose process ``PID`` no longer
+    runs are removed (a live writer's are kept); with ``names``, only the temporaries of those final
+    file names (``STEM.SUFFIX``). Not recursive. Returns the removed paths.
+    """
+    folder = Path(folder)
+    removed = []
+    for p in folder.glob(".*.tmp*") if folder.is_dir() else ():
+        m = _TEMP_NAME.match(p.name)
+        if not m or (names is not None and m["stem"] + (m["suffix"] or "") not in names) or _alive(int(m["pid"])):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+            removed.append(p)
+    return removed
 
 
 def _umask() -> int:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from spectok.cli.common import add_command, add_tokenizer_option, add_vocoder_option, load_models
+from spectok.cli.common import Runner, add_command, add_tokenizer_option, add_vocoder_option, load_models
 from spectok.errors import SpectokError, TokenFileError
 
 TOKEN_SUFFIXES = (".sptk", ".npy")
@@ -171,7 +171,17 @@ def _resolved(path: Path) -> Path:
 def pending(files: list[tuple[Path, Path]], plan: dict[Path, Path], overwrite: bool
             ) -> tuple[list[tuple[Path, Path]], int]:
     """The inputs still to do, and how many were skipped because their output exists. Outputs are
-    written to a temporary name and renamed, so one that exists is complete."""
+    written to a temporary name and renamed, so one that exists is complete; the temporary files
+    of a killed earlier run are removed here."""
+    from collections import defaultdict
+
+    from spectok.fsutil import remove_stale_temps
+
+    names = defaultdict(set)
+    for dest in plan.values():
+        names[dest.parent].add(dest.name)
+    for folder, these in names.items():
+        remove_stale_temps(folder, these)
     if overwrite:
         return files, 0
     todo = [item for item in files if not plan[item[0]].exists()]
@@ -192,61 +202,6 @@ def _load_pipeline(args: argparse.Namespace, with_vocoder: bool):
     _one_line_warnings()
     tok, voc = load_models(args, with_vocoder)
     return Pipeline(tok, voc, chunk_seconds=args.chunk_seconds, batch_size=args.batch_size)
-
-
-def _reason(e: BaseException) -> str:
-    """One line: the message of a spectok error (minus a leading file name), else type and message."""
-    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return text if isinstance(e, SpectokError) else f"{type(e).__name__}: {text}"
-
-
-class Runner:
-    """Runs a per-item job with a progress bar, reporting failures as ``spectok CMD: skipped FILE: reason``.
-
-    The exit-code policy of every per-file command: the others go on when some inputs fail; the
-    command then exits 1, after a summary line and ``failures.tsv`` (path, reason) in the output
-    folder; it exits 0 only when every input succeeded.
-    """
-
-    def __init__(self, command: str, total: int, quiet: bool, out: Path | None = None, existing: int = 0) -> None:
-        from tqdm import tqdm
-
-        self.command, self.done, self.failed, self.out, self.existing = command, 0, 0, out, existing
-        self.failures: list[tuple[str, str]] = []
-        self.bar = tqdm(total=total, desc=command, unit="file", disable=quiet or None, file=sys.stderr,
-                        dynamic_ncols=True)
-
-    def fail(self, path: Path, e: BaseException) -> None:
-        self.failed += 1
-        reason = _reason(e)
-        if reason.startswith(str(path)):
-            reason = reason[len(str(path)):].lstrip(": ")
-        self.failures.append((str(path), reason))
-        self.bar.write(f"spectok {self.command}: skipped {path}: {reason}", file=sys.stderr)
-        self.bar.update(1)
-
-    def ok(self, n: int = 1) -> None:
-        self.done += n
-        self.bar.update(n)
-
-    def finish(self) -> int:
-        self.bar.close()
-        total = self.done + self.failed
-        report = ""
-        if self.failures and self.out is not None:
-            from spectok.fsutil import write_text_atomic
-
-            folder = self.out if self.out.suffix == "" or self.out.is_dir() else self.out.parent
-            report = folder / "failures.tsv"
-            clean = lambda t: t.replace("\t", " ").replace("\n", " ")  # noqa: E731
-            write_text_atomic(report, "path\treason\n" + "".join(f"{clean(p)}\t{clean(r)}\n"
-                                                                 for p, r in self.failures))
-            report = f"; list in {report}"
-        kept = (f"; {self.existing} output(s) already there were kept (--overwrite rewrites them)"
-                if self.existing else "")
-        print(f"spectok {self.command}: {self.done} of {total} file(s) done"
-              + (f", {self.failed} failed (see above{report})" if self.failed else "") + kept, file=sys.stderr)
-        return 1 if self.failed or not (self.done or self.existing) else 0
 
 
 def _batched_audio(pipe, files: list[tuple[Path, Path]], runner: Runner,

@@ -2,7 +2,7 @@
 
 DATA is a prepared folder (its test split, else valid, else all items), a folder of audio
 (searched recursively) or audio files; see :mod:`spectok.evaluation.sources`. Unreadable
-files are listed in the report and skipped. The exit status is 1 when any
+files are listed in the report and in ``failures.tsv`` and skipped. The exit status is 1 when any
 input could not be evaluated (the others are, and are reported), 0 when all were.
 
 With an image tokenizer, DATA is ``cifar10 ROOT`` (the CIFAR-10 batches folder) and the report
@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from spectok.cli.common import add_command, add_tokenizer_option, add_vocoder_option, load_models
+from spectok.cli.common import Runner, add_command, add_tokenizer_option, add_vocoder_option, load_models
 
 
 def register(sub) -> None:
@@ -53,6 +53,10 @@ def _eval(args: argparse.Namespace) -> int:
         return _eval_images(args, tok)
     collection = collect(args.data, limit=args.limit)
     tok, voc = load_models(args)
+    from spectok.fsutil import remove_stale_temps
+
+    for folder in (args.out, args.out / "audio", args.out / "plots"):  # what a killed earlier run left
+        remove_stale_temps(folder)
     from spectok.models import resolve_tokenizer
     from spectok.vocoders.loading import resolve_vocoder
 
@@ -63,9 +67,12 @@ def _eval(args: argparse.Namespace) -> int:
     options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in ("func", "data")}
     options["data"] = [str(d) for d in args.data]
     paths = write_report(result, args.out, options=options)
+    runner = Runner("eval", 0, quiet=True, out=args.out)
     for s in result.skipped:
+        runner.record(s["path"] or s["id"], s["reason"])
         print(f"spectok eval: skipped {s['path'] or s['id']}: {s['reason']}", file=sys.stderr)
     n = len(result.utterances)
+    runner.done = n
     agg = result.aggregate
     line = [f"spectok eval: {n} utterance(s), {len(result.skipped)} skipped"]
     for group in ("tokenized", "copy"):
@@ -77,7 +84,7 @@ def _eval(args: argparse.Namespace) -> int:
                 f"{result.tokens['entropy_bits_per_second']:.0f} entropy bound")
     print("; ".join(line), file=sys.stderr)
     print(f"spectok eval: report in {paths['html']} (+ report.json, report.md)", file=sys.stderr)
-    return 0 if n and not result.skipped else 1  # the exit-code policy: any input that failed makes it 1
+    return runner.finish()  # the exit-code policy: any input that failed makes it 1, with failures.tsv
 
 
 def _eval_images(args: argparse.Namespace, tok) -> int:

@@ -172,11 +172,9 @@ class CheckpointManager:
 
     def remove_stale_temps(self) -> list[Path]:
         """Delete temporary files left by a process killed while writing (``.NAME.tmpPID.pt``)."""
-        stale = list(self.folder.glob(".*.tmp*.pt")) if self.folder.is_dir() else []
-        for f in stale:
-            with contextlib.suppress(FileNotFoundError):
-                f.unlink()
-        return stale
+        from spectok.fsutil import remove_stale_temps
+
+        return remove_stale_temps(self.folder)
 
     def save_best(self, state: dict[str, Any]) -> Path:
         """Write ``best.pt`` alone (a validation improved between scheduled checkpoints)."""

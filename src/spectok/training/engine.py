@@ -91,7 +91,8 @@ class Trainer:
     Args:
         config: a training config (see the module docstring); resolved with :func:`resolve_config`.
         run_dir: the run folder. Without ``resume`` it must hold no checkpoints.
-        resume: continue from the latest checkpoint in ``run_dir/checkpoints``.
+        resume: continue from the latest checkpoint in ``run_dir/checkpoints``; with none yet (a
+            process stopped before its first checkpoint), start again from step 0.
     """
 
     def __init__(self, config: dict[str, Any], run_dir: str | Path, resume: bool = False) -> None:
@@ -107,8 +108,9 @@ class Trainer:
         D.setup(self.device, self.dist)
         self.ckpts = CheckpointManager(self.run_dir / "checkpoints", cfg.keep_last)
         resume_path = self.ckpts.latest()
-        if resume and resume_path is None:
-            raise SpectokError(f"{self.run_dir}: nothing to resume (no checkpoints/step-*.pt)")
+        fresh_note = None
+        if resume and resume_path is None:  # stopped before its first checkpoint: redo it from step 0
+            resume, fresh_note = False, "no checkpoint to resume from yet: starting again from step 0"
         if not resume and resume_path is not None:
             raise SpectokError(f"{self.run_dir}: already holds checkpoints; pass --resume or choose another --out")
         if cfg.prepared is None:
@@ -142,8 +144,8 @@ class Trainer:
                              progress=cfg.progress)
         if self.dist.is_main:
             write_text_atomic(self.run_dir / "config.yaml", dump_config(self.config))
-        if resume:
-            self.log.info(self._resumed_note)
+        if resume or fresh_note:
+            self.log.info(fresh_note or self._resumed_note)
         if self.dist.is_main and self.ckpts.remove_stale_temps():
             self.log.info("removed temporary checkpoint files left by an interrupted write")
         self._media_batch: dict[str, Any] | None = None
