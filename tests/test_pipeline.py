@@ -235,3 +235,27 @@ def test_default_preset_chunked_codes_equal_whole_file(ljspeech_wavs) -> None:
         assert (chunked == whole).float().mean() > 0.999, f"{seconds} s chunks"
     no_context = ChunkedEncoder(tok, int(2 * tok.mel_config.frame_rate), receptive_field=0)
     assert (no_context.encode(get, mel.shape[-1]) == whole).float().mean() < 0.99  # the check can fail
+
+
+def test_decode_blocks_equal_decode_and_a_long_file_is_written_in_pieces(tmp_path, ljspeech_wavs):
+    """A long token file's waveform comes as chunk-sized blocks whose join is decode()'s output, and
+    save_audio writes the blocks to the same file as the whole array."""
+    import soundfile as sf
+
+    from spectok.audio.io import load_audio, save_audio
+    from spectok.pipeline import Pipeline
+    from spectok.tokenizers import load_tokenizer
+    from spectok.vocoders import GriffinLim
+
+    tok = load_tokenizer("default")
+    pipe = Pipeline(tok, GriffinLim(tok.mel_config, n_iter=4), chunk_seconds=1.0)
+    wav = np.concatenate([load_audio(p, 16000)[0] for p in ljspeech_wavs[:2]])
+    tf = pipe.encode(wav)
+    assert pipe.is_long_tokens(tf)
+    blocks = list(pipe.decode_blocks(tf))
+    assert len(blocks) > 3 and max(len(b) for b in blocks) <= pipe.chunk_frames * pipe.hop_length
+    whole = pipe.decode(tf)
+    assert np.array_equal(np.concatenate(blocks), whole) and len(whole) == len(wav)
+    save_audio(tmp_path / "blocks.wav", iter(blocks), 16000)
+    save_audio(tmp_path / "whole.wav", whole, 16000)
+    assert np.array_equal(sf.read(tmp_path / "blocks.wav")[0], sf.read(tmp_path / "whole.wav")[0])

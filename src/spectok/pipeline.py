@@ -45,7 +45,7 @@ from spectok.inference.chunking import (
     array_reader,
     decode_chunked,
     encoder_geometry,
-    vocode_chunked,
+    vocode_pieces,
 )
 from spectok.inference.streaming import StreamDecoder, StreamEncoder
 from spectok.tokens import TokenFile
@@ -295,9 +295,12 @@ class Pipeline:
         out: list[np.ndarray | None] = [None] * len(items)
         short = []
         for i, t in enumerate(items):
-            if self._long(t.codes.shape[1] * self.time_downsample):
-                mel = self.decode_mel(t.codes)[:, :self._frames_for(self._length(t))]
-                out[i] = self._fit(vocode_chunked(self.vocoder, mel, self.chunk_frames), self._length(t))
+            if self.is_long_tokens(t):
+                out[i] = np.empty(self._length(t), np.float32)  # one buffer, filled piece by piece
+                pos = 0
+                for block in self._long_blocks(t):
+                    out[i][pos:pos + len(block)] = block
+                    pos += len(block)
             else:
                 short.append(i)
         short.sort(key=lambda i: items[i].codes.shape[1])
@@ -316,6 +319,35 @@ class Pipeline:
             for row, i in enumerate(idx):
                 out[i] = self._fit(wavs[row, :frames[row] * self.hop_length], self._length(items[i]))
         return out[0] if single else out  # type: ignore[return-value]
+
+    def is_long_tokens(self, tokens: TokenFile) -> bool:
+        """Whether ``tokens`` decode in chunks (more frames than one chunk): see :meth:`decode_blocks`."""
+        return self._long(tokens.codes.shape[1] * self.time_downsample)
+
+    @torch.no_grad()
+    def decode_blocks(self, tokens: TokenFile, force: bool = False) -> Iterator[np.ndarray]:
+        """One token file -> its waveform as consecutive float32 blocks; together exactly
+        :meth:`decode`'s samples. A long file (:meth:`is_long_tokens`) is vocoded chunk by chunk and
+        each chunk's audio yielded at once, so the whole waveform never exists in memory (the
+        ``decode`` and ``reconstruct`` commands write long files this way); a short one is one block.
+        """
+        self.check_tokens(tokens, force, name=str(tokens.metadata.get("source", "tokens")))
+        if self.is_long_tokens(tokens):
+            yield from self._long_blocks(tokens)
+        else:
+            yield self.decode(tokens, force=force)
+
+    def _long_blocks(self, tokens: TokenFile) -> Iterator[np.ndarray]:
+        n = self._length(tokens)
+        mel = self.decode_mel(tokens.codes)[:, :self._frames_for(n)]
+        done = 0
+        for piece in vocode_pieces(self.vocoder, mel, self.chunk_frames):
+            block = piece.detach().float().cpu().numpy()[: n - done]
+            done += len(block)
+            if len(block):
+                yield block
+        if done < n:  # the header's length reaches past the last frame's samples
+            yield np.zeros(n - done, np.float32)
 
     def _length(self, tokens: TokenFile) -> int:
         """The original length in samples at :attr:`sample_rate` (tokens forced from another rate are scaled)."""

@@ -174,17 +174,21 @@ def _read_mono(f, p: Path, sr: int, rate: int) -> np.ndarray:
     return out[:n]
 
 
-def save_audio(path: str | os.PathLike, waveform: np.ndarray, sample_rate: int) -> None:
-    """Write a mono ``[T]`` waveform atomically (format from the suffix: .wav is PCM16, .flac 16-bit).
+def save_audio(path: str | os.PathLike, waveform, sample_rate: int) -> None:
+    """Write mono audio atomically (format from the suffix: .wav is PCM16, .flac 16-bit).
 
-    Accepts numpy arrays or torch tensors; values are clipped to [-1, 1].
+    ``waveform``: a ``[T]`` numpy array or torch tensor, or an iterable of such blocks written one
+    after another (a long output is then never whole in memory: ``Pipeline.decode_blocks``).
+    Values are clipped to [-1, 1].
     """
-    wav = np.asarray(waveform.detach().cpu() if hasattr(waveform, "detach") else waveform, dtype=np.float32)
-    if wav.ndim != 1:
-        wav = wav.reshape(-1) if wav.size == max(wav.shape) else wav.mean(axis=0)
-    wav = np.clip(wav, -1.0, 1.0)
-    with atomic_path(path) as tmp:
-        import soundfile as sf
+    import soundfile as sf
 
-        sf.write(str(tmp), wav, int(sample_rate), subtype="PCM_16" if tmp.suffix.lower() in (".wav", ".flac")
-                 else None)
+    blocks = [waveform] if hasattr(waveform, "shape") else waveform
+    with atomic_path(path) as tmp:
+        subtype = "PCM_16" if tmp.suffix.lower() in (".wav", ".flac") else None
+        with sf.SoundFile(str(tmp), "w", samplerate=int(sample_rate), channels=1, subtype=subtype) as f:
+            for block in blocks:
+                wav = np.asarray(block.detach().cpu() if hasattr(block, "detach") else block, dtype=np.float32)
+                if wav.ndim != 1:
+                    wav = wav.reshape(-1) if wav.size == max(wav.shape) else wav.mean(axis=0)
+                f.write(np.clip(wav, -1.0, 1.0))

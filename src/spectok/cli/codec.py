@@ -327,8 +327,12 @@ def _decode(args: argparse.Namespace) -> int:
             continue
 
         def job(group=group, tokens=tokens) -> None:
-            for (path, _), wav in zip(group, pipe.decode(tokens, force=args.force)):
-                save_audio(plan[path], wav, pipe.sample_rate)
+            short = [i for i, tf in enumerate(tokens) if not pipe.is_long_tokens(tf)]
+            for i, wav in zip(short, pipe.decode([tokens[i] for i in short], force=args.force)):
+                save_audio(plan[group[i][0]], wav, pipe.sample_rate)
+            for (path, _), tf in zip(group, tokens):
+                if pipe.is_long_tokens(tf):  # decoded and written block by block: never whole in memory
+                    save_audio(plan[path], pipe.decode_blocks(tf, force=args.force), pipe.sample_rate)
 
         _guard(runner, group, job)
     return runner.finish()
@@ -344,11 +348,14 @@ def _reconstruct(args: argparse.Namespace) -> int:
     runner = Runner("reconstruct", len(files), args.quiet, args.out, existing)
 
     def write(items, tokens, audio) -> None:
-        for (path, _), tf, wav, source in zip(items, tokens, pipe.decode(tokens), audio):
-            dest = plan[path]
-            save_audio(dest, wav, pipe.sample_rate)
+        loaded = [i for i, source in enumerate(audio) if source is not None]
+        for i, wav in zip(loaded, pipe.decode([tokens[i] for i in loaded])):
+            save_audio(plan[items[i][0]], wav, pipe.sample_rate)
+        for (path, _), tf, source in zip(items, tokens, audio):
+            if source is None:  # a long file, never loaded whole: decoded and written block by block
+                save_audio(plan[path], pipe.decode_blocks(tf), pipe.sample_rate)
             if args.plot:
-                _plot_pair(pipe, path, tf, dest.with_suffix(".png"), source)
+                _plot_pair(pipe, path, tf, plan[path].with_suffix(".png"), source)
 
     _batched_audio(pipe, files, runner, write)
     return runner.finish()

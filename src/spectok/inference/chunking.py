@@ -157,18 +157,26 @@ def side_context(receptive_field: int | None, default: int) -> int:
     return default if receptive_field is None else receptive_field // 2 + 1
 
 
-def _overlap_keep_middle(fn, x: torch.Tensor, chunk: int, context: int) -> torch.Tensor:
+def _overlap_pieces(fn, x: torch.Tensor, chunk: int, context: int) -> Iterator[torch.Tensor]:
     """Apply ``fn(piece [1, C, t], start) -> [1, ..., t * per]`` to ``x [C, T]`` in chunks of ``chunk``
-    steps, each run with up to ``context`` steps on both sides, keeping only the chunk's own output."""
+    steps, each run with up to ``context`` steps on both sides; yields each chunk's own output
+    ``[..., chunk * per]`` in order (only one chunk's output exists at a time)."""
     total = x.shape[-1]
-    out = None
     for s0, s1 in spans(total, chunk):
         a, b = max(0, s0 - context), min(total, s1 + context)
         y = fn(x[None, :, a:b], a)[0]
         per = y.shape[-1] // (b - a)
+        yield y[..., (s0 - a) * per:(s1 - a) * per]
+
+
+def _overlap_keep_middle(fn, x: torch.Tensor, chunk: int, context: int) -> torch.Tensor:
+    """:func:`_overlap_pieces` joined in one preallocated output ``[..., T * per]``."""
+    out, pos = None, 0
+    for y in _overlap_pieces(fn, x, chunk, context):
         if out is None:  # one output buffer: no list of pieces and no concatenated copy
-            out = y.new_empty(*y.shape[:-1], total * per)
-        out[..., s0 * per:s1 * per] = y[..., (s0 - a) * per:(s1 - a) * per]
+            out = y.new_empty(*y.shape[:-1], x.shape[-1] * (y.shape[-1] // min(chunk, x.shape[-1])))
+        out[..., pos:pos + y.shape[-1]] = y
+        pos += y.shape[-1]
     return out
 
 
@@ -188,3 +196,10 @@ def vocode_chunked(vocoder: Vocoder, mel: torch.Tensor, chunk_frames: int,
     (``None``: from the vocoder's ``receptive_field``, exact; 32 frames when not stated)."""
     ctx = side_context(vocoder.receptive_field, 32) if context_frames is None else context_frames
     return _overlap_keep_middle(vocoder.vocode, mel, chunk_frames, ctx)
+
+
+@torch.no_grad()
+def vocode_pieces(vocoder: Vocoder, mel: torch.Tensor, chunk_frames: int) -> Iterator[torch.Tensor]:
+    """:func:`vocode_chunked`'s waveform as consecutive pieces ``[chunk_frames * hop]`` (the last
+    shorter), so a long output never exists whole."""
+    yield from _overlap_pieces(vocoder.vocode, mel, chunk_frames, side_context(vocoder.receptive_field, 32))
