@@ -377,3 +377,39 @@ def test_results_are_written_as_they_come_and_a_killed_run_resumes(tokenizer_pat
     measured.clear()
     assert main(["eval", "-t", str(tokenizer_path), str(audio_dir), "-o", str(out), "--gl-iters", "8", "-q"]) == 1
     assert len(measured) == len(full["utterances"])
+
+
+def test_a_long_clip_is_evaluated_in_segments_equal_to_the_whole(tmp_path, monkeypatch, ljspeech_wavs):
+    """With segments of 3 s, a 9 s clip's signals, codes and mel metrics equal whole-clip processing
+    (each segment runs with the models' full context), and its record combines the segments'."""
+    import numpy as np
+
+    from spectok.audio.io import load_audio
+    from spectok.evaluation import runner
+    from spectok.evaluation.runner import Evaluator
+    from spectok.evaluation.sources import EvalItem
+    from spectok.tokenizers import load_tokenizer
+    from spectok.vocoders import GriffinLim
+
+    tok = load_tokenizer("default")
+    ev = Evaluator(tok, GriffinLim(tok.mel_config, n_iter=4), dnsmos=False, isolate=False)
+    wav = np.concatenate([load_audio(p, 16000)[0] for p in ljspeech_wavs[:2]])[: 9 * 16000]
+    item = EvalItem(id="long", path=ljspeech_wavs[0])
+    whole_rec, whole_codes = ev.clip(item, wav, 16000)
+    whole = ev.synthesize(wav, 16000)
+    monkeypatch.setattr(runner, "SEGMENT_SECONDS", 3.0)
+    pieces = ev.segments(len(wav))
+    assert len(pieces) == 3 and pieces[0][:1] == (0,) and pieces[-1][1] == len(wav)
+    step = tok.mel_config.hop_length * tok.time_downsample
+    assert all((a + k0) % step == 0 for a, _, k0, _ in pieces)
+    joined = np.concatenate([ev.synthesize(wav[a:b], 16000, keep=(k0, k1), start=a).wav_tokenized
+                             for a, b, k0, k1 in pieces])
+    np.testing.assert_allclose(joined, whole.wav_tokenized, atol=1e-4)
+    rec, codes = ev.clip(item, wav, 16000)
+    assert torch.equal(codes, whole_codes)
+    assert rec["seconds"] == pytest.approx(9.0) and rec["token_columns"] == whole_codes.shape[-1]
+    assert rec["frames"] == whole_rec["frames"] and "3 segments" in rec["notes"]["segments"]
+    for key in ("mel_l1", "mcd_db"):  # frame means: the segments' weighted mean is the whole's mean
+        assert rec["tokenizer"][key] == pytest.approx(whole_rec["tokenizer"][key], rel=1e-4)
+    assert rec["tokenized"]["pesq"] == pytest.approx(whole_rec["tokenized"]["pesq"], abs=0.3)
+    assert rec["tokenized"]["stoi"] == pytest.approx(whole_rec["tokenized"]["stoi"], abs=0.03)

@@ -164,8 +164,15 @@ class Evaluator:
         return mel, self.tokenizer.encode(mel)
 
     @torch.no_grad()
-    def synthesize(self, wav: np.ndarray, source_rate: int) -> Signals:
-        """Both paths for one waveform ``[T]`` at the tokenizer's rate."""
+    def synthesize(self, wav: np.ndarray, source_rate: int, keep: tuple[int, int] | None = None,
+                   start: int = 0) -> Signals:
+        """Both paths for one waveform ``[T]`` at the tokenizer's rate.
+
+        ``keep=(k0, k1)``: ``wav`` is a piece of a longer clip, starting ``start`` samples into it,
+        with context on both sides (see :meth:`segments`); only samples ``[k0, k1)`` of the piece,
+        and their frames and token columns, are returned. ``start`` and ``k0`` are multiples of a
+        token column's samples, so the returned signals equal those of the whole clip's processing.
+        """
         silence = self.mel_config.silence
         (mel, codes), t_enc = self._timed(lambda: self.encode(wav))
         frames = mel.shape[-1]
@@ -173,13 +180,53 @@ class Evaluator:
         mel_tok = mel_tok[..., :frames]
         if mel_tok.shape[-1] < frames:
             mel_tok = nn.functional.pad(mel_tok, (0, frames - mel_tok.shape[-1]), value=silence)
-        wav_tok, t_voc_tok = self._timed(lambda: self.vocoder(mel_tok))
-        wav_copy, t_voc = self._timed(lambda: self.vocoder(mel))
-        n = len(wav)
+        hop, step = self.mel_config.hop_length, self.mel_config.hop_length * self.tokenizer.time_downsample
+        wav_tok, t_voc_tok = self._timed(lambda: self.vocoder.vocode(mel_tok, start // hop))
+        wav_copy, t_voc = self._timed(lambda: self.vocoder.vocode(mel, start // hop))
+        k0, k1 = (0, len(wav)) if keep is None else keep
+        f0, f1 = k0 // hop, min(frames, -(-k1 // hop))
+        c0, c1 = k0 // step, min(codes.shape[-1], -(-k1 // step))
+        n = k1 - k0
         timing = {"audio_s": n / self.sample_rate, "encode_s": t_enc, "tokenizer_decode_s": t_dec,
                   "decode_s": t_dec + t_voc_tok, "vocoder_s": t_voc}
-        return Signals(wav, source_rate, mel[0].cpu(), mel_tok[0].float().cpu(), codes.cpu(),
-                       self._fit(wav_tok, n), self._fit(wav_copy, n), timing)
+        return Signals(wav[k0:k1], source_rate, mel[0, :, f0:f1].cpu(), mel_tok[0, :, f0:f1].float().cpu(),
+                       codes[..., c0:c1].cpu(), self._fit(wav_tok[..., k0:], n), self._fit(wav_copy[..., k0:], n),
+                       timing)
+
+    def segments(self, n: int) -> list[tuple[int, int, int, int]]:
+        """How a clip of ``n`` samples is processed: ``[(a, b, k0, k1)]``, each piece ``wav[a:b]`` run
+        through both paths, of which samples ``[a + k0, a + k1)`` are kept.
+
+        A clip up to :data:`SEGMENT_SECONDS` is one piece. A longer one is cut into equal segments
+        of at most that length, on token-column boundaries, each run with :meth:`context_samples`
+        of audio on both sides: the models are time-local, so every kept sample, frame and code
+        equals the whole clip's, while memory stays that of one segment.
+        """
+        size = int(SEGMENT_SECONDS * self.sample_rate)
+        if n <= size:
+            return [(0, n, 0, n)]
+        step = self.mel_config.hop_length * self.tokenizer.time_downsample
+        k = -(-n // size)
+        bounds = [min(n, round(i * n / k / step) * step) for i in range(k)] + [n]
+        ctx = self.context_samples()
+        out = []
+        for s0, s1 in zip(bounds[:-1], bounds[1:]):
+            a, b = max(0, s0 - ctx), min(n, s1 + ctx)
+            out.append((a, b, s0 - a, s1 - a))
+        return out
+
+    def context_samples(self) -> int:
+        """Audio on each side of a segment that makes its kept part exact: the encoder's, the
+        decoder's and the vocoder's reach added up (declared receptive fields; 2 s each where a model
+        states none), rounded up to whole token columns."""
+        from spectok.inference.chunking import encoder_geometry, side_context
+
+        hop, d = self.mel_config.hop_length, self.tokenizer.time_downsample
+        _, enc_rf = encoder_geometry(self.tokenizer)
+        default = int(2 * self.mel_config.frame_rate)
+        frames = (side_context(enc_rf, default) + side_context(self.tokenizer.decoder_receptive_field, default) * d
+                  + side_context(self.vocoder.receptive_field, default) + 2 * d)
+        return -(-frames // d) * d * hop
 
     # ---- metrics -----------------------------------------------------------------------------
     def _waveform(self, ref: np.ndarray | None, est: np.ndarray, narrowband: bool, out: dict, failures: dict,
@@ -238,6 +285,25 @@ class Evaluator:
         if self._worker is not None:
             self._worker.close()
 
+    def clip(self, item: EvalItem, wav: np.ndarray, source_rate: int, measure: bool = True
+             ) -> tuple[dict | None, torch.Tensor]:
+        """``(record, codes [1, K, T'])`` of one clip, processed segment by segment (:meth:`segments`);
+        a long clip's record holds the length-weighted means of its segments' metrics. With
+        ``measure=False`` only the codes (``record`` is None)."""
+        step = self.mel_config.hop_length * self.tokenizer.time_downsample
+        parts, codes = [], []
+        for a, b, k0, k1 in self.segments(len(wav)):
+            if measure:
+                s = self.synthesize(wav[a:b], source_rate, keep=(k0, k1), start=a)
+                parts.append(self.measure(item, s))
+                codes.append(s.codes)
+            else:
+                codes.append(self.encode(wav[a:b])[1][..., k0 // step:-(-k1 // step)].cpu())
+        codes = torch.cat(codes, dim=-1)
+        if not measure:
+            return None, codes
+        return (parts[0] if len(parts) == 1 else combine_segments(parts)), codes
+
     # ---- the loop ----------------------------------------------------------------------------
     def warm_up(self, items: Iterable[EvalItem]) -> None:
         """One untimed pass over the first readable item (up to 1 s), so timings exclude lazy set-up."""
@@ -278,11 +344,7 @@ class Evaluator:
                 key = f"{item.id}\t{item.path}"
                 try:
                     wav, rate = self.load(item)
-                    if key in done:
-                        codes = self.encode(wav)[1].cpu()
-                    else:
-                        s = self.synthesize(wav, rate)
-                        codes = s.codes
+                    record, codes = self.clip(item, wav, rate, measure=key not in done)
                 except Exception as e:
                     reason = _reason(e)
                     if reason.startswith(str(item.path)):
@@ -294,7 +356,6 @@ class Evaluator:
                 if key in done:
                     records.append(done[key])
                     continue
-                record = self.measure(item, s)
                 records.append(record)
                 if sink is not None:
                     sink.write(record)
@@ -334,6 +395,45 @@ class Evaluator:
                 "rows_per_codebook": self.rows_per_codebook, "used_fraction": cb["used_fraction"],
                 "dead_codes": int(cb["dead_codes"]), "total_codes": int(sum(self.codebook_sizes)),
                 "codebook_perplexity": [2.0**h for h in cb_h], "codebook_used_fraction": cb_used}
+
+
+#: ``spectok eval`` runs clips longer than this in segments of at most this length (each with the
+#: models' full context, so the signals equal whole-clip processing) and combines their metrics
+#: by length; PESQ is defined on clips of a few seconds to about half a minute.
+SEGMENT_SECONDS = 30.0
+
+
+def combine_segments(parts: list[dict]) -> dict:
+    """One utterance record from the records of its consecutive segments: totals of the lengths and
+    timings, length-weighted means of every metric (over the segments that have it, noted when not
+    all do), the union of flags; a failure stays a failure only where no segment was measured."""
+    weights = [p["seconds"] for p in parts]
+    rec = {k: parts[0][k] for k in ("id", "path", "source_sample_rate")}
+    for k in ("seconds", "frames", "token_columns"):
+        rec[k] = sum(p[k] for p in parts) if k != "seconds" else float(sum(weights))
+    rec["failures"], rec["notes"] = {}, {}
+    for group in ("tokenizer", "tokenized", "copy", "original"):
+        values = {}
+        for key in dict.fromkeys(k for p in parts for k in p.get(group, {})):
+            pairs = [(p[group][key], w) for p, w in zip(parts, weights) if key in p.get(group, {})]
+            values[key] = sum(v * w for v, w in pairs) / sum(w for _, w in pairs)
+            if len(pairs) < len(parts):
+                rec["notes"][f"{group}/{key}"] = f"measured on {len(pairs)} of {len(parts)} segments"
+        rec[group] = values
+    for i, p in enumerate(parts):
+        for key, reason in p["failures"].items():
+            group, _, name = key.partition("/")
+            if name not in rec.get(group, {}):
+                rec["failures"].setdefault(key, f"segment {i + 1}: {reason}")
+    for p in parts:
+        for key, note in p["notes"].items():
+            rec["notes"].setdefault(key, note)
+    rec["notes"]["segments"] = (f"{len(parts)} segments of <= {SEGMENT_SECONDS:.0f} s, each run with the models' "
+                                "full context; every metric is the length-weighted mean of the segments'")
+    rec["gap"] = {k: rec["tokenized"][k] - rec["copy"][k] for k in rec["tokenized"] if k in rec["copy"]}
+    rec["flags"] = list(dict.fromkeys(f for p in parts for f in p["flags"]))
+    rec["timing"] = {k: sum(p["timing"][k] for p in parts) for k in parts[0]["timing"]}
+    return rec
 
 
 def _read_results(path: Path, identity: dict) -> dict[str, dict]:
@@ -405,7 +505,8 @@ def write_examples(ev: Evaluator, items: dict[str, EvalItem], ranking: dict, out
             name = safe_name(id)
             try:
                 wav, rate = ev.load(items[id])
-                s = ev.synthesize(wav, rate)
+                a, b, k0, k1 = ev.segments(len(wav))[0]  # a long clip's example is its first segment
+                s = ev.synthesize(wav[a:b], rate, keep=(k0, k1), start=a)
                 audio = {}
                 for kind, x in (("original", s.wav), ("copy", s.wav_copy), ("tokenized", s.wav_tokenized)):
                     save_audio(out_dir / "audio" / f"{name}.{kind}.wav", x, ev.sample_rate)
