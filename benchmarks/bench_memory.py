@@ -51,36 +51,56 @@ def long_file(path: Path, hours: float) -> Path:
     return path
 
 
-def run(args: list[str]) -> tuple[float, float, int]:
-    """``(peak RSS MiB, wall s, exit code)`` of ``spectok ARGS`` in a fresh process."""
+def untrained_istft(path: Path) -> Path:
+    """An iSTFT vocoder artifact (``configs/vocoder/istft.yaml``, untrained weights) on the speech-16k
+    front end: its memory path is every vocoder's (chunked vocoding with context), and it vocodes an
+    hour in seconds where Griffin-Lim takes many minutes on a CPU."""
+    import yaml
+
+    from spectok import artifacts
+
+    section = dict(yaml.safe_load((REPO / "configs" / "vocoder" / "istft.yaml").read_text())["model"])
+    section.pop("class")
+    section["mel"] = "speech-16k"
+    artifacts.save_release(artifacts.build("istft-vocoder", section).eval(), path)
+    return path
+
+
+def run(args: list[str]) -> tuple[float, float, float, int]:
+    """``(peak RSS MiB, the largest child process's peak RSS MiB, wall s, exit code)`` of ``spectok ARGS``
+    in a fresh process (eval's metric process is a child)."""
     code = ("import resource, sys, runpy; sys.argv = ['spectok'] + sys.argv[1:]\n"
             "try:\n    runpy.run_module('spectok', run_name='__main__')\nexcept SystemExit as e:\n"
             "    rc = e.code or 0\nelse:\n    rc = 0\n"
-            "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+            "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
+            "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(rc)")
     t0 = time.time()
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           env=dict(os.environ, PYTHONWARNINGS="ignore"))
-    peak = next((int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("PEAK")), 0)
+    peak = next((line.split()[1:] for line in proc.stderr.splitlines() if line.startswith("PEAK")), ["0", "0"])
     if proc.returncode:
         print(proc.stderr[-1500:], file=sys.stderr)
-    return peak / 1024, time.time() - t0, proc.returncode
+    return int(peak[0]) / 1024, int(peak[1]) / 1024, time.time() - t0, proc.returncode
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--hours", type=float, nargs="+", default=[1.0])
-    ap.add_argument("--vocoder", default="griffin-lim", help="-v of reconstruct (a name or an artifact)")
+    ap.add_argument("--vocoder", default="griffin-lim",
+                    help="-v of decode, reconstruct and eval: a name, an artifact, or 'istft-untrained'")
     ap.add_argument("--eval", action="store_true", help="also run spectok eval on the long file")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--commands", nargs="+", default=["prepare", "encode", "decode", "reconstruct", "eval"],
                     help="which commands to measure (eval also needs --eval)")
     args = ap.parse_args()
     print(f"## Peak memory on long files ({args.threads} threads, load average {os.getloadavg()[0]:.1f})")
-    print("| hours | audio float32 at 16 kHz | command | peak RSS | wall | exit |")
-    print("|---|---|---|---|---|---|")
+    print("| hours | audio float32 at 16 kHz | command | peak RSS | its child process | wall | exit |")
+    print("|---|---|---|---|---|---|---|")
     for hours in args.hours:
         with tempfile.TemporaryDirectory() as tmp:
             t = Path(tmp)
+            if args.vocoder == "istft-untrained":
+                args.vocoder = str(untrained_istft(t.parent / "spectok-bench-istft16k.safetensors"))
             (t / "in").mkdir()
             wav = long_file(t / "in" / "long.wav", hours)
             size = hours * 3600 * 16000 * 4 / 2 ** 20
@@ -97,9 +117,9 @@ def main() -> None:
             for label, argv in steps:
                 if argv[0] not in args.commands:
                     continue
-                peak, wall, rc = run(argv)
-                print(f"| {hours:g} | {size:,.0f} MiB | `{label}` | {peak:,.0f} MiB | {wall:,.0f} s | {rc} |",
-                      flush=True)
+                peak, child, wall, rc = run(argv)
+                print(f"| {hours:g} | {size:,.0f} MiB | `{label}` | {peak:,.0f} MiB | "
+                      f"{f'{child:,.0f} MiB' if child else '-'} | {wall:,.0f} s | {rc} |", flush=True)
     print(f"(load average {os.getloadavg()[0]:.1f} at the end)")
 
 

@@ -167,3 +167,32 @@ def test_eval_goes_on_past_a_missing_path(tmp_path, capsys):
     assert code == 1 and "missing.wav" in err, err
     assert "missing.wav" in (out / "failures.tsv").read_text()
     assert (out / "report.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_three_hour_file_through_every_command(tmp_path):
+    """The table's 3-hour row (real speech tiled to 3 h, 16 kHz): every command processes it and exits 0.
+    Its peak memory is measured by benchmarks/bench_memory.py (figures in benchmarks/RESULTS.md)."""
+    import subprocess
+    import sys
+
+    from test_engine_tinytask import cli_env
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    long = folder / "three hours.wav"
+    clip = (speech(16000, 10.0) * 32767).astype(np.int16)
+    with sf.SoundFile(str(long), "w", samplerate=16000, channels=1, subtype="PCM_16") as f:
+        for _ in range(3 * 360):
+            f.write(clip)
+    gl = ["-v", "griffin-lim", "--gl-iters", "1"]
+    for argv in (["prepare", "folder", folder, tmp_path / "prep", "-j", "1", "--valid-ratio", "0", "--test-ratio", "0"],
+                 ["encode", long, "-t", "default", "-o", tmp_path / "tok", "-q"],
+                 ["decode", tmp_path / "tok" / "three hours.sptk", "-t", "default", *gl, "-o", tmp_path / "dec", "-q"],
+                 ["reconstruct", long, "-t", "default", *gl, "-o", tmp_path / "rec", "-q"],
+                 ["eval", long, "-t", "default", *gl, "-o", tmp_path / "eval", "-q", "--no-dnsmos"]):
+        proc = subprocess.run([sys.executable, "-m", "spectok", *map(str, argv)], env=cli_env(), capture_output=True,
+                              text=True, timeout=3600)
+        assert proc.returncode == 0, f"{argv[0]}: {proc.stderr[-2000:]}"
+    for out in (tmp_path / "dec" / "three hours.wav", tmp_path / "rec" / "three hours.wav"):
+        assert sf.info(str(out)).frames == sf.info(str(long)).frames

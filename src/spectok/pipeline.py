@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +80,10 @@ class Pipeline:
         vocoder: a :class:`~spectok.vocoders.base.Vocoder`; ``None`` means Griffin-Lim on
             the tokenizer's mel config, built when first needed.
         chunk_seconds: longest stretch processed in one piece; longer inputs are chunked.
-        batch_size: items per forward pass for lists of short inputs.
+        batch_size: items per forward pass for lists of short inputs of equal length (items of
+            other lengths run alone). The default 1 makes every item's codes and audio bit-identical
+            whatever else is in the list (a resumed run's outputs equal an uninterrupted one's);
+            larger batches are faster on a GPU but can differ in the last bits (~1e-6).
         stft_dtype: precision of the front end's STFT: ``torch.float32`` (default,
             :data:`~spectok.audio.mel.INFERENCE_STFT_DTYPE`) is ~2.5x faster on CPU and differs
             by up to ~1e-3 in log units near silence; ``torch.float64`` reproduces prepared
@@ -92,7 +95,7 @@ class Pipeline:
     """
 
     def __init__(self, tokenizer: nn.Module, vocoder: nn.Module | None = None, *, chunk_seconds: float = 30.0,
-                 batch_size: int = 8, stft_dtype: torch.dtype = INFERENCE_STFT_DTYPE) -> None:
+                 batch_size: int = 1, stft_dtype: torch.dtype = INFERENCE_STFT_DTYPE) -> None:
         if getattr(tokenizer, "mel_config", None) is None:
             raise SpectokError(f"{type(tokenizer).__name__} has no mel config: Pipeline is for audio tokenizers")
         self.tokenizer = tokenizer.eval()
@@ -178,18 +181,25 @@ class Pipeline:
                 out[i] = self._encode_long(array_reader(w), len(w))
             else:
                 short.append(i)
-        short.sort(key=lambda i: len(items[i]))
-        for b in range(0, len(short), self.batch_size):
-            idx = short[b:b + self.batch_size]
-            mels = [self.mel(torch.from_numpy(items[i]))[0] for i in idx]
-            width = max(m.shape[-1] for m in mels)
-            batch = torch.stack([nn.functional.pad(m, (0, width - m.shape[-1]), value=self.mel_config.silence)
-                                 for m in mels])
-            codes = self._encode_mel(batch)
-            for row, (i, m) in enumerate(zip(idx, mels)):
-                cols = math.ceil(m.shape[-1] / self.time_downsample)
-                out[i] = self._token_file(codes[row, :, :cols], len(items[i]))
+        for idx in self._equal_batches(short, lambda i: len(items[i])):
+            codes = self._encode_mel(torch.cat([self.mel(torch.from_numpy(items[i])) for i in idx]))
+            for row, i in enumerate(idx):
+                out[i] = self._token_file(codes[row], len(items[i]))
         return out[0] if single else out  # type: ignore[return-value]
+
+    def _equal_batches(self, indices: list[int], length: Callable[[int], Hashable]) -> Iterator[list[int]]:
+        """``indices`` in batches of at most :attr:`batch_size` whose items have equal ``length`` (a key).
+
+        Only equal lengths share a forward pass: padding a shorter item would change what its last
+        frames see (every layer pads its own activations), so its output would depend on the other
+        files in its batch. This way an item's codes and audio are the same alone or in any batch.
+        """
+        groups: dict[Hashable, list[int]] = {}
+        for i in indices:
+            groups.setdefault(length(i), []).append(i)
+        for _, same in sorted(groups.items()):
+            for b in range(0, len(same), self.batch_size):
+                yield same[b:b + self.batch_size]
 
     def is_long(self, num_samples: int) -> bool:
         """Whether audio of ``num_samples`` (at :attr:`sample_rate`) is processed in chunks."""
@@ -303,21 +313,13 @@ class Pipeline:
                     pos += len(block)
             else:
                 short.append(i)
-        short.sort(key=lambda i: items[i].codes.shape[1])
-        for b in range(0, len(short), self.batch_size):
-            idx = short[b:b + self.batch_size]
-            width = max(items[i].codes.shape[1] for i in idx)
-            # pad by repeating the last column (there is no "silence code")
-            codes = torch.stack([torch.from_numpy(items[i].codes)[:, torch.arange(width).clamp(
-                max=items[i].codes.shape[1] - 1)] for i in idx])
-            mels = self.tokenizer.decode(codes)
-            frames = [min(mels.shape[-1], self._frames_for(self._length(items[i]))) for i in idx]
-            mels = mels[..., :max(frames)]
-            for row, f in enumerate(frames):
-                mels[row, :, f:] = self.mel_config.silence
+        # equal columns and equal lengths share a pass (see _equal_batches)
+        for idx in self._equal_batches(short, lambda i: (items[i].codes.shape[1], self._length(items[i]))):
+            mels = self.tokenizer.decode(torch.stack([torch.from_numpy(items[i].codes) for i in idx]))
+            mels = mels[..., :min(mels.shape[-1], self._frames_for(self._length(items[idx[0]])))]
             wavs = self.vocoder(mels)
             for row, i in enumerate(idx):
-                out[i] = self._fit(wavs[row, :frames[row] * self.hop_length], self._length(items[i]))
+                out[i] = self._fit(wavs[row], self._length(items[i]))
         return out[0] if single else out  # type: ignore[return-value]
 
     def is_long_tokens(self, tokens: TokenFile) -> bool:

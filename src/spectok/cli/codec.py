@@ -57,7 +57,10 @@ def _inputs(p: argparse.ArgumentParser, name: str, help: str) -> None:
 
 
 def _batching(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--batch-size", type=positive_int, default=8, help="files per forward pass (default 8)")
+    p.add_argument("--batch-size", type=positive_int, default=1,
+                   help="files of equal length per forward pass (default 1: each file's output is bit-identical "
+                   "however the files are grouped, so a resumed run equals an uninterrupted one; larger batches "
+                   "help on a GPU and can differ in the last bits)")
     p.add_argument("--chunk-seconds", type=float, default=30.0,
                    help="longer inputs are processed in overlapping chunks of this length (default 30)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
