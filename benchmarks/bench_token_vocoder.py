@@ -76,7 +76,10 @@ def main() -> None:
     for name, r in rows.items():
         print(f"| {name} | {r['tokenized_pesq']:.3f} | {r['tokenized_stoi']:.3f} | {r['copy_pesq']:.3f} | "
               f"{r['copy_stoi']:.3f} |")
+    from spectok.tokenizers import load_tokenizer
+
     (args.work / "result.json").write_text(json.dumps({"train": {k: train[k] for k in ("steps", "cpu_s")},
+                                                       "tokenizer": load_tokenizer(args.tokenizer).fingerprint(),
                                                        "rows": rows}, indent=1))
     print(f"(wall {time.time() - t0:.0f} s)")
 

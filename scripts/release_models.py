@@ -166,17 +166,28 @@ def results_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def token_vocoder_note(name: str) -> str:
-    """The measured vocoder trained on this model's decoded mels (benchmarks/bench_token_vocoder.py), if run."""
+def token_vocoder_note(name: str, fingerprint: str) -> str:
+    """The measured vocoder trained on this model's decoded mels (benchmarks/bench_token_vocoder.py), if run
+    on this very model (its fingerprint)."""
     result = REPO / "runs" / "bench-token-vocoder" / "result.json"
-    if name != "default" or not result.is_file():
-        return "No vocoder was trained on this model's tokens. "
-    r = json.loads(result.read_text())
+    r = json.loads(result.read_text()) if result.is_file() else {}
+    if r.get("tokenizer") != fingerprint:
+        return ("No vocoder was trained on this model's tokens (one trained on an earlier `default`'s decoded "
+                "mels lost to Griffin-Lim: benchmarks/RESULTS.md, \"Quality per bit\", lever 5). ")
     (gl_name, gl), (voc_name, voc) = list(r["rows"].items())
     return (f"An iSTFT vocoder trained on this model's decoded mels ({r['train']['steps']} steps, "
             f"{r['train']['cpu_s'] / 60:.0f} CPU-min) reaches tokenized PESQ-WB {voc['tokenized_pesq']:.2f} / STOI "
             f"{voc['tokenized_stoi']:.3f} on the held-out set, against {gl['tokenized_pesq']:.2f} / "
             f"{gl['tokenized_stoi']:.3f} for Griffin-Lim (`benchmarks/bench_token_vocoder.py`). ")
+
+
+def quantizer_words(q: dict) -> str:
+    """The quantizer in a few words, from its config."""
+    if q["type"] == "fsq":
+        return f"finite scalar quantization, levels {q['levels']}"
+    if q["type"] == "rvq":
+        return f"residual VQ, {q['num_quantizers']} stages of {q['codebook_size']} codes"
+    return f"VQ, {q.get('codebook_size')} codes"
 
 
 def write_card(name: str, r: Recipe, artifact: Path, report: dict, ood: dict, timing: dict, prepared: Path,
@@ -204,14 +215,15 @@ def write_card(name: str, r: Recipe, artifact: Path, report: dict, ood: dict, ti
     untimed = (f" (a first process trained steps 0-{first} and was stopped before this record began; "
                f"its CPU time is not counted)" if first else "")
     batch, crop = cfg.get("train", {}).get("batch_size"), cfg.get("data", {}).get("crop_frames")
+    quant, voc_note = quantizer_words(tok["config"]["quantizer"]), token_vocoder_note(name, header["fingerprint"])
     card = f"""# spectok `{name}`{' (alias ' + ', '.join(f'`{a}`' for a in r.aliases) + ')' if r.aliases else ''}
 
 A speech tokenizer for {r.use}: log-mel ({header['mel']['sample_rate']} Hz, hop {header['mel']['hop_length']}) →
 {len(tok['codebook_sizes'])} tokens per column of {math.prod(tok['config']['strides'])} frames,
 {tok['frame_rate']:.1f} columns/s, codebooks {sorted(set(tok['codebook_sizes']))}
-(FSQ) → **{tok['bitrate']:.0f} bit/s**. Decoded log-mels go to any vocoder of the same front end. The
+({quant}) → **{tok['bitrate']:.0f} bit/s**. Decoded log-mels go to any vocoder of the same front end. The
 paired vocoder (`-v default`) is **Griffin-Lim**: no trained vocoder has been shown to beat it here.
-{token_vocoder_note(name)}The trained vocoders measured so far lose to Griffin-Lim even on true LJSpeech
+{voc_note}The trained vocoders measured so far lose to Griffin-Lim even on true LJSpeech
 mels at the CPU budgets available (iSTFT vocoder after 37 min: PESQ-WB 1.99, HiFi-GAN V3 after 13 min:
 1.05, Griffin-Lim: 3.55; benchmarks/RESULTS.md, "Vocoders").
 
