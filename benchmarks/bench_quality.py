@@ -13,7 +13,8 @@ The protocol of the quality-per-bit search (benchmarks/RESULTS.md, "Quality per 
   (wav -> codes -> mel -> audio) against copy synthesis (wav -> mel -> audio), PESQ-WB, STOI,
   and the validation log-mel L1 of the run.
 
-Each row is an override of the ``default`` preset (``configs/tokenizer/default.yaml``).
+Each row is an override of the FSQ design (``configs/tokenizer/speech16k-fsq.yaml``, the ``default``
+of the first three runs); the row ``rvq5x2048`` is the residual-VQ design that became ``default``.
 
 Usage::
 
@@ -114,7 +115,7 @@ def plot_ladder(rows: list[dict], out: Path) -> Path:
 
 def row_config(name: str) -> tuple[str, dict]:
     data, over = ROWS[name] if name in ROWS else ("speech16k", json.loads(name.split("=", 1)[1]))
-    cfg = merge(yaml.safe_load((PRESETS / "default.yaml").read_text()), over)
+    cfg = merge(yaml.safe_load((PRESETS / "speech16k-fsq.yaml").read_text()), over)
     cfg["model"]["mel"] = "hifigan-22k" if data == "ljspeech22k" else "speech-16k"
     return data, cfg
 

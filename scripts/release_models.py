@@ -48,7 +48,7 @@ class Recipe:
 
 RECIPES = {
     "default": Recipe(
-        data="speech16k", preset="default", steps=40_000, aliases=("speech16k",),
+        data="speech16k", preset="default", steps=30_000, aliases=("speech16k",),
         held_out="whole speakers never trained on (LibriTTS test-clean, LibriSpeech dev-clean, VCTK)",
         ood=("8 kHz telephone-band digits (Free Spoken Digit Dataset, first 40 clips)",
              str(DATA / "free-spoken-digit-dataset" / "recordings")),
@@ -86,7 +86,7 @@ def train(name: str, r: Recipe, data: Path, work: Path, steps: int, threads: int
     args += ["--resume"] if resume else ["--config", r.preset, "--data", str(data)]
     t0 = time.time()
     cpu = spectok(args, threads)
-    done["cpu_s"] += cpu
+    done["cpu_s"] = (done["cpu_s"] or 0.0) + cpu
     done["wall_s"] += time.time() - t0
     done["sessions"].append({"cpu_s": round(cpu), "threads": threads, "load_avg_end": os.getloadavg()[0],
                              "from_step": steps_done[-1] if steps_done else 0,
@@ -215,6 +215,9 @@ def write_card(name: str, r: Recipe, artifact: Path, report: dict, ood: dict, ti
     untimed = (f" (a first process trained steps 0-{first} and was stopped before this record began; "
                f"its CPU time is not counted)" if first else "")
     batch, crop = cfg.get("train", {}).get("batch_size"), cfg.get("data", {}).get("crop_frames")
+    spent = (f"{timing['cpu_s'] / 60:.0f} CPU-minutes ({timing['wall_s'] / 60:.0f} min wall)" if timing["cpu_s"]
+             else f"{timing['wall_s'] / 60:.0f} min wall (CPU time not recorded: "
+                  f"{timing['sessions'][-1].get('note', 'see release-time.json')})")
     quant, voc_note = quantizer_words(tok["config"]["quantizer"]), token_vocoder_note(name, header["fingerprint"])
     card = f"""# spectok `{name}`{' (alias ' + ', '.join(f'`{a}`' for a in r.aliases) + ')' if r.aliases else ''}
 
@@ -242,7 +245,7 @@ Credits: {credits(prepared)}; the licence of every file is listed in `extra/MANI
 
 ## Training
 {tr.get('step', steps)} steps picked by validation log-mel L1 (best of {steps}), batch {batch}, crops of {crop}
-frames, Adam; {timing['cpu_s'] / 60:.0f} CPU-minutes ({timing['wall_s'] / 60:.0f} min wall){untimed} on
+frames, Adam; {spent}{untimed} on
 {session['machine']}, {session['threads']} thread(s), no GPU (load average at the end
 {session['load_avg_end']:.1f}).
 Validation log-mel L1 {tr.get('valid', {}).get('l1', float('nan')):.4f} (natural-log units).

@@ -134,3 +134,28 @@ def test_presets_by_name(capsys) -> None:
     assert main(["presets"]) == 0
     out = capsys.readouterr().out
     assert "default" in out and "dctts-spectrogram-vq" in out and "istft" in out
+
+
+def test_release_artifact_leaves_out_the_ema_sums_and_loading_rebuilds_them(tmp_path) -> None:
+    """EMA codebook sums are derivable (codebook x smoothed counts): the artifact omits them (the
+    released default is 9 MB instead of 12), and loading restores them for fine-tuning."""
+    import torch
+    from safetensors import safe_open
+
+    from spectok.artifacts import load_release, save_release
+    from spectok.tokenizers import ConvVQVAE1d
+
+    torch.manual_seed(0)
+    tok = ConvVQVAE1d(channels=(16, 16, 16), strides=(2, 2), num_res_blocks=1, norm="none",
+                      quantizer={"type": "rvq", "num_quantizers": 2, "dim": 8, "codebook_size": 32,
+                                 "quantizer_dropout": 0.0})
+    tok.train()
+    for _ in range(5):  # k-means init, then EMA updates
+        tok(torch.randn(4, tok.mel_config.n_mels, 64) - 5)
+    path = save_release(tok.eval(), tmp_path / "tok.safetensors")
+    with safe_open(str(path), "pt") as f:
+        keys = list(f.keys())
+    assert keys and not [k for k in keys if k.endswith("ema_sum")] and [k for k in keys if k.endswith("codebook")]
+    loaded = load_release(path)
+    for name, value in tok.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], value, rtol=1e-5, atol=1e-6, msg=name)

@@ -140,7 +140,10 @@ def save_release(model: torch.nn.Module, path: str | os.PathLike, training: dict
     from safetensors.torch import save_file
 
     header = describe(model, training)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    # buffers a module declares derivable (``derived_buffers``, rebuilt when loading) are left out
+    derived = {f"{name}.{b}" if name else b for name, m in model.named_modules()
+               for b in getattr(m, "derived_buffers", ())}
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if k not in derived}
     # safetensors refuses tensors that share memory (e.g. tied weights): clone them apart.
     state = {k: v.clone() for k, v in state.items()}
     out = Path(path)

@@ -120,6 +120,22 @@ class VectorQuantizer(Quantizer):
         self.register_buffer("cluster_size", torch.zeros(codebook_size))
         self.register_buffer("initialized", torch.tensor(not kmeans_init))
 
+    #: buffers that a release artifact leaves out because loading rebuilds them (see below)
+    derived_buffers = ("ema_sum",)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        """A state without ``ema_sum`` (a release artifact: it is derivable, and as large as the
+        codebook) gets it rebuilt as ``codebook * smoothed counts``, which the EMA update keeps equal
+        to it, so fine-tuning continues the EMA where training left it."""
+        key = prefix + "ema_sum"
+        if self.ema and key not in state_dict and prefix + "codebook" in state_dict \
+                and prefix + "cluster_size" in state_dict:
+            counts = state_dict[prefix + "cluster_size"]
+            n = counts.sum()
+            smoothed = (counts + self.eps) / (n + self.codebook_size * self.eps) * n
+            state_dict[key] = state_dict[prefix + "codebook"] * smoothed[:, None]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     # ---- public API --------------------------------------------------------------------
     @property
     def codebook_sizes(self) -> list[int]:

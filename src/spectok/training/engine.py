@@ -11,7 +11,7 @@ Run folder::
     RUN/config.yaml          the full resolved config (engine defaults filled in)
     RUN/checkpoints/         step-00001000.pt ... (last ``keep_last``) and best.pt
     RUN/tb/                  TensorBoard: train/<phase>/<loss>, lr/<phase>, grad_norm/<phase>,
-                             valid/<metric>, perf/steps_per_s, and the task's media
+                             valid/<metric>, perf/steps_per_s, perf/process_cpu_s, and the task's media
     RUN/train.log            plain-text log
     RUN/metrics.jsonl        one JSON line per "train" / "valid" event, same scalar names
 
@@ -306,6 +306,7 @@ class Trainer:
         values = {k: float(total) / count for k, (total, count) in self._acc.items()}  # over steps it ran
         values.update({f"lr/{s.name}": lr_at(s, self.step - 1, self.cfg.steps) for s in self.specs})
         values["perf/steps_per_s"] = (self.step - s0) / max(time.time() - t0, 1e-9)
+        values["perf/process_cpu_s"] = time.process_time()  # this process's CPU seconds (all threads)
         values["perf/epoch"] = float(self.epoch)
         self._acc, self._acc_steps = {}, 0
         self.log.scalars("train", self.step, values)
