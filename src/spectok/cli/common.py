@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+from spectok.errors import SpectokError
 
 
 def add_command(sub, name: str, help: str, example: str, func) -> argparse.ArgumentParser:
@@ -76,3 +80,63 @@ def load_models(args: argparse.Namespace, with_vocoder: bool = True):
     name = resolve_vocoder(args.vocoder, tokenizer=tok)
     options = {"n_iter": args.gl_iters} if name == "griffin-lim" else {}
     return tok, load_vocoder(name, tokenizer=tok, **options)
+
+
+def _reason(e: BaseException) -> str:
+    """One line: the message of a spectok error (minus a leading file name), else type and message."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text if isinstance(e, SpectokError) else f"{type(e).__name__}: {text}"
+
+
+class Runner:
+    """Runs a per-item job with a progress bar, reporting failures as ``spectok CMD: skipped FILE: reason``.
+
+    The exit-code policy of every per-file command (``encode``, ``decode``, ``reconstruct``,
+    ``eval``, ``plot usage``): the others go on when some inputs fail; the command then exits 1,
+    after a summary line and ``failures.tsv`` (path, reason) in the output folder (beside the
+    output when ``out`` is a file); it exits 0 only when every input succeeded.
+    """
+
+    def __init__(self, command: str, total: int, quiet: bool, out: Path | None = None, existing: int = 0) -> None:
+        from tqdm import tqdm
+
+        self.command, self.done, self.failed, self.out, self.existing = command, 0, 0, out, existing
+        self.failures: list[tuple[str, str]] = []
+        self.bar = tqdm(total=total, desc=command, unit="file", disable=quiet or None, file=sys.stderr,
+                        dynamic_ncols=True)
+
+    def fail(self, path: Path | str, e: BaseException) -> None:
+        """Count ``path`` as failed with the exception's one-line reason."""
+        self.record(path, _reason(e))
+
+    def record(self, path: Path | str, reason: str) -> None:
+        """Count ``path`` as failed for ``reason`` (a leading copy of the path is dropped)."""
+        self.failed += 1
+        if reason.startswith(str(path)):
+            reason = reason[len(str(path)):].lstrip(": ")
+        self.failures.append((str(path), reason))
+        self.bar.write(f"spectok {self.command}: skipped {path}: {reason}", file=sys.stderr)
+        self.bar.update(1)
+
+    def ok(self, n: int = 1) -> None:
+        self.done += n
+        self.bar.update(n)
+
+    def finish(self) -> int:
+        self.bar.close()
+        total = self.done + self.failed
+        report = ""
+        if self.failures and self.out is not None:
+            from spectok.fsutil import write_text_atomic
+
+            folder = self.out if self.out.suffix == "" or self.out.is_dir() else self.out.parent
+            report = folder / "failures.tsv"
+            clean = lambda t: t.replace("\t", " ").replace("\n", " ")  # noqa: E731
+            write_text_atomic(report, "path\treason\n" + "".join(f"{clean(p)}\t{clean(r)}\n"
+                                                                 for p, r in self.failures))
+            report = f"; list in {report}"
+        kept = (f"; {self.existing} output(s) already there were kept (--overwrite rewrites them)"
+                if self.existing else "")
+        print(f"spectok {self.command}: {self.done} of {total} file(s) done"
+              + (f", {self.failed} failed (see above{report})" if self.failed else "") + kept, file=sys.stderr)
+        return 1 if self.failed or not (self.done or self.existing) else 0

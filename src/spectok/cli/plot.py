@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from spectok.cli.common import add_command, add_tokenizer_option
+from spectok.cli.common import Runner, add_command, add_tokenizer_option
 from spectok.errors import SpectokError
 
 
@@ -89,13 +89,22 @@ def _usage(args: argparse.Namespace) -> int:
     from spectok.tokens import read_tokens
 
     files = collect_some(args.codes, (".sptk",), ".sptk token files")
-    tokens = [read_tokens(f) for f, _ in files]
+    runner = Runner("plot usage", len(files), quiet=True, out=args.out)
+    tokens = []
+    for f, _ in files:  # a bad file is reported and left out; the figure counts the others
+        try:
+            tokens.append(read_tokens(f))
+            runner.ok()
+        except SpectokError as e:
+            runner.fail(f, e)
+    if not tokens:
+        return runner.finish()
     sizes = {tuple(t.codebook_sizes) for t in tokens}
     if len(sizes) > 1:
         raise SpectokError(f"token files come from tokenizers with different codebooks: {sorted(sizes)}")
     size = max(next(iter(sizes)))
-    return _done(plot_codebook_usage([t.codes for t in tokens], size, args.out,
-                                     title=f"{len(tokens)} token file(s)"))
+    _done(plot_codebook_usage([t.codes for t in tokens], size, args.out, title=f"{len(tokens)} token file(s)"))
+    return runner.finish()
 
 
 def _training(args: argparse.Namespace) -> int:
