@@ -86,7 +86,7 @@ def train(name: str, r: Recipe, data: Path, work: Path, steps: int, threads: int
     args += ["--resume"] if resume else ["--config", r.preset, "--data", str(data)]
     t0 = time.time()
     cpu = spectok(args, threads)
-    done["cpu_s"] = (done["cpu_s"] or 0.0) + cpu
+    done["cpu_s"] = None if done["cpu_s"] is None else done["cpu_s"] + cpu  # None: a session went unrecorded
     done["wall_s"] += time.time() - t0
     done["sessions"].append({"cpu_s": round(cpu), "threads": threads, "load_avg_end": os.getloadavg()[0],
                              "from_step": steps_done[-1] if steps_done else 0,
@@ -215,9 +215,15 @@ def write_card(name: str, r: Recipe, artifact: Path, report: dict, ood: dict, ti
     untimed = (f" (a first process trained steps 0-{first} and was stopped before this record began; "
                f"its CPU time is not counted)" if first else "")
     batch, crop = cfg.get("train", {}).get("batch_size"), cfg.get("data", {}).get("crop_frames")
-    spent = (f"{timing['cpu_s'] / 60:.0f} CPU-minutes ({timing['wall_s'] / 60:.0f} min wall)" if timing["cpu_s"]
-             else f"{timing['wall_s'] / 60:.0f} min wall (CPU time not recorded: "
-                  f"{timing['sessions'][-1].get('note', 'see release-time.json')})")
+    sessions = timing["sessions"]
+    if timing["cpu_s"] is not None:
+        spent = f"{timing['cpu_s'] / 60:.0f} CPU-minutes ({timing['wall_s'] / 60:.0f} min wall)"
+    else:  # some session's CPU time was not recorded: give the wall time and what was recorded
+        recorded = [x for x in sessions if x.get("cpu_s") is not None]
+        notes = "; ".join(x["note"] for x in sessions if x.get("note"))
+        spent = (f"{timing['wall_s'] / 60:.0f} min wall in {len(sessions)} session(s), CPU time recorded for "
+                 f"{len(recorded)} of them ({sum(x['cpu_s'] for x in recorded) / 60:.0f} CPU-min)"
+                 + (f" ({notes})" if notes else ""))
     quant, voc_note = quantizer_words(tok["config"]["quantizer"]), token_vocoder_note(name, header["fingerprint"])
     card = f"""# spectok `{name}`{' (alias ' + ', '.join(f'`{a}`' for a in r.aliases) + ')' if r.aliases else ''}
 
