@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,12 @@ class AudioReader:
         self.file.seek(0)
         return _read_mono(self.file, self.path, self.sample_rate, sample_rate or self.sample_rate)
 
+    def blocks(self, sample_rate: int | None = None) -> Iterator[np.ndarray]:
+        """The whole file as consecutive mono float32 blocks at ``sample_rate`` (``None``: its own
+        rate); joined, they equal :meth:`read_all`. Only one block is in memory at a time."""
+        self.file.seek(0)
+        return _mono_blocks(self.file, self.path, self.sample_rate, sample_rate or self.sample_rate)
+
     def close(self) -> None:
         self.file.close()
 
@@ -138,17 +145,13 @@ def _mono(block: np.ndarray, p: Path) -> np.ndarray:
 READ_BLOCK = 1 << 20
 
 
-def _read_mono(f, p: Path, sr: int, rate: int) -> np.ndarray:
-    """All of open soundfile ``f`` as mono float32 at ``rate``, read and resampled block by block.
-
-    soxr's stream gives the same samples as resampling the whole signal at once, so the result
-    equals a whole-file load; the output buffer is sized from the header and grown if it lied.
-    """
+def _mono_blocks(f, p: Path, sr: int, rate: int) -> Iterator[np.ndarray]:
+    """Open soundfile ``f`` from its current position as consecutive mono float32 blocks at ``rate``,
+    read and resampled :data:`READ_BLOCK` frames at a time; AudioError when it holds no samples."""
     import soxr
 
     stream = soxr.ResampleStream(sr, rate, 1, dtype="float32", quality="HQ") if rate != sr else None
-    out = np.empty(math.ceil(max(f.frames, 0) * rate / sr) + 64, dtype=np.float32)
-    n, seen = 0, 0
+    seen = 0
     while True:
         try:
             block = f.read(READ_BLOCK, dtype="float32", always_2d=True)
@@ -159,14 +162,26 @@ def _read_mono(f, p: Path, sr: int, rate: int) -> np.ndarray:
         mono = _mono(block, p)
         if stream is not None:
             mono = stream.resample_chunk(np.ascontiguousarray(mono), last=last)
-        if n + len(mono) > len(out):
-            out = np.concatenate([out[:n], np.empty(n + len(mono) - len(out) + READ_BLOCK, np.float32)])
-        out[n:n + len(mono)] = mono
-        n += len(mono)
+        yield mono
         if last:
             break
     if seen == 0:
         raise AudioError(p, "no samples (zero-length audio)")
+
+
+def _read_mono(f, p: Path, sr: int, rate: int) -> np.ndarray:
+    """All of open soundfile ``f`` as mono float32 at ``rate``, read and resampled block by block.
+
+    soxr's stream gives the same samples as resampling the whole signal at once, so the result
+    equals a whole-file load; the output buffer is sized from the header and grown if it lied.
+    """
+    out = np.empty(math.ceil(max(f.frames, 0) * rate / sr) + 64, dtype=np.float32)
+    n = 0
+    for mono in _mono_blocks(f, p, sr, rate):
+        if n + len(mono) > len(out):
+            out = np.concatenate([out[:n], np.empty(n + len(mono) - len(out) + READ_BLOCK, np.float32)])
+        out[n:n + len(mono)] = mono
+        n += len(mono)
     if not out[:n].any():
         import warnings
 

@@ -131,7 +131,7 @@ class _Worker:
         import torch
 
         from spectok.audio.io import load_audio
-        from spectok.inference.chunking import ChunkedMel, array_reader
+        from spectok.inference.chunking import ChunkedMel, array_reader, spans
 
         cfg: MelConfig = cls.mel.config
         stamp = source_stamp(item.path)
@@ -142,16 +142,26 @@ class _Worker:
         if cls.settings["trim_silence_db"] is not None:
             start, end = trim_bounds(wav, cls.settings["trim_silence_db"], cfg.win_length, cfg.hop_length)
         clip = wav[start:end]
+        out = Path(cls.settings["mel_dir"]) / f"{item.id}.npy"
+        dtype = cls.settings["dtype"]
         if cfg.num_frames(len(clip)) <= MEL_CHUNK_FRAMES:
             with torch.inference_mode():
                 mel = cls.mel(torch.from_numpy(clip))[0].numpy()
-        else:  # long files: the STFT in pieces (float64 spectra of a whole hour would take ~3 GB)
-            mel = ChunkedMel(cls.mel, array_reader(clip), len(clip)).all(MEL_CHUNK_FRAMES).numpy()
-        out = Path(cls.settings["mel_dir"]) / f"{item.id}.npy"
-        with atomic_path(out) as tmp, open(tmp, "wb") as f:
-            np.save(f, mel.astype(cls.settings["dtype"]), allow_pickle=False)
+            with atomic_path(out) as tmp, open(tmp, "wb") as f:
+                np.save(f, mel.astype(dtype), allow_pickle=False)
+            frames = mel.shape[1]
+        else:  # long files: the STFT in pieces (float64 spectra of a whole hour would take ~3 GB), each
+            # piece written into the .npy at once (the same file np.save writes; no whole mel in memory)
+            chunked = ChunkedMel(cls.mel, array_reader(clip), len(clip))
+            frames = chunked.num_frames
+            with atomic_path(out) as tmp:
+                arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(cfg.n_mels, frames))
+                for a, b in spans(frames, MEL_CHUNK_FRAMES):
+                    arr[:, a:b] = chunked.frames(a, b).numpy().astype(dtype)
+                arr.flush()
+                del arr
         return {"id": item.id, "speaker": item.speaker, "split": item.split, "text": item.text,
-                "frames": int(mel.shape[1]), "seconds": round((end - start) / sr, 4),
+                "frames": int(frames), "seconds": round((end - start) / sr, 4),
                 "path": str(Path(item.path).resolve()), "sha1": sha1, "trim_start": int(start), "trim_end": int(end),
                 **stamp}
 

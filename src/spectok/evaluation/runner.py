@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spectok.audio.io import load_audio
+from spectok.audio.io import AudioReader, load_audio
 from spectok.audio.mel import MelSpectrogram
 from spectok.errors import SpectokError
 from spectok.evaluation import metrics as M
@@ -287,18 +287,36 @@ class Evaluator:
 
     def clip(self, item: EvalItem, wav: np.ndarray, source_rate: int, measure: bool = True
              ) -> tuple[dict | None, torch.Tensor]:
-        """``(record, codes [1, K, T'])`` of one clip, processed segment by segment (:meth:`segments`);
-        a long clip's record holds the length-weighted means of its segments' metrics. With
-        ``measure=False`` only the codes (``record`` is None)."""
+        """``(record, codes [1, K, T'])`` of one clip ``wav [T]``, processed segment by segment
+        (:meth:`segments`); a long clip's record holds the length-weighted means of its segments'
+        metrics. With ``measure=False`` only the codes (``record`` is None)."""
+        return self._run_segments(item, lambda a, b: wav[a:b], len(wav), source_rate, measure)
+
+    def clip_file(self, item: EvalItem, measure: bool = True) -> tuple[dict | None, torch.Tensor]:
+        """:meth:`clip` of ``item`` read from its file block by block: a long recording is never
+        whole in memory, only the segment being measured and its context. Its length at the
+        tokenizer's rate is taken from the header (a resampler's last sample or two, where the
+        stream ends short of it, are zeros)."""
+        with AudioReader(item.path) as reader:
+            rate = reader.sample_rate
+            n = reader.num_samples if rate == self.sample_rate else round(reader.num_samples * self.sample_rate / rate)
+            start, end = item.bounds(self.sample_rate, n)
+            window = _Window(reader.blocks(self.sample_rate))
+            return self._run_segments(item, lambda a, b: window.take(start + a, start + b), end - start, rate,
+                                      measure)
+
+    def _run_segments(self, item: EvalItem, read: Callable[[int, int], np.ndarray], n: int, source_rate: int,
+                      measure: bool) -> tuple[dict | None, torch.Tensor]:
         step = self.mel_config.hop_length * self.tokenizer.time_downsample
         parts, codes = [], []
-        for a, b, k0, k1 in self.segments(len(wav)):
+        for a, b, k0, k1 in self.segments(n):
+            piece = read(a, b)
             if measure:
-                s = self.synthesize(wav[a:b], source_rate, keep=(k0, k1), start=a)
+                s = self.synthesize(piece, source_rate, keep=(k0, k1), start=a)
                 parts.append(self.measure(item, s))
                 codes.append(s.codes)
             else:
-                codes.append(self.encode(wav[a:b])[1][..., k0 // step:-(-k1 // step)].cpu())
+                codes.append(self.encode(piece)[1][..., k0 // step:-(-k1 // step)].cpu())
         codes = torch.cat(codes, dim=-1)
         if not measure:
             return None, codes
@@ -343,8 +361,7 @@ class Evaluator:
             for item in tqdm(collection.items, desc="eval", unit="utt", disable=not progress, dynamic_ncols=True):
                 key = f"{item.id}\t{item.path}"
                 try:
-                    wav, rate = self.load(item)
-                    record, codes = self.clip(item, wav, rate, measure=key not in done)
+                    record, codes = self.clip_file(item, measure=key not in done)
                 except Exception as e:
                     reason = _reason(e)
                     if reason.startswith(str(item.path)):
@@ -395,6 +412,31 @@ class Evaluator:
                 "rows_per_codebook": self.rows_per_codebook, "used_fraction": cb["used_fraction"],
                 "dead_codes": int(cb["dead_codes"]), "total_codes": int(sum(self.codebook_sizes)),
                 "codebook_perplexity": [2.0**h for h in cb_h], "codebook_used_fraction": cb_used}
+
+
+class _Window:
+    """Samples ``[a, b)`` of a stream of blocks, for ``a`` and ``b`` that never move back: what lies
+    before the last ``a`` asked for is dropped, so memory is one request plus one block."""
+
+    def __init__(self, blocks: Iterable[np.ndarray]) -> None:
+        self.blocks, self.buf, self.start = iter(blocks), np.zeros(0, np.float32), 0
+
+    def take(self, a: int, b: int) -> np.ndarray:
+        if a < self.start:
+            raise ValueError(f"_Window: sample {a} was already dropped (from {self.start} on)")
+        self.buf, self.start = self.buf[a - self.start:], a
+        parts = [self.buf]
+        have = len(self.buf)
+        while have < b - a:
+            block = next(self.blocks, None)
+            if block is None:  # the stream ended short of the header's length: zeros
+                parts.append(np.zeros(b - a - have, np.float32))
+                break
+            parts.append(block)
+            have += len(block)
+        if len(parts) > 1:
+            self.buf = np.concatenate(parts)
+        return self.buf[: b - a]
 
 
 #: ``spectok eval`` runs clips longer than this in segments of at most this length (each with the
