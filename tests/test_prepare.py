@@ -332,3 +332,21 @@ def test_speaker_subset_is_deterministic_recorded_and_checked_on_resume(tmp_path
                     "--seed", "7", "--max-per-speaker", "1"]) == 0
         picks.append(sorted(r["speaker"] for r in open_prepared(tmp_path / run).records))
     assert picks[0] == picks[1] and len(set(picks[0])) == 3
+
+
+def test_a_long_file_is_prepared_in_pieces_with_the_same_bytes(tmp_path, monkeypatch):
+    """A file longer than one STFT piece is written into its .npy piece by piece: the file equals the
+    one-piece computation byte for byte."""
+    from spectok.data import prepare as P
+    from spectok.data.corpora import CorpusItem
+
+    wavs = sorted(Path(__file__).resolve().parents[2].joinpath("shared", "data", "LJSpeech-1.1", "wavs").glob("*.wav"))
+    if not wavs:
+        pytest.skip("../shared/data is absent")
+    items = [CorpusItem(id="lj", path=wavs[0], speaker="LJ", split="train")]
+    whole = P.prepare(items, tmp_path / "whole", mel="speech-16k", dtype="float16", progress=False)
+    monkeypatch.setattr(P, "MEL_CHUNK_FRAMES", 64)
+    pieces = P.prepare(items, tmp_path / "pieces", mel="speech-16k", dtype="float16", progress=False)
+    assert whole.done == pieces.done == 1
+    a, b = (next((tmp_path / d / "mels").rglob("*.npy")).read_bytes() for d in ("whole", "pieces"))
+    assert a == b and len(a) > 10_000
