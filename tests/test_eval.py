@@ -413,3 +413,26 @@ def test_a_long_clip_is_evaluated_in_segments_equal_to_the_whole(tmp_path, monke
         assert rec["tokenizer"][key] == pytest.approx(whole_rec["tokenizer"][key], rel=1e-4)
     assert rec["tokenized"]["pesq"] == pytest.approx(whole_rec["tokenized"]["pesq"], abs=0.3)
     assert rec["tokenized"]["stoi"] == pytest.approx(whole_rec["tokenized"]["stoi"], abs=0.03)
+
+
+def test_a_resumed_eval_never_reuses_records_of_other_weights(tmp_path, audio_dir):
+    """Two trainings of one config share a fingerprint: the records' identity holds a digest of the
+    weights, so an eval of other weights into the same folder measures everything anew."""
+    from spectok.evaluation.runner import describe_model, evaluate
+    from spectok.evaluation.sources import collect
+    from spectok.tokenizers import ConvVQVAE1d
+    from spectok.vocoders import GriffinLim
+
+    def tok(seed):
+        torch.manual_seed(seed)
+        return ConvVQVAE1d(channels=(16, 16, 16), strides=(2, 2), num_res_blocks=1, norm="none",
+                           quantizer={"type": "fsq", "levels": [5, 5, 5], "dim": 3}).eval()
+
+    a, b = tok(0), tok(1)
+    assert a.fingerprint() == b.fingerprint()
+    voc = GriffinLim(a.mel_config, n_iter=2)
+    ra = evaluate(a, voc, collect([audio_dir / "lj1.wav"]), tmp_path, describe_model(a, "a"),
+                  describe_model(voc, "gl"), dnsmos=False)
+    rb = evaluate(b, voc, collect([audio_dir / "lj1.wav"]), tmp_path, describe_model(b, "b"),
+                  describe_model(voc, "gl"), dnsmos=False)
+    assert ra.utterances[0]["tokenizer"]["mel_l1"] != rb.utterances[0]["tokenizer"]["mel_l1"]

@@ -334,13 +334,14 @@ class Evaluator:
                 continue
 
     def identity(self) -> dict:
-        """What makes two runs' per-utterance records comparable (models and settings)."""
+        """What makes two runs' per-utterance records comparable: the models (their configs and a
+        digest of their weights: two trainings of one config share a fingerprint) and the settings."""
         voc = self.vocoder
-        return {"tokenizer": self.tokenizer.fingerprint(), "vocoder": type(voc).__name__,
+        return {"tokenizer": self.tokenizer.fingerprint(), "tokenizer_weights": _weights_digest(self.tokenizer),
+                "vocoder": type(voc).__name__,
                 "vocoder_settings": {k: v for k, v in vars(voc).items()
                                      if not k.startswith("_") and isinstance(v, (int, float, str, bool))},
-                "vocoder_weights": sum(float(p.double().sum()) for p in voc.parameters()),
-                "dnsmos": self.dnsmos, "n_cepstra": self.n_cepstra}
+                "vocoder_weights": _weights_digest(voc), "dnsmos": self.dnsmos, "n_cepstra": self.n_cepstra}
 
     def run(self, collection: Collection, progress: bool = False, results: Path | None = None
             ) -> tuple[list[dict], list[dict]]:
@@ -412,6 +413,18 @@ class Evaluator:
                 "rows_per_codebook": self.rows_per_codebook, "used_fraction": cb["used_fraction"],
                 "dead_codes": int(cb["dead_codes"]), "total_codes": int(sum(self.codebook_sizes)),
                 "codebook_perplexity": [2.0**h for h in cb_h], "codebook_used_fraction": cb_used}
+
+
+def _weights_digest(model: nn.Module) -> str:
+    """SHA-256 (16 hex digits) of a model's state: every tensor's name, dtype, shape and bytes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
 
 
 class _Window:
