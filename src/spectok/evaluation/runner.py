@@ -45,6 +45,7 @@ from spectok.evaluation import metrics as M
 from spectok.evaluation.aggregate import aggregate, rank, speed
 from spectok.evaluation.isolation import CallFailed, Isolated, WorkerDied
 from spectok.evaluation.sources import Collection, EvalItem
+from spectok.memory import release_free_memory
 from spectok.tokenizers.base import Tokenizer
 
 
@@ -317,6 +318,7 @@ class Evaluator:
                 codes.append(s.codes)
             else:
                 codes.append(self.encode(piece)[1][..., k0 // step:-(-k1 // step)].cpu())
+            release_free_memory()  # a long clip's segments would otherwise fragment the heap upward
         codes = torch.cat(codes, dim=-1)
         if not measure:
             return None, codes
