@@ -46,6 +46,10 @@ T2 = {"model": {"channels": [96, 192], "strides": [2], "num_res_blocks": [0, 2],
 #: the earlier default's loss: L1 alone
 L1_ONLY = {"loss": {"delta_weight": 0.0}}
 
+#: residual VQ, 5 stages of 2,048 codes (11 bits) on one 64-dim vector per column: 1,375 bit/s (`default`)
+RVQ = {"model": {"groups": 1, "quantizer": {"type": "rvq", "num_quantizers": 5, "codebook_size": 2048, "dim": 64,
+                                           "quantizer_dropout": 0.0, "ema": True, "kmeans_init": True}}}
+
 # name -> (data set, overrides of the default preset). The first table's rows (RESULTS.md) were
 # overrides of the earlier default (T2 layout, L1 alone); they are kept here as exactly those.
 ROWS: dict[str, tuple[str, dict]] = {
@@ -73,10 +77,13 @@ ROWS: dict[str, tuple[str, dict]] = {
     # 4b. FSQ 8x8x8 (512 codes, 9 bits) with 6 tokens per column: 1,350 bit/s
     "fsq888-g6": ("speech16k", {"model": {"groups": 6, "quantizer": {"type": "fsq", "levels": [8, 8, 8], "dim": 3}}}),
     # 4c. residual VQ: 5 stages of 2,048 codes (11 bits) on one 64-dim vector per column: 1,375 bit/s
-    "rvq5x2048": ("speech16k", {"model": {"groups": 1, "quantizer": {
-        "type": "rvq", "num_quantizers": 5, "codebook_size": 2048, "dim": 64, "quantizer_dropout": 0.0,
-        "ema": True, "kmeans_init": True}}}),
-    # the rate-quality ladder of the chosen design: 4, 8 (= base), 16 and 32 FSQ tokens per column
+    "rvq5x2048": ("speech16k", RVQ),
+    # the rate-quality ladder of the residual-VQ design (the `default` since the fourth run):
+    # 3 stages of 1,024 codes (750 bit/s), 5 x 2,048 (= rvq5x2048, 1,375), 10 x 2,048 (2,750), 20 x 2,048 (5,500)
+    "rvq-0.7k": ("speech16k", merge(RVQ, {"model": {"quantizer": {"num_quantizers": 3, "codebook_size": 1024}}})),
+    "rvq-2.8k": ("speech16k", merge(RVQ, {"model": {"quantizer": {"num_quantizers": 10}}})),
+    "rvq-5.6k": ("speech16k", merge(RVQ, {"model": {"quantizer": {"num_quantizers": 20}}})),
+    # the rate-quality ladder of the FSQ design (third run): 4, 8 (= base), 16 and 32 FSQ tokens per column
     "ladder-0.7k": ("speech16k", {"model": {"groups": 4}}),
     "ladder-2.8k": ("speech16k", {"model": {"groups": 16}}),
     "ladder-5.6k": ("speech16k", {"model": {"groups": 32}}),
@@ -141,6 +148,8 @@ def run_row(name: str, budget: float, work: Path) -> dict:
     data, cfg = row_config(name)
     folder = prepared(data, REPO / "runs" / "data" / "release")
     tag = name if name in ROWS else f"custom-{abs(hash(name)) % 10**6}"
+    if (work / "rows" / f"{tag}.json").exists():  # a row finished by an earlier, interrupted invocation
+        return json.loads((work / "rows" / f"{tag}.json").read_text())
     run_dir, artifact = work / "runs" / tag, work / "models" / f"{tag}.safetensors"
     artifact.parent.mkdir(parents=True, exist_ok=True)
     train = spawn({"name": name, "config": engine_config(copy.deepcopy(cfg), folder, 10**9, True),

@@ -108,7 +108,7 @@ def merge(base: dict, over: dict) -> dict:
         if k == "model" and "class" in v and v["class"] != out["model"].get("class"):
             out["model"] = {"mel": out["model"]["mel"], "norm_mean": out["model"].get("norm_mean", -5.0),
                             "norm_std": out["model"].get("norm_std", 2.0), **copy.deepcopy(v)}
-        elif k == "quantizer" and v.get("type") != out.get(k, {}).get("type"):
+        elif k == "quantizer" and "type" in v and v["type"] != out.get(k, {}).get("type"):
             out[k] = copy.deepcopy(v)
         elif isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = merge(out[k], v)

@@ -99,3 +99,20 @@ def test_numbers_from_yaml_are_coerced_so_the_fingerprint_is_stable(tmp_path):
         MelConfig(n_mels=80.5)
     with pytest.raises(SpectokError, match="log_floor must be a number"):
         MelConfig(log_floor="tiny")
+
+
+@pytest.mark.parametrize("preset", ["speech-16k", "hifigan-22k"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_blocked_forward_equals_one_pass_and_keeps_gradients(preset, dtype):
+    """Without gradients a long signal runs in blocks of frames: the very same numbers as one pass;
+    with gradients (training losses) it stays one differentiable pass."""
+    front = MelSpectrogram(preset, stft_dtype=dtype)
+    x = torch.randn(2, (3 * front.BLOCK_FRAMES + 17) * front.config.hop_length, generator=torch.Generator().manual_seed(0)) * 0.1
+    with torch.no_grad():
+        blocked = front(x)
+        whole = front.mel_from_magnitude(front.magnitude(x))
+    assert blocked.shape == whole.shape and blocked.shape[-1] > 3 * front.BLOCK_FRAMES
+    assert torch.equal(blocked, whole)
+    xg = x.clone().requires_grad_(True)
+    front(xg).sum().backward()
+    assert xg.grad is not None and torch.isfinite(xg.grad).all()

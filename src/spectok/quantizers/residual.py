@@ -119,12 +119,13 @@ class ResidualVQ(Quantizer):
         """``z [B, D, *spatial]`` -> ``codes [B, n, *spatial]``: each stage codes the residual the
         previous stages' code vectors leave (as ``forward`` in eval mode); pure."""
         ops.check_latents(z, self.dim, "ResidualVQ")
-        residual, codes = z, []
+        batch_shape = (z.shape[0], *z.shape[2:])
+        residual, codes = ops.to_rows(z), []  # [N, D] rows throughout: no layout change per stage
         for stage in self.stages[: n_quantizers or self.num_quantizers]:
-            c = stage.encode(residual)
-            residual = residual - stage._vectors(c)
-            codes.append(c)
-        return torch.cat(codes, dim=1)
+            idx = stage.nearest(residual)
+            residual = residual - stage.vectors(idx)
+            codes.append(idx)
+        return torch.stack(codes, dim=-1).reshape(*batch_shape, len(codes)).movedim(-1, 1)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """``codes [B, n, *spatial]`` (n <= N) -> ``quantized [B, D, *spatial]`` from the first n stages."""

@@ -186,25 +186,32 @@ class VectorQuantizer(Quantizer):
         """``z [B, D, *spatial]`` -> ``codes [B, 1, *spatial]`` int64: the nearest codes, nothing else."""
         ops.check_latents(z, self.dim, "VectorQuantizer")
         batch_shape = (z.shape[0], *z.shape[2:])
-        e = self.project_in(ops.to_rows(z))
-        with torch.autocast(device_type=z.device.type, enabled=False):
-            e = e.float()
-            if self.distance == "cosine":
-                e = F.normalize(e, dim=1)
-            idx = ops.nearest_code(e, self._effective_codebook())
-        return idx.reshape(batch_shape).unsqueeze(1)
+        return self.nearest(ops.to_rows(z)).reshape(batch_shape).unsqueeze(1)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """``codes [B, 1, *spatial]`` int -> ``quantized [B, D, *spatial]`` (the code vectors, projected out)."""
         ops.check_codes(codes, self.codebook_sizes, "VectorQuantizer.decode")
         return self._vectors(codes)
 
+    def nearest(self, rows: torch.Tensor) -> torch.Tensor:
+        """Latent rows ``[N, D]`` -> ``[N]`` int64, the nearest code of each (no statistics, no losses)."""
+        e = self.project_in(rows)
+        with torch.autocast(device_type=rows.device.type, enabled=False):
+            e = e.float()
+            if self.distance == "cosine":
+                e = F.normalize(e, dim=1)
+            return ops.nearest_code(e, self._effective_codebook())
+
+    def vectors(self, idx: torch.Tensor) -> torch.Tensor:
+        """Code indices ``[N]`` -> their vectors, projected out: ``[N, D]`` (no range check)."""
+        with torch.autocast(device_type=idx.device.type, enabled=False):
+            q = F.embedding(idx.long(), self._effective_codebook())
+        return self.project_out(q)
+
     def _vectors(self, codes: torch.Tensor) -> torch.Tensor:
         """:meth:`decode` without the range check (codes this quantizer made itself)."""
         batch_shape = (codes.shape[0], *codes.shape[2:])
-        with torch.autocast(device_type=codes.device.type, enabled=False):
-            q = F.embedding(codes[:, 0].reshape(-1).long(), self._effective_codebook())
-        return ops.from_rows(self.project_out(q), batch_shape)
+        return ops.from_rows(self.vectors(codes[:, 0].reshape(-1)), batch_shape)
 
     def extra_repr(self) -> str:
         c = self._config
