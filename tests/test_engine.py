@@ -241,3 +241,30 @@ def test_a_checkpoint_comes_by_the_clock_so_an_early_kill_can_resume(tmp_path, t
     names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step-*.pt"))
     assert names[0] == "step-00000003.pt"  # 75 s > 60 s: the first by the clock
     assert names[-1] == "step-00000006.pt"  # the final one
+
+
+def test_default_preset_resumes_bit_identically(tmp_path, ljspeech_wavs):
+    """The `default` preset itself (residual VQ with EMA codebooks, k-means init and restarts, the
+    difference loss): 4 steps in one go equal 2 steps, a stop, and a resume to 4 — weights and codebook
+    buffers bit-identical."""
+    from spectok.data.corpora import CorpusItem
+    from spectok.data.prepare import prepare
+
+    items = [CorpusItem(id=w.stem, path=w, speaker="LJ", split="valid" if i >= 4 else "train")
+             for i, w in enumerate(ljspeech_wavs[:5])]
+    data = tmp_path / "prepared"
+    assert prepare(items, data, mel="speech-16k", dtype="float32", progress=False).failed == 0
+    flags = ["--set", "train.batch_size=2", "--set", "train.valid_every=2", "--set", "train.checkpoint_every=2",
+             "--set", "train.media_every=0", "--set", "train.progress=false", "--set", "train.num_workers=0"]
+
+    def train(out: Path, steps: int, *extra: str) -> None:
+        assert main(["train", "tokenizer", "--threads", "1", "--out", str(out), "--steps", str(steps),
+                     *extra, *flags]) == 0
+
+    train(tmp_path / "whole", 4, "--config", "default", "--data", str(data))
+    train(tmp_path / "split", 2, "--config", "default", "--data", str(data))
+    train(tmp_path / "split", 4, "--resume")
+    a = load_checkpoint(tmp_path / "whole" / "checkpoints" / "step-00000004.pt")["models"]["model"]
+    b = load_checkpoint(tmp_path / "split" / "checkpoints" / "step-00000004.pt")["models"]["model"]
+    assert set(a) == set(b) and any("ema" in k for k in a)
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]

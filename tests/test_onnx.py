@@ -155,3 +155,16 @@ def test_unexportable_vocoder_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(SpectokError, match="cannot export GriffinLim to ONNX"):
         export_onnx(GriffinLim("speech-16k", n_iter=2), tmp_path)
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_released_default_exports_and_matches_torch(tmp_path) -> None:
+    """The packaged `default` (residual VQ, 5 x 2,048 codes): `spectok export default --onnx` gives
+    torch's codes exactly and its mels within MEL_ATOL, on real speech."""
+    import spectok
+    from spectok.cli.main import main
+
+    assert main(["export", "default", "--onnx", str(tmp_path / "onnx")]) == 0
+    tok = spectok.load_tokenizer("default")
+    manifest = json.loads((tmp_path / "onnx" / "spectok-onnx.json").read_text())
+    assert manifest["codebook_sizes"] == [2048] * 5 and manifest["fingerprint"] == tok.fingerprint()
+    _compare(tok, tmp_path / "onnx")

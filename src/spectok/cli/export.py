@@ -20,13 +20,15 @@ from spectok.cli.common import add_command
 def register(sub) -> None:
     p = add_command(sub, "export", help="Write a training run's model as one release artifact (.safetensors).",
                     example="spectok export runs/default -o default.safetensors", func=run)
-    p.add_argument("run", help="run folder (spectok train --out), or a checkpoint file")
+    p.add_argument("run", help="run folder (spectok train --out), or a checkpoint file; with --onnx also a "
+                               "release artifact or a released model's name")
     p.add_argument("-o", "--output", help="the .safetensors file to write (required unless --onnx)")
     p.add_argument("--checkpoint", default="best",
                    help="best (default; the last when no best exists), last, or a checkpoint file")
     p.add_argument("--onnx", metavar="OUTDIR",
                    help="also (or only) write ONNX graphs here: a tokenizer's encoder.onnx (mel -> codes) and "
-                        "decoder.onnx (codes -> mel), or a vocoder's vocoder.onnx; RUN may be a release artifact")
+                        "decoder.onnx (codes -> mel), or a vocoder's vocoder.onnx; RUN may then be a release "
+                        "artifact or a released model's name ('default', see 'spectok models')")
 
 
 def load_run(run: str | Path, which: str = "best") -> tuple[Any, dict, Path]:
@@ -61,8 +63,12 @@ def run(args: argparse.Namespace) -> int:
     if args.onnx is not None:
         from spectok.onnx_export import export_onnx
 
+        from spectok import models
+
         source = Path(args.run)
-        if not (source.is_file() and source.suffix == ".safetensors"):  # a run folder or checkpoint
+        if not source.exists() and models.find(args.run) is not None:  # a released model's name
+            source = models.resolve_tokenizer(args.run)
+        elif not (source.is_file() and source.suffix == ".safetensors"):  # a run folder or checkpoint
             task, _, _ = load_run(args.run, args.checkpoint)
             source = task.models()[task.release_model]
         print(export_onnx(source, args.onnx))
