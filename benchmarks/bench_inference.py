@@ -184,6 +184,8 @@ def main() -> None:
     ap.add_argument("--hours", type=float, default=1.0, help="length of the long-file memory test (0 skips it)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--chunk-seconds", type=float, default=30.0)
+    ap.add_argument("--gl-iters", type=int, nargs="+", default=[32],
+                    help="Griffin-Lim iteration counts to time (default 32, the evaluation setting)")
     ap.add_argument("--child", choices=("stream", "memory"), help=argparse.SUPPRESS)
     ap.add_argument("--hour-file", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -218,7 +220,8 @@ def main() -> None:
         tf = pipe.encode(short)
         rows.append(("codes -> log-mel (decoder)", rate(lambda: pipe.decode_mel(tf.codes), args.decode_seconds)))
         rec = pipe.decode_mel(tf.codes)[None]
-        vocoders = [("Griffin-Lim 32 it.", GriffinLim(mel_cfg, n_iter=32)), ("iSTFT vocoder", build_istft(mel_cfg))]
+        vocoders = [(f"Griffin-Lim {n} it.", GriffinLim(mel_cfg, n_iter=n)) for n in args.gl_iters]
+        vocoders.append(("iSTFT vocoder", build_istft(mel_cfg)))
         for name, voc in vocoders:
             if voc is None:
                 continue
