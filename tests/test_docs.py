@@ -93,8 +93,8 @@ def test_python_blocks_run(page, workdir, monkeypatch):
 NOT_RUN = re.compile(r"<!-- Not runnable here: (.+?) -->\s*$", re.S)
 SHELL = ("bash", "sh", "console")
 #: training commands of the docs train for hours; here each one trains 2 steps (3 when it resumes) in batches of 1
-TRAIN_CAPS = ["--set", "train.batch_size=1", "--set", "train.valid_every=1", "--set", "train.checkpoint_every=1", "--set", "train.media_every=0",
-              "--set", "train.progress=false"]
+TRAIN_CAPS = ["--set", "train.batch_size=1", "--set", "train.valid_every=1", "--set", "train.checkpoint_every=1",
+              "--set", "train.media_every=0", "--set", "train.progress=false"]
 #: what a page's commands expect to exist before its first block (paths relative to the page's folder),
 #: copied from the shared sandbox: a prepared 16 kHz folder, or a finished tiny training run
 PAGE_INPUTS = {"README.md": {"MY_PREPARED": "_speech16k", "PREPARED_OR_AUDIO_DIR": "_speech16k", "RUN": "_run"},

@@ -107,7 +107,8 @@ def test_blocked_forward_equals_one_pass_and_keeps_gradients(preset, dtype):
     """Without gradients a long signal runs in blocks of frames: the very same numbers as one pass;
     with gradients (training losses) it stays one differentiable pass."""
     front = MelSpectrogram(preset, stft_dtype=dtype)
-    x = torch.randn(2, (3 * front.BLOCK_FRAMES + 17) * front.config.hop_length, generator=torch.Generator().manual_seed(0)) * 0.1
+    samples = (3 * front.BLOCK_FRAMES + 17) * front.config.hop_length
+    x = torch.randn(2, samples, generator=torch.Generator().manual_seed(0)) * 0.1
     with torch.no_grad():
         blocked = front(x)
         whole = front.mel_from_magnitude(front.magnitude(x))

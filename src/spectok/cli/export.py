@@ -61,9 +61,8 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None:
         print(export_run(args.run, args.output, args.checkpoint))
     if args.onnx is not None:
-        from spectok.onnx_export import export_onnx
-
         from spectok import models
+        from spectok.onnx_export import export_onnx
 
         source = Path(args.run)
         if not source.exists() and models.find(args.run) is not None:  # a released model's name

@@ -26,10 +26,11 @@ utterance's waveform metrics only.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spectok.audio.io import AudioReader, load_audio
+from spectok.audio.io import AudioReader
 from spectok.audio.mel import MelSpectrogram
 from spectok.errors import SpectokError
 from spectok.evaluation import metrics as M
@@ -142,17 +143,18 @@ class Evaluator:
             torch.cuda.synchronize(self.device)
         return out, time.perf_counter() - t0
 
-    def load(self, item: EvalItem) -> tuple[np.ndarray, int]:
-        """``(waveform [T] at the tokenizer's rate, the source file's rate)``; AudioError when unreadable."""
-        import soundfile as sf
-
-        try:
-            source_rate = int(sf.info(str(item.path)).samplerate)
-        except Exception:
-            source_rate = None
-        wav, _ = load_audio(item.path, self.sample_rate)
-        start, end = item.bounds(self.sample_rate, len(wav))
-        return wav[start:end], source_rate or self.sample_rate
+    @contextlib.contextmanager
+    def reading(self, item: EvalItem) -> Iterator[tuple[Callable[[int, int], np.ndarray], int, int]]:
+        """``(read(a, b), n, source rate)`` of ``item``'s ``n`` samples at the tokenizer's rate, read
+        from its file block by block: ``read`` gives samples ``[a, b)`` for requests that never move
+        back, so a long recording is never whole in memory. ``n`` comes from the header (a resampler's
+        last sample or two, where the stream ends short of it, are zeros); AudioError when unreadable."""
+        with AudioReader(item.path) as reader:
+            rate = reader.sample_rate
+            n = reader.num_samples if rate == self.sample_rate else round(reader.num_samples * self.sample_rate / rate)
+            start, end = item.bounds(self.sample_rate, n)
+            window = _Window(reader.blocks(self.sample_rate))
+            yield (lambda a, b: window.take(start + a, start + b)), end - start, rate
 
     def _fit(self, wav: torch.Tensor, n: int) -> np.ndarray:
         x = wav.detach().float().cpu().numpy().reshape(-1)[:n]
@@ -294,17 +296,10 @@ class Evaluator:
         return self._run_segments(item, lambda a, b: wav[a:b], len(wav), source_rate, measure)
 
     def clip_file(self, item: EvalItem, measure: bool = True) -> tuple[dict | None, torch.Tensor]:
-        """:meth:`clip` of ``item`` read from its file block by block: a long recording is never
-        whole in memory, only the segment being measured and its context. Its length at the
-        tokenizer's rate is taken from the header (a resampler's last sample or two, where the
-        stream ends short of it, are zeros)."""
-        with AudioReader(item.path) as reader:
-            rate = reader.sample_rate
-            n = reader.num_samples if rate == self.sample_rate else round(reader.num_samples * self.sample_rate / rate)
-            start, end = item.bounds(self.sample_rate, n)
-            window = _Window(reader.blocks(self.sample_rate))
-            return self._run_segments(item, lambda a, b: window.take(start + a, start + b), end - start, rate,
-                                      measure)
+        """:meth:`clip` of ``item`` read from its file block by block (:meth:`reading`): only the
+        segment being measured and its context are in memory."""
+        with self.reading(item) as (read, n, rate):
+            return self._run_segments(item, read, n, rate, measure)
 
     def _run_segments(self, item: EvalItem, read: Callable[[int, int], np.ndarray], n: int, source_rate: int,
                       measure: bool) -> tuple[dict | None, torch.Tensor]:
@@ -329,8 +324,8 @@ class Evaluator:
         """One untimed pass over the first readable item (up to 1 s), so timings exclude lazy set-up."""
         for item in items:
             try:
-                wav, rate = self.load(item)
-                self.synthesize(wav[: self.sample_rate], rate)
+                with self.reading(item) as (read, n, rate):
+                    self.synthesize(read(0, min(n, self.sample_rate)), rate)
                 return
             except Exception:
                 continue
@@ -561,9 +556,9 @@ def write_examples(ev: Evaluator, items: dict[str, EvalItem], ranking: dict, out
         if id not in done:
             name = safe_name(id)
             try:
-                wav, rate = ev.load(items[id])
-                a, b, k0, k1 = ev.segments(len(wav))[0]  # a long clip's example is its first segment
-                s = ev.synthesize(wav[a:b], rate, keep=(k0, k1), start=a)
+                with ev.reading(items[id]) as (read, n, rate):  # a long clip's example is its first segment
+                    a, b, k0, k1 = ev.segments(n)[0]
+                    s = ev.synthesize(read(a, b), rate, keep=(k0, k1), start=a)
                 audio = {}
                 for kind, x in (("original", s.wav), ("copy", s.wav_copy), ("tokenized", s.wav_tokenized)):
                     save_audio(out_dir / "audio" / f"{name}.{kind}.wav", x, ev.sample_rate)
