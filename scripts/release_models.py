@@ -48,7 +48,7 @@ class Recipe:
 
 RECIPES = {
     "default": Recipe(
-        data="speech16k", preset="default", steps=30_000, aliases=("speech16k",),
+        data="speech16k", preset="default", steps=60_000, aliases=("speech16k",),
         held_out="whole speakers never trained on (LibriTTS test-clean, LibriSpeech dev-clean, VCTK)",
         ood=("8 kHz telephone-band digits (Free Spoken Digit Dataset, first 40 clips)",
              str(DATA / "free-spoken-digit-dataset" / "recordings")),
@@ -74,6 +74,24 @@ def spectok(args: list[str], threads: int, log: Path | None = None) -> float:
     return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
+def preset_section(preset: str, key: str) -> dict:
+    """One section of a shipped tokenizer preset (``configs/tokenizer/PRESET.yaml``)."""
+    import yaml
+
+    return yaml.safe_load((REPO / "configs" / "tokenizer" / f"{preset}.yaml").read_text())[key]
+
+
+def optimizer_words(cfg: dict) -> str:
+    """The generator's optimizer and learning-rate schedule in a few words, from a training config."""
+    g = cfg.get("optim", {}).get("generator", {})
+    words = f"{g.get('kind', 'adam').capitalize()}, learning rate {g.get('lr', float('nan')):g}"
+    if g.get("schedule") == "step":
+        words += f" (x{g.get('gamma', 0.5):g} every {g.get('step_size', 10000):,} steps)"
+    elif g.get("schedule") not in (None, "constant"):
+        words += f" ({g['schedule']} schedule)"
+    return words
+
+
 def train(name: str, r: Recipe, data: Path, work: Path, steps: int, threads: int) -> dict:
     run = work / "runs" / name
     record = run / "release-time.json"
@@ -83,7 +101,8 @@ def train(name: str, r: Recipe, data: Path, work: Path, steps: int, threads: int
     steps_done = sorted(int(p.stem.split("-")[1]) for p in (run / "checkpoints").glob("step-*.pt"))
     resume = bool(steps_done)
     args = ["train", "tokenizer", "--out", str(run), "--steps", str(steps), "--set", "train.progress=false"]
-    args += ["--resume"] if resume else ["--config", r.preset, "--data", str(data)]
+    args += ["--resume", "--set", f"optim={json.dumps(preset_section(r.preset, 'optim'))}"] if resume else [
+        "--config", r.preset, "--data", str(data)]  # a resumed run follows the preset's optimizer (its schedule)
     t0 = time.time()
     cpu = spectok(args, threads)
     done["cpu_s"] = None if done["cpu_s"] is None else done["cpu_s"] + cpu  # None: a session went unrecorded
@@ -251,7 +270,7 @@ Credits: {credits(prepared)}; the licence of every file is listed in `extra/MANI
 
 ## Training
 {tr.get('step', steps)} steps picked by validation log-mel L1 (best of {steps}), batch {batch}, crops of {crop}
-frames, Adam; {spent}{untimed} on
+frames, {optimizer_words(cfg)}; {spent}{untimed} on
 {session['machine']}, {session['threads']} thread(s), no GPU (load average at the end
 {session['load_avg_end']:.1f}).
 Validation log-mel L1 {tr.get('valid', {}).get('l1', float('nan')):.4f} (natural-log units).
