@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,26 +31,22 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "runs" / "data" / "release" / "ljspeech22k"
-
-
-def spectok(*args: str, log: Path | None = None) -> None:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    with open(log, "a") if log else open(os.devnull, "w") as sink:
-        proc = subprocess.run([sys.executable, "-m", "spectok", *args], env=env, stdout=sink, stderr=subprocess.STDOUT)
-    if proc.returncode:
-        raise SystemExit(f"spectok {' '.join(args)} failed ({proc.returncode}); see {log}")
+sys.path.insert(0, str(REPO / "scripts"))
+import release_data  # noqa: E402
+from release_models import spectok  # noqa: E402  (one thread each: ``spectok(ARGS, 1, log)``)
 
 
 def train(run: Path, steps: int, disc_start: int) -> None:
     """Train (or resume) one run to ``steps``; a no-op when it is there."""
     common = ["--steps", str(steps), "--threads", "1", "--set", "train.progress=false"]
+    log = run.parent / f"{run.name}.log"
     if (run / "checkpoints").is_dir() and any((run / "checkpoints").glob("step-*.pt")):
-        spectok("train", "tokenizer", "--out", str(run), "--resume", *common, log=run.parent / f"{run.name}.log")
+        spectok(["train", "tokenizer", "--out", str(run), "--resume", *common], 1, log)
         return
-    spectok("train", "tokenizer", "--config", "dctts-spectrogram-vq", "--data", str(DATA), "--out", str(run),
-            *common, "--set", f"loss.disc_start={disc_start}", "--set", "train.log_every=25",
-            "--set", "train.valid_every=250", "--set", "train.checkpoint_every=250",
-            "--set", "train.media_every=1000", log=run.parent / f"{run.name}.log")
+    spectok(["train", "tokenizer", "--config", "dctts-spectrogram-vq", "--data", str(DATA), "--out", str(run),
+             *common, "--set", f"loss.disc_start={disc_start}", "--set", "train.log_every=25",
+             "--set", "train.valid_every=250", "--set", "train.checkpoint_every=250",
+             "--set", "train.media_every=1000"], 1, log)
 
 
 def records(run: Path, event: str) -> list[dict]:
@@ -126,9 +120,6 @@ def main() -> None:
     args = ap.parse_args()
     if args.steps - args.disc_start < 1:
         ap.error("--steps must exceed --disc-start")
-    sys.path.insert(0, str(REPO / "scripts"))
-    import release_data
-
     release_data.main(["ljspeech22k", str(DATA), "-j", "2"])
     args.work.mkdir(parents=True, exist_ok=True)
     runs = {"gan": args.work / "gan", "no-gan": args.work / "no-gan"}
@@ -139,11 +130,11 @@ def main() -> None:
     table = []
     for name, run in runs.items():
         artifact = args.work / f"{name}.safetensors"
-        spectok("export", str(run), "-o", str(artifact), "--checkpoint", "last", log=args.work / "export.log")
+        spectok(["export", str(run), "-o", str(artifact), "--checkpoint", "last"], 1, args.work / "export.log")
         report = args.work / f"eval-{name}"
         if not (report / "report.json").is_file():
-            spectok("eval", "-t", str(artifact), "-v", "griffin-lim", str(DATA), "-o", str(report), "-q",
-                    "--no-dnsmos", log=args.work / "eval.log")
+            spectok(["eval", "-t", str(artifact), "-v", "griffin-lim", str(DATA), "-o", str(report), "-q",
+                     "--no-dnsmos"], 1, args.work / "eval.log")
         agg = json.loads((report / "report.json").read_text())["aggregate"]
         valid = records(run, "valid")[-1]
         cpu = max((r.get("perf/process_cpu_s", 0) for r in records(run, "train")), default=0)
