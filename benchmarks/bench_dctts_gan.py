@@ -115,7 +115,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--disc-start", type=int, default=250, help="step the discriminator starts in the GAN run")
     ap.add_argument("--steps", type=int, default=2250, help="training steps of both runs")
-    ap.add_argument("--work", type=Path, default=REPO / "runs" / "dctts-gan")
+    ap.add_argument("--work", type=Path, default=REPO / "runs" / "dctts-gan",
+                    help="folder of both runs, their artifacts and reports (an interrupted benchmark resumes in it)")
     ap.add_argument("--plot", type=Path, help="draw the curves of both runs into this PNG")
     args = ap.parse_args()
     if args.steps - args.disc_start < 1:

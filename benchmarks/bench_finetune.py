@@ -16,22 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-
-
-def spectok(*args: str, threads: int = 1) -> float:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([sys.executable, "-m", "spectok", *args], env=env, check=True, stdout=subprocess.DEVNULL)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+from release_models import spectok  # noqa: E402  (``spectok(ARGS, THREADS, LOG)`` -> child CPU-s)
 
 
 def _ci(s: dict) -> str:
@@ -65,21 +56,21 @@ def main() -> None:
     prepare(test, held, mel="speech-16k", progress=False)
     run = work / f"run-{args.minutes:g}min-{args.steps}"
     artifact = run.with_suffix(".safetensors")
-    cpu = 0.0
+    cpu, log = 0.0, work / "spectok.log"  # the children's output
     if not artifact.is_file():
         t0 = time.time()
-        cpu = spectok("train", "tokenizer", "--init", "default", "--data", str(data), "--out", str(run),
-                      "--steps", str(args.steps), "--set", f"optim.generator.lr={args.lr}",
-                      "--set", "train.valid_every=250", "--set", "train.checkpoint_every=250",
-                      "--set", "train.progress=false")
+        cpu = spectok(["train", "tokenizer", "--init", "default", "--data", str(data), "--out", str(run),
+                       "--steps", str(args.steps), "--set", f"optim.generator.lr={args.lr}",
+                       "--set", "train.valid_every=250", "--set", "train.checkpoint_every=250",
+                       "--set", "train.progress=false"], 1, log)
         print(f"fine-tuned in {cpu:.0f} CPU-s ({time.time() - t0:.0f} s wall, 1 thread, "
               f"load {os.getloadavg()[0]:.1f})")
-        spectok("export", str(run), "-o", str(artifact))
+        spectok(["export", str(run), "-o", str(artifact)], 1, log)
     rows = []
     for label, tok in (("default (released)", "default"), ("default fine-tuned", str(artifact))):
         out = work / ("eval-" + ("released" if tok == "default" else run.name))
         if not (out / "report.json").is_file():
-            spectok("eval", "-t", tok, "-v", "griffin-lim", str(held), "-o", str(out), "-q", threads=2)
+            spectok(["eval", "-t", tok, "-v", "griffin-lim", str(held), "-o", str(out), "-q"], 2, log)
         agg = json.loads((out / "report.json").read_text())["aggregate"]["tokenized"]
         rows.append((label, agg))
     print(f"\n## Fine-tuning `default` on {seconds / 60:.1f} min of a new voice (LJSpeech), {args.steps} steps, "

@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +36,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from bench_tokenizers import PRESETS, engine_config, merge, spawn  # noqa: E402
+from release_models import spectok  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -158,11 +157,8 @@ def run_row(name: str, budget: float, work: Path) -> dict:
     train = spawn({"name": name, "config": engine_config(copy.deepcopy(cfg), folder, 10**9, True),
                    "cpu_budget": budget, "threads": 1, "run_dir": str(run_dir), "artifact": str(artifact)})
     report = work / "eval" / tag
-    proc = subprocess.run([sys.executable, "-m", "spectok", "eval", "-t", str(artifact), "-v", "griffin-lim",
-                           str(folder), "-o", str(report), "-q", "--no-dnsmos"], capture_output=True, text=True,
-                          env=dict(os.environ, OMP_NUM_THREADS="1"))
-    if proc.returncode:
-        raise SystemExit(f"eval of {name} failed:\n{proc.stderr[-2000:]}")
+    spectok(["eval", "-t", str(artifact), "-v", "griffin-lim", str(folder), "-o", str(report), "-q", "--no-dnsmos"],
+            1, work / "spectok.log")
     agg = json.loads((report / "report.json").read_text())["aggregate"]
     row = {"name": name, "data": data, "bitrate": train["bitrate"], "params": train["params"],
            "steps": train["steps"], "cpu_s": train["cpu_s"], "valid_l1": train["valid"]["l1"],

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,17 +26,12 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from bench_tokenizers import PRESETS, engine_config, spawn  # noqa: E402
+from release_models import spectok  # noqa: E402  (``spectok(ARGS, THREADS, LOG)``)
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "runs" / "data" / "release" / "speech16k"
-
-
-def spectok(args: list[str], threads: int = 1) -> None:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, "-m", "spectok", *args], env=env, capture_output=True, text=True)
-    if proc.returncode:
-        raise SystemExit(f"spectok {args[0]} failed:\n{proc.stderr[-2000:]}")
 
 
 def scores(report: Path) -> dict:
@@ -54,8 +48,8 @@ def main() -> None:
     if not DATA.is_dir():
         raise SystemExit(f"{DATA} is missing: run `python scripts/release_data.py speech16k {DATA}` first")
     t0 = time.time()
-    decoded = args.work / "decoded"
-    spectok(["prepare-decoded", str(DATA), str(decoded), "-t", args.tokenizer], threads=2)
+    decoded, log = args.work / "decoded", args.work / "spectok.log"  # the children's output
+    spectok(["prepare-decoded", str(DATA), str(decoded), "-t", args.tokenizer], 2, log)
     cfg = yaml.safe_load((PRESETS.parent / "vocoder" / "istft.yaml").read_text())
     cfg["model"]["mel"] = "speech-16k"
     cfg["data"].update(segment_samples=8000, valid_segment_samples=32000)  # multiples of the 160-sample hop
@@ -66,7 +60,7 @@ def main() -> None:
     rows = {}
     for name, voc in (("Griffin-Lim (32 iterations)", "griffin-lim"), ("iSTFT on decoded mels", str(artifact))):
         out = args.work / "eval" / ("gl" if voc == "griffin-lim" else "istft")
-        spectok(["eval", "-t", args.tokenizer, "-v", voc, str(DATA), "-o", str(out), "-q", "--no-dnsmos"], threads=2)
+        spectok(["eval", "-t", args.tokenizer, "-v", voc, str(DATA), "-o", str(out), "-q", "--no-dnsmos"], 2, log)
         rows[name] = scores(out)
     print(f"## Vocoder on decoded mels: {args.tokenizer}, iSTFT trained {train['steps']} steps in "
           f"{train['cpu_s']:.0f} CPU-s (one thread); held-out speakers' test split; load average "
