@@ -6,9 +6,11 @@ whole clips held out), identical but for the discriminator:
 
 - ``gan``: the PatchGAN mel discriminator (hinge loss, adaptive weight) starts at ``--disc-start``
   (the preset's 10,000 is moved early, as the seed's short runs need) and trains for ``--steps``;
-- ``no-gan``: ``loss.disc_start`` beyond the last step, so only L1 + the quantizer loss train.
+- ``no-gan``: ``loss.disc_start`` beyond the last step, so only L1 + the quantizer loss train;
+- with ``--ema``, also ``no-gan-ema``: ``no-gan`` with the project's codebook tools in place of the
+  seed's plain, gradient-trained codebook (EMA updates, k-means init, dead-code restart at 0.1).
 
-Both train with one thread each (resumable: re-running the script continues them), then the last
+The runs train with one thread each (resumable: re-running the script continues them), then the last
 checkpoint of each (the same step; the best-by-L1 checkpoint of a GAN run would pick the step
 before the discriminator starts) is exported and scored by ``spectok eval`` with Griffin-Lim on the
 held-out clips. Prints a table and what the adversarial losses did (the discriminator's hinge loss:
@@ -35,8 +37,11 @@ sys.path.insert(0, str(REPO / "scripts"))
 import release_data  # noqa: E402
 from release_models import spectok  # noqa: E402  (one thread each: ``spectok(ARGS, 1, log)``)
 
+EMA_CODEBOOK = ["--set", "model.quantizer.ema=true", "--set", "model.quantizer.kmeans_init=true",
+                "--set", "model.quantizer.dead_code_threshold=0.1"]
 
-def train(run: Path, steps: int, disc_start: int) -> None:
+
+def train(run: Path, steps: int, disc_start: int, overrides: list[str]) -> None:
     """Train (or resume) one run to ``steps``; a no-op when it is there."""
     common = ["--steps", str(steps), "--threads", "1", "--set", "train.progress=false"]
     log = run.parent / f"{run.name}.log"
@@ -46,7 +51,7 @@ def train(run: Path, steps: int, disc_start: int) -> None:
     spectok(["train", "tokenizer", "--config", "dctts-spectrogram-vq", "--data", str(DATA), "--out", str(run),
              *common, "--set", f"loss.disc_start={disc_start}", "--set", "train.log_every=25",
              "--set", "train.valid_every=250", "--set", "train.checkpoint_every=250",
-             "--set", "train.media_every=1000"], 1, log)
+             "--set", "train.media_every=1000", *overrides], 1, log)
 
 
 def records(run: Path, event: str) -> list[dict]:
@@ -80,12 +85,15 @@ def plot(runs: dict[str, Path], disc_start: int, out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 3, figsize=(15, 7.5))
+    fig, axes = plt.subplots(2, 4, figsize=(20, 7.5))
     panels = [("train/generator/rec", "train L1 (log-mel)", "train"), ("l1", "validation L1", "valid"),
-              ("train/generator/q_perplexity", "codebook perplexity (train batch)", "train"),
+              ("train/generator/q_perplexity", "codebook perplexity of 128 (train batch)", "train"),
+              ("train/generator/q_commitment", "commitment: mean squared latent-code distance", "train"),
+              ("codebook/used_fraction", "codes used (validation)", "valid"),
               ("train/discriminator/total", "discriminator hinge loss (2 = chance)", "train"),
               ("train/generator/gan_g", "generator adversarial loss", "train"),
               ("train/generator/lambda", "adaptive weight", "train")]
+    colors = {name: f"C{i}" for i, name in enumerate(runs)}  # one colour per run in every panel
     for ax, (key, title, event) in zip(axes.flat, panels):
         for name, run in runs.items():
             rows = records(run, event)
@@ -93,18 +101,18 @@ def plot(runs: dict[str, Path], disc_start: int, out: Path) -> Path:
             if key.startswith("train/discriminator") and name == "gan":
                 for extra, style in (("train/discriminator/d_real", ":"), ("train/discriminator/d_fake", "--")):
                     ex, ey = series(rows, extra)
-                    ax.plot(ex, ey, style, lw=0.8, label=f"{name} {extra.rsplit('/', 1)[1]}")
+                    ax.plot(ex, ey, style, c="gray", lw=0.8, label=f"{name} {extra.rsplit('/', 1)[1]}")
             if xs:
-                ax.plot(xs, ys, lw=1, label=name)
+                ax.plot(xs, ys, lw=1, c=colors[name], label=name)
         ax.axvline(disc_start, c="gray", ls="--", lw=0.8)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step")
-        if key.endswith("lambda"):
+        if key.endswith(("lambda", "commitment")):
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(f"dctts-spectrogram-vq on LJSpeech: discriminator from step {disc_start} (dashed line) "
-                 "against the same run without it")
+                 "against the same run without it (no-gan-ema: no GAN, EMA codebook tools)")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
@@ -117,17 +125,21 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2250, help="training steps of both runs")
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "dctts-gan",
                     help="folder of both runs, their artifacts and reports (an interrupted benchmark resumes in it)")
-    ap.add_argument("--plot", type=Path, help="draw the curves of both runs into this PNG")
+    ap.add_argument("--plot", type=Path, help="draw the curves of the runs into this PNG")
+    ap.add_argument("--ema", action="store_true",
+                    help="also train no-gan-ema: no GAN, EMA codebook with k-means init and dead-code restart")
     args = ap.parse_args()
     if args.steps - args.disc_start < 1:
         ap.error("--steps must exceed --disc-start")
     release_data.main(["ljspeech22k", str(DATA), "-j", "2"])
     args.work.mkdir(parents=True, exist_ok=True)
-    runs = {"gan": args.work / "gan", "no-gan": args.work / "no-gan"}
-    starts = {"gan": args.disc_start, "no-gan": 10 ** 9}
+    names = ["gan", "no-gan"] + (["no-gan-ema"] if args.ema else [])
+    runs = {n: args.work / n for n in names}
+    starts = {n: args.disc_start if n == "gan" else 10 ** 9 for n in names}
+    overrides = {n: EMA_CODEBOOK if n.endswith("-ema") else [] for n in names}
     t0 = time.time()
-    with ThreadPoolExecutor(2) as pool:  # one thread each, side by side
-        list(pool.map(lambda n: train(runs[n], args.steps, starts[n]), runs))
+    with ThreadPoolExecutor(2) as pool:  # one thread each, two side by side
+        list(pool.map(lambda n: train(runs[n], args.steps, starts[n], overrides[n]), runs))
     table = []
     for name, run in runs.items():
         artifact = args.work / f"{name}.safetensors"
@@ -142,9 +154,9 @@ def main() -> None:
         table.append((name, valid["step"], valid.get("valid/l1"), agg["tokenized"]["pesq"]["mean"],
                       agg["tokenized"]["stoi"]["mean"], agg["tokenized"].get("mcd_db", {}).get("mean"), cpu))
     print(f"## dctts-spectrogram-vq, discriminator from step {args.disc_start}, {args.steps} steps, Griffin-Lim")
-    print(f"{'run':8s} {'step':>6s} {'val L1':>7s} {'PESQ-WB':>8s} {'STOI':>6s} {'MCD dB':>7s} {'CPU s':>7s}")
+    print(f"{'run':10s} {'step':>6s} {'val L1':>7s} {'PESQ-WB':>8s} {'STOI':>6s} {'MCD dB':>7s} {'CPU s':>7s}")
     for name, step, l1, pesq, stoi, mcd, cpu in table:
-        print(f"{name:8s} {step:6d} {l1:7.4f} {pesq:8.3f} {stoi:6.3f} {(mcd or float('nan')):7.2f} {cpu:7.0f}")
+        print(f"{name:10s} {step:6d} {l1:7.4f} {pesq:8.3f} {stoi:6.3f} {(mcd or float('nan')):7.2f} {cpu:7.0f}")
     print("adversarial terms after the start:", json.dumps(adversarial_summary(runs["gan"], args.disc_start)))
     if args.plot:
         print(f"plot: {plot(runs, args.disc_start, args.plot)}")
