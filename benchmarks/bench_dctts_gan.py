@@ -64,6 +64,19 @@ def series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
+def training_cpu_s(rows: list[dict]) -> float:
+    """CPU seconds of a run's training over all its processes (each resume restarts the counter)."""
+    total = last = 0.0
+    for r in rows:
+        cpu = r.get("perf/process_cpu_s")
+        if cpu is None:
+            continue
+        if cpu < last:  # a resumed process: bank the one before
+            total += last
+        last = cpu
+    return total + last
+
+
 def adversarial_summary(run: Path, disc_start: int) -> dict:
     """How the adversarial terms behaved after the discriminator started."""
     train_rows = [r for r in records(run, "train") if r["step"] > disc_start]
@@ -150,7 +163,7 @@ def main() -> None:
                      "--no-dnsmos"], 1, args.work / "eval.log")
         agg = json.loads((report / "report.json").read_text())["aggregate"]
         valid = records(run, "valid")[-1]
-        cpu = max((r.get("perf/process_cpu_s", 0) for r in records(run, "train")), default=0)
+        cpu = training_cpu_s(records(run, "train"))
         table.append((name, valid["step"], valid.get("valid/l1"), agg["tokenized"]["pesq"]["mean"],
                       agg["tokenized"]["stoi"]["mean"], agg["tokenized"].get("mcd_db", {}).get("mean"), cpu))
     print(f"## dctts-spectrogram-vq, discriminator from step {args.disc_start}, {args.steps} steps, Griffin-Lim")
