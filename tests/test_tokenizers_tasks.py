@@ -138,6 +138,18 @@ def _bitrate_comment(path: Path) -> tuple[float, str]:
     return float(m.group(1)), m.group(2)
 
 
+@pytest.mark.parametrize("model", [TINY_1D, TINY_2D], ids=["1d-rvq", "2d-grid"])
+def test_validation_bitrates_count_every_row(model):
+    """A grid's rows share one codebook: the validation rates count them all (they once counted one row)."""
+    task = TokenizerTask({"model": model})
+    task.model.eval()
+    task.start_validation()
+    task.validate_batch(batch([64, 40]))
+    stats = task.end_validation()
+    assert stats["codebook/nominal_bits_per_second"] == pytest.approx(task.model.bitrate)
+    assert 0 < stats["codebook/bits_per_second"] <= stats["codebook/nominal_bits_per_second"]
+
+
 @pytest.mark.parametrize("path", sorted(PRESETS.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_preset_builds_trains_a_step_and_states_its_bitrate(path):
     config = yaml.safe_load(path.read_text())

@@ -82,8 +82,13 @@ class CodebookTracker:
         self.stats.update(grouped, keep)
 
     def compute(self) -> dict[str, float]:
-        rate = self.model.frame_rate if self.model.mel_config is not None else None
-        return {f"codebook/{k}": float(v) for k, v in self.stats.summary(frame_rate=rate or None).items()}
+        """``codebook/*`` figures; the rates count every position a codebook codes per second (a grid
+        codebook codes ``rows_per_codebook`` positions per column), so ``nominal_bits_per_second``
+        equals the model's ``bitrate``."""
+        rate = None
+        if self.model.mel_config is not None:
+            rate = self.model.frame_rate * self.model.rows_per_codebook
+        return {f"codebook/{k}": float(v) for k, v in self.stats.summary(frame_rate=rate).items()}
 
 
 class TokenizerTask(TrainTask):
