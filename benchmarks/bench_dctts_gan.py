@@ -135,9 +135,9 @@ def plot(runs: dict[str, Path], disc_start: int, out: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--disc-start", type=int, default=250, help="step the discriminator starts in the GAN run")
-    ap.add_argument("--steps", type=int, default=2250, help="training steps of both runs")
+    ap.add_argument("--steps", type=int, default=2250, help="training steps of every run")
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "dctts-gan",
-                    help="folder of both runs, their artifacts and reports (an interrupted benchmark resumes in it)")
+                    help="folder of the runs, their artifacts and reports (an interrupted benchmark resumes in it)")
     ap.add_argument("--plot", type=Path, help="draw the curves of the runs into this PNG")
     ap.add_argument("--ema", action="store_true",
                     help="also train no-gan-ema: no GAN, EMA codebook with k-means init and dead-code restart")
@@ -146,13 +146,14 @@ def main() -> None:
         ap.error("--steps must exceed --disc-start")
     release_data.main(["ljspeech22k", str(DATA), "-j", "2"])
     args.work.mkdir(parents=True, exist_ok=True)
-    names = ["gan", "no-gan"] + (["no-gan-ema"] if args.ema else [])
-    runs = {n: args.work / n for n in names}
-    starts = {n: args.disc_start if n == "gan" else 10 ** 9 for n in names}
-    overrides = {n: EMA_CODEBOOK if n.endswith("-ema") else [] for n in names}
+    never = 10 ** 9  # a discriminator start beyond the last step
+    variants = {"gan": (args.disc_start, []), "no-gan": (never, [])}  # name -> (disc_start, overrides)
+    if args.ema:
+        variants["no-gan-ema"] = (never, EMA_CODEBOOK)
+    runs = {n: args.work / n for n in variants}
     t0 = time.time()
     with ThreadPoolExecutor(2) as pool:  # one thread each, two side by side
-        list(pool.map(lambda n: train(runs[n], args.steps, starts[n], overrides[n]), runs))
+        list(pool.map(lambda n: train(runs[n], args.steps, *variants[n]), runs))
     table = []
     for name, run in runs.items():
         artifact = args.work / f"{name}.safetensors"
