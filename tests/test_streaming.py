@@ -20,6 +20,7 @@ from spectok.errors import SpectokError
 from spectok.inference.chunking import vocode_chunked
 from spectok.tokenizers.conv import ConvVQVAE1d
 from spectok.vocoders import GriffinLim
+from spectok.vocoders.istft import ISTFTVocoder
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -72,6 +73,38 @@ def test_streamed_audio_equals_whole_file_decode(tokenizer, speech, columns, ste
     assert out.shape == ref.shape == (len(speech),)
     # the decoder's float rounding (conv on other lengths) is all that differs
     assert np.abs(out - ref).max() < 1e-4
+
+
+def _istft(tokenizer) -> ISTFTVocoder:
+    """A small iSTFT vocoder with random weights and full-size layer scales (every block counts)."""
+    torch.manual_seed(0)
+    voc = ISTFTVocoder(tokenizer.mel_config, dim=32, hidden=64, n_layers=3, n_fft=640).eval()
+    for block in voc.blocks:
+        torch.nn.init.normal_(block.gamma, 0.0, 1.0)
+    return voc
+
+
+@pytest.mark.parametrize(("columns", "step"), [(1, 1), (1, None), (7, 3), (10_000, None)])
+def test_streamed_istft_audio_equals_whole_file_decode(tokenizer, speech, columns, step):
+    pipe = Pipeline(tokenizer, _istft(tokenizer))
+    tokens = pipe.encode(speech)
+    ref = pipe.decode(tokens)
+    pieces = (tokens.codes[:, i:i + columns] for i in range(0, tokens.codes.shape[1], columns))
+    out = np.concatenate(list(pipe.stream_decode(pieces, tokens.num_samples, step_frames=step)))
+    assert out.shape == ref.shape == (len(speech),)
+    assert np.abs(out - ref).max() < 1e-4
+
+
+def test_istft_receptive_field_is_tight(tokenizer, speech):
+    """Pieces with the declared context equal the whole; one frame less of context differs."""
+    voc = _istft(tokenizer)
+    mel = Pipeline(tokenizer).log_mel(speech)[None]
+    whole = voc(mel)[0]
+    side, hop, f = voc.receptive_field // 2, voc.hop, 150
+    enough = voc(mel[..., f - side:f + side + 1])[0, side * hop:(side + 1) * hop]
+    short = voc(mel[..., f - side + 1:f + side + 1])[0, (side - 1) * hop:side * hop]
+    assert torch.allclose(enough, whole[f * hop:(f + 1) * hop], atol=1e-6)
+    assert not torch.allclose(short, whole[f * hop:(f + 1) * hop], atol=1e-7)
 
 
 def test_griffin_lim_pieces_with_its_receptive_field_equal_the_whole(tokenizer, speech):

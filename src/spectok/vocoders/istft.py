@@ -83,6 +83,21 @@ class ISTFTVocoder(Vocoder):
         self.norm_out = nn.LayerNorm(dim, eps=1e-6)
         self.head = nn.Linear(dim, self.n_fft + 2)
         self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+        self.kernel_size, self.n_layers = kernel_size, n_layers
+
+    @property
+    def receptive_field(self) -> int:
+        """Mel frames one output frame depends on (both sides and itself).
+
+        The input conv reaches 3 frames each way, each ConvNeXt block ``kernel_size // 2``, and the
+        overlap-add ``ceil((n_fft - hop) / 2 / hop)`` + 1 head frames (the windows that overlap the
+        output frame's samples): a piece vocoded with that much context on both sides equals the
+        whole-mel result.
+        """
+        hop = self.mel_config.hop_length
+        pad = (self.n_fft - hop) // 2
+        ola = max(math.ceil(pad / hop), math.ceil((self.n_fft - pad - 1) / hop) - 1)
+        return 2 * (3 + self.n_layers * (self.kernel_size // 2) + ola) + 1
 
     def backbone(self, mel: torch.Tensor) -> torch.Tensor:
         """``[B, n_mels, T] -> [B, T, dim]`` frame features."""
