@@ -114,6 +114,27 @@ def multi_resolution_stft_loss(pred: torch.Tensor, target: torch.Tensor,
     return {"sc": sc / len(resolutions), "log_mag": log_mag / len(resolutions)}
 
 
+def compressed_complex_stft_loss(pred: torch.Tensor, target: torch.Tensor,
+                                 resolutions: tuple[tuple[int, int, int], ...] | list = STFT_RESOLUTIONS,
+                                 power: float = 0.3) -> torch.Tensor:
+    """Phase-aware spectral loss: mean ``|S_c(pred) - S_c(target)|`` over bins, averaged over resolutions.
+
+    ``S_c = |S|^power * exp(i * angle(S))`` is the power-law compressed complex STFT (Hann,
+    centred), the loss of speech enhancement's phase-aware training: unlike a magnitude loss
+    it is zero only when the phases agree too, and the compression keeps quiet bins (where
+    phase is noise) from dominating. Waveforms ``[B, T]``; a scalar, 0 for identical signals.
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"compressed_complex_stft_loss: shapes differ {tuple(pred.shape)} vs {tuple(target.shape)}")
+    total = 0.0
+    for n_fft, hop, win in resolutions:
+        window = torch.hann_window(win, device=pred.device)
+        p, t = (torch.stft(x.float(), n_fft, hop, win, window, center=True, return_complex=True) for x in (pred, target))
+        p, t = (s * (s.abs() + 1e-7).pow(power - 1.0) for s in (p, t))
+        total = total + (p - t).abs().mean()
+    return total / len(resolutions)
+
+
 def mel_l1_loss(pred: torch.Tensor, target: torch.Tensor, front: torch.nn.Module) -> torch.Tensor:
     """L1 between log-mels of two waveforms ``[B, T]`` through the model's own front end.
 

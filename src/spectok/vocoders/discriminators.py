@@ -1,4 +1,5 @@
-"""HiFi-GAN's discriminators: multi-period (MPD) and multi-scale (MSD), and their union.
+"""Waveform discriminators: HiFi-GAN's multi-period (MPD) and multi-scale (MSD), the
+multi-resolution spectrogram discriminator (MRD, UnivNet's and Vocos'), and their union.
 
 Every discriminator maps a waveform ``[B, T]`` to ``(scores, features)``: ``scores`` a list of
 logit maps (one per sub-discriminator), ``features`` a list (per sub-discriminator) of lists
@@ -108,25 +109,72 @@ class MultiScaleDiscriminator(nn.Module):
         return scores, feats
 
 
+#: (n_fft, hop, win) of the MRD at 22-24 kHz (UnivNet, Vocos); at 16 kHz they span 32-128 ms windows.
+MRD_RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))
+
+
+class MultiResolutionDiscriminator(nn.Module):
+    """One :class:`SpectrogramDiscriminator` per ``(n_fft, hop, win)`` resolution."""
+
+    def __init__(self, resolutions: tuple | list | None = None, width: float = 1.0) -> None:
+        super().__init__()
+        resolutions = MRD_RESOLUTIONS if resolutions is None else resolutions
+        self.discriminators = nn.ModuleList(SpectrogramDiscriminator(*map(int, r), width) for r in resolutions)
+
+    def forward(self, wav: torch.Tensor) -> Output:
+        outs = [d(wav) for d in self.discriminators]
+        return [o[0] for o in outs], [o[1] for o in outs]
+
+
+class SpectrogramDiscriminator(nn.Module):
+    """2-D convolutions over one resolution's log-compressed magnitude ``[B, 1, frames, F]``.
+
+    The magnitude is ``|STFT|`` (Hann, centred) raised to 0.3 (UnivNet's input is the plain
+    magnitude; the compression keeps quiet bins in view). Five 3x9 / 3x3 convolutions, the
+    middle three with stride 2 along frequency, then a 3x3 convolution to one logit map.
+    """
+
+    def __init__(self, n_fft: int, hop: int, win: int, width: float = 1.0) -> None:
+        super().__init__()
+        self.n_fft, self.hop, self.win = n_fft, hop, win
+        c = _ch(32, width)
+        self.convs = nn.ModuleList([
+            weight_norm(nn.Conv2d(1, c, (3, 9), padding=(1, 4))),
+            *(weight_norm(nn.Conv2d(c, c, (3, 9), stride=(1, 2), padding=(1, 4))) for _ in range(3)),
+            weight_norm(nn.Conv2d(c, c, (3, 3), padding=(1, 1))),
+        ])
+        self.post = weight_norm(nn.Conv2d(c, 1, (3, 3), padding=(1, 1)))
+        self.register_buffer("window", torch.hann_window(win), persistent=False)
+
+    def forward(self, wav: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        spec = torch.stft(wav.float(), self.n_fft, self.hop, self.win, self.window, center=True, return_complex=True)
+        mag = (spec.real.square() + spec.imag.square() + 1e-9).pow(0.15)  # |S| ** 0.3
+        return _run_convs(mag.transpose(1, 2).unsqueeze(1), self.convs, self.post)
+
+
 class HiFiGANDiscriminator(nn.Module):
-    """MPD and MSD together: ``wav [B, T] -> (scores, features)`` over all their sub-discriminators.
+    """MPD, MSD and MRD together: ``wav [B, T] -> (scores, features)`` over all their sub-discriminators.
 
     Args:
         periods: MPD periods (empty: no MPD).
         scales: MSD scales (0: no MSD).
-        width: channel multiplier for both (1.0 = the paper's sizes).
+        width: channel multiplier for every one of them (1.0 = the papers' sizes).
+        resolutions: MRD ``(n_fft, hop, win)`` triples (empty, the default: no MRD). The MRD
+            costs a few per cent of MSD's CPU time per step, which makes MPD + MRD (Vocos'
+            pair) the affordable adversarial setting on a CPU.
     """
 
     def __init__(self, periods: tuple[int, ...] | list[int] = (2, 3, 5, 7, 11), scales: int = 3,
-                 width: float = 1.0) -> None:
+                 width: float = 1.0, resolutions: tuple | list = ()) -> None:
         super().__init__()
         self.mpd = MultiPeriodDiscriminator(periods, width) if periods else None
         self.msd = MultiScaleDiscriminator(scales, width) if scales else None
+        self.mrd = MultiResolutionDiscriminator(resolutions, width) if resolutions else None
 
     def forward(self, wav: torch.Tensor) -> Output:
         scores: list[torch.Tensor] = []
         feats: list[list[torch.Tensor]] = []
-        for d in (self.mpd, self.msd):
+        for d in (self.mpd, self.msd, self.mrd):
             if d is not None:
                 s, f = d(wav)
                 scores += s

@@ -18,10 +18,11 @@ Config sections read here::
       stft_weight: 1.0          # x (spectral convergence + log-magnitude L1), averaged over resolutions
       resolutions: [[512, 50, 240], [1024, 120, 600], [2048, 240, 1200]]   # (n_fft, hop, win)
       mel_weight: 1.0           # x mel L1 (HiFi-GAN: 45)
+      phase_weight: 0.0         # x compressed complex STFT L1 (phase-aware), over the same resolutions
       adv_weight: 1.0           # gan only: x LSGAN generator loss
       feature_matching_weight: 2.0   # gan only
       disc_start: 0             # gan only: step at which the adversarial terms switch on
-    discriminator: {periods: [2, 3, 5, 7, 11], scales: 3, width: 1.0}   # gan only
+    discriminator: {periods: [2, 3, 5, 7, 11], scales: 3, width: 1.0, resolutions: []}   # gan only (+ MRD)
     data: {segment_samples: 8192, valid_segment_samples: 32768, cache_audio: true}
 
 Batches (:mod:`spectok.data.audio_segments`): ``mel [B, n_mels, n]``, ``audio [B, n * hop]``.
@@ -42,6 +43,7 @@ from spectok.data.spec import DataSpec
 from spectok.errors import SpectokError
 from spectok.losses import (
     STFT_RESOLUTIONS,
+    compressed_complex_stft_loss,
     feature_matching_loss,
     lsgan_d_loss,
     lsgan_g_loss,
@@ -79,6 +81,7 @@ class VocoderTask(TrainTask):
         loss = dict(config.get("loss", {}))
         self.w_stft = float(loss.get("stft_weight", 1.0))
         self.w_mel = float(loss.get("mel_weight", 1.0))
+        self.w_phase = float(loss.get("phase_weight", 0.0))
         self.resolutions = tuple(tuple(int(x) for x in r) for r in loss.get("resolutions", STFT_RESOLUTIONS))
         self.loss_config = loss
         # float32 STFT inside the training losses: speed matters here, 1e-7 errors do not
@@ -122,6 +125,9 @@ class VocoderTask(TrainTask):
             stft = multi_resolution_stft_loss(fake, real, self.resolutions)
             out.update(stft_sc=stft["sc"], stft_log_mag=stft["log_mag"])
             total = total + self.w_stft * (stft["sc"] + stft["log_mag"])
+        if self.w_phase > 0:
+            out["complex_stft"] = compressed_complex_stft_loss(fake, real, self.resolutions)
+            total = total + self.w_phase * out["complex_stft"]
         out["mel_l1"] = mel_l1_loss(fake, real, self.front)
         total = total + self.w_mel * out["mel_l1"]
         out["spectral"] = total
