@@ -131,12 +131,12 @@ def train(name: str, work: Path) -> None:
 def scores(report: Path) -> dict:
     agg = json.loads((report / "report.json").read_text())["aggregate"]
     out = {}
-    for group in ("tokenized", "copy", "reference"):
+    for group in ("tokenized", "copy", "original"):
         for k in ("pesq", "stoi", "dnsmos_ovrl"):
             m = agg.get(group, {}).get(k)
             if m:
                 out[f"{group}_{k}"] = m.get("mean")
-                out[f"{group}_{k}_ci"] = m.get("ci95")
+                out[f"{group}_{k}_ci"] = (m.get("ci_low"), m.get("ci_high"))
     return out
 
 
@@ -186,7 +186,7 @@ def table(work: Path, plot: Path | None) -> None:
     pts = points(work)
     print(f"## Vocoders for `default` on its decoded mels (held-out speakers, 60 clips); load average "
           f"{os.getloadavg()[0]:.1f}")
-    print(f"recordings' DNSMOS OVRL {gl.get('reference_dnsmos_ovrl', float('nan')):.3f}")
+    print(f"recordings' DNSMOS OVRL {gl.get('original_dnsmos_ovrl', float('nan')):.3f}")
     print("| vocoder | step | 1-thread CPU-min | tokenized PESQ-WB | STOI | DNSMOS | copy PESQ-WB | STOI | DNSMOS |")
     print("|---|---|---|---|---|---|---|---|---|")
 
@@ -215,8 +215,8 @@ def draw(pts: dict[str, list[dict]], gl: dict, path: Path) -> None:
         for name, rows in pts.items():
             ax.plot([r["cpu_s"] / 60 for r in rows], [r.get(key) for r in rows], marker="o", label=name)
         ax.axhline(gl.get(key, float("nan")), color="grey", ls="--", label="Griffin-Lim 32")
-        if key.endswith("dnsmos_ovrl") and gl.get("reference_dnsmos_ovrl"):
-            ax.axhline(gl["reference_dnsmos_ovrl"], color="black", ls=":", label="recordings")
+        if key.endswith("dnsmos_ovrl") and gl.get("original_dnsmos_ovrl"):
+            ax.axhline(gl["original_dnsmos_ovrl"], color="black", ls=":", label="recordings")
         ax.set(xlabel="one-thread training CPU-minutes", ylabel=label, title=f"tokenized speech: {label}")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)

@@ -12,8 +12,9 @@ ever compute an output from inputs that reach past it by the model's declared re
 - token column ``j`` is final once the mel frames up to ``(j + 1) * d + r`` are, with ``r`` half
   the encoder's ``receptive_field`` (rounded up);
 - decoded mel frames of column ``j`` are final once columns up to ``j + r_dec`` are in, and
-  audio of frame ``f`` once mel frames up to ``f + r_voc`` are (the decoder's and vocoder's
-  receptive fields).
+  audio of frame ``f`` once mel frames up to ``f + lookahead`` are (half the decoder's receptive
+  field, and the vocoder's declared look-ahead: half its receptive field, or less for a vocoder
+  whose reach is one-sided, such as Griffin-Lim's phase-gradient start).
 
 Memory stays bounded: only the samples, frames and columns still needed as context are kept.
 The algorithmic latency (how much later than its own audio a column or sample can come out)
@@ -161,7 +162,7 @@ class StreamDecoder:
         tokenizer: a time-local tokenizer that states its ``decoder_receptive_field``.
         vocoder: a time-local vocoder that states its ``receptive_field`` (Griffin-Lim does).
         step_frames: vocode only once this many new mel frames are final (``None``: half the
-            vocoder's context on one side, at least 1). Each vocoder call recomputes its context
+            vocoder's look-ahead, at least 1). Each vocoder call recomputes its context
             on both sides, so tiny steps cost far more than the audio they add (Griffin-Lim with
             32 iterations needs about 200 frames of context each way); a step adds at most its
             own length to the latency.
@@ -181,8 +182,9 @@ class StreamDecoder:
         self.tokenizer, self.vocoder = tokenizer, vocoder
         self.d, self.hop = tokenizer.time_downsample, vocoder.hop
         self.col_ctx = side_context(tokenizer.decoder_receptive_field, 0)
-        self.frame_ctx = side_context(vocoder.receptive_field, 0)
-        self.step = max(1, self.frame_ctx // 2 if step_frames is None else int(step_frames))
+        self.past_ctx = side_context(vocoder.receptive_field, 0)  # mel frames kept before a piece
+        self.future_ctx = min(self.past_ctx, int(vocoder.lookahead) + 1)  # and awaited after it
+        self.step = max(1, self.future_ctx // 2 if step_frames is None else int(step_frames))
         k = len(tokenizer.codebook_sizes)
         self.codes = _Buffer(torch.zeros(k, 0, dtype=torch.long))
         self.mel = _Buffer(torch.zeros(tokenizer.mel_config.n_mels, 0))
@@ -192,7 +194,7 @@ class StreamDecoder:
     @property
     def latency_seconds(self) -> float:
         """Audio time a column must be followed by before all of its samples are final."""
-        frames = self.col_ctx * self.d + self.frame_ctx + self.step - 1
+        frames = self.col_ctx * self.d + self.future_ctx + self.step - 1
         return frames * self.hop / self.vocoder.sample_rate
 
     @torch.no_grad()
@@ -211,11 +213,11 @@ class StreamDecoder:
         f0 = self.samples_out // self.hop
         if upto_frames <= f0:
             return torch.zeros(0)
-        a, b = max(0, f0 - self.frame_ctx), min(total_frames, upto_frames + self.frame_ctx)
+        a, b = max(0, f0 - self.past_ctx), min(total_frames, upto_frames + self.future_ctx)
         wav = self.vocoder.vocode(self.mel.get(a, b).unsqueeze(0), start_frame=a)[0]
         out = wav[(f0 - a) * self.hop:(upto_frames - a) * self.hop]
         self.samples_out = upto_frames * self.hop
-        self.mel.drop_before(max(0, upto_frames - self.frame_ctx))
+        self.mel.drop_before(max(0, upto_frames - self.past_ctx))
         return out
 
     def push(self, codes: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -230,10 +232,10 @@ class StreamDecoder:
         # mel frames final once decoded; the newest column's frames may lie past the end (whole
         # decode cuts the mel at num_samples), so mid-stream they are never vocoded as context
         frames = min((self.codes.end - self.col_ctx) * self.d, (self.codes.end - 1) * self.d)
-        if frames - self.frame_ctx < self.samples_out // self.hop + self.step:
+        if frames - self.future_ctx < self.samples_out // self.hop + self.step:
             return np.zeros(0, np.float32)
         self._decode_mel(self.codes.end - self.col_ctx, total_columns=self.codes.end)
-        return self._vocode(frames - self.frame_ctx, total_frames=frames).numpy()
+        return self._vocode(frames - self.future_ctx, total_frames=frames).numpy()
 
     def finish(self, num_samples: int | None = None) -> np.ndarray:
         """The end of the codes: the remaining samples (the whole output then has ``num_samples``)."""

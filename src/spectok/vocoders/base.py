@@ -40,6 +40,13 @@ class Vocoder(nn.Module, metaclass=abc.ABCMeta):
         return None
 
     @property
+    def lookahead(self) -> int | None:
+        """Mel frames *after* its own that one output frame depends on (what a stream waits for);
+        half the receptive field unless a vocoder with a one-sided reach says less."""
+        rf = self.receptive_field
+        return None if rf is None else rf // 2
+
+    @property
     def input_rows(self) -> int:
         """Rows of the spectrogram ``forward`` takes: ``n_mels`` (a vocoder on linear spectra says so)."""
         return self.mel_config.n_mels

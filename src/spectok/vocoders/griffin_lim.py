@@ -39,15 +39,35 @@ class GriffinLim(Vocoder):
         momentum: fast Griffin-Lim momentum in ``[0, 1)``; 0 gives the classic algorithm.
         nnls_iters: multiplicative NNLS refinements of the pseudo-inverse magnitude (0 = plain
             clamped pseudo-inverse).
-        init: initial phase, ``"random"`` (uniform, seeded) or ``"zeros"``.
+        init: initial phase: ``"pghi"`` (the default: phase-gradient integration with peak
+            locking, below), ``"random"`` (uniform, seeded) or ``"zeros"``.
         seed: seed of the random initial phase. Frame ``t`` starts from row ``t mod 1009`` of one
             seeded table of phases, whatever the batch, the length, or where a piece of a longer
             mel starts (:meth:`vocode`), so batched, chunked and streamed results agree.
+        pghi_period: the ``"pghi"`` start integrates along time within blocks of this many frames
+            (a prime like the phase table's: about 10 s at 100 frames/s); smaller bounds the
+            look-back a chunk or a stream must recompute, at some cost in quality.
         magnitude_power: raise the recovered magnitude to this power before phase
             reconstruction (1.0 = none; values ~1.2-1.5 sharpen harmonics as in some TTS recipes).
 
     ``forward(mel [B, n_mels, T]) -> waveform [B, T * hop_length]`` (float32). Nothing is
     trained; the module only holds the pseudo-inverse and window as buffers.
+
+    The ``"pghi"`` start (after Průša, Balazs & Søndergaard 2017, "A noniterative method for
+    reconstruction of phase from STFT magnitude") reads the phase's derivatives off the
+    log-magnitude's (exact for a Gaussian window; the Hann window is close, with
+    ``gamma = 0.25645 * win_length ** 2``): the phase advance per frame of bin ``m`` is
+    ``a M / gamma * ds/dm + 2 pi a m / M`` and its advance per bin ``-gamma / (a M) * ds/dn``
+    (``s`` the log-magnitude, ``a`` the hop, ``M`` the FFT size). Instead of the paper's heap
+    (a Python loop over every bin), two vectorised passes: each bin's time derivative is
+    integrated along time (trapezoids), and every bin then takes the phase of the spectral peak
+    whose region it lies in plus the frequency derivative integrated from that peak (identity
+    phase locking, Laroche & Dolson 1999). The time integration restarts at every multiple of
+    ``pghi_period`` frames, so a frame depends on at most that many frames before it (what
+    chunked and streamed vocoding need), and only one frame after it. On `default`'s tokenized
+    held-out speech 12 iterations from it score above 32 from random phases
+    (benchmarks/RESULTS.md, "Griffin-Lim"), and with no iteration at all it is a one-frame
+    look-ahead streaming vocoder.
 
     Each iteration's iSTFT and STFT let a frame reach the ``ceil(n_fft / hop) - 1`` frames on
     either side, so after ``n_iter`` iterations and the final iSTFT an output frame depends on
@@ -57,15 +77,21 @@ class GriffinLim(Vocoder):
 
     #: rows of the initial-phase table (a prime, about 10 s of frames at 100 frames/s)
     PHASE_PERIOD = 1009
+    #: ``gamma / win_length ** 2`` of a Hann window (the Gaussian that matches it best)
+    HANN_GAMMA = 0.25645
 
     def __init__(self, mel: MelConfig | dict | str, n_iter: int = 32, momentum: float = 0.99,
-                 nnls_iters: int = 10, init: str = "random", seed: int = 0, magnitude_power: float = 1.0) -> None:
+                 nnls_iters: int = 10, init: str = "pghi", seed: int = 0, magnitude_power: float = 1.0,
+                 pghi_period: int = 1009) -> None:
         super().__init__()
         self.mel_config = MelConfig.coerce(mel)
         if n_iter < 0 or not 0.0 <= momentum < 1.0:
             raise SpectokError(f"GriffinLim: need n_iter >= 0 and 0 <= momentum < 1 (got {n_iter}, {momentum})")
-        if init not in ("random", "zeros"):
-            raise SpectokError(f"GriffinLim: init must be 'random' or 'zeros', got {init!r}")
+        if init not in ("pghi", "random", "zeros"):
+            raise SpectokError(f"GriffinLim: init must be 'pghi', 'random' or 'zeros', got {init!r}")
+        if pghi_period < 1:
+            raise SpectokError(f"GriffinLim: pghi_period must be >= 1, got {pghi_period}")
+        self.pghi_period = int(pghi_period)
         self.n_iter, self.momentum, self.nnls_iters = n_iter, momentum, nnls_iters
         self.init, self.seed, self.magnitude_power = init, seed, magnitude_power
         fb = MelSpectrogram(self.mel_config).filterbank.double()  # [n_mels, F], the front end's own
@@ -78,10 +104,19 @@ class GriffinLim(Vocoder):
 
     @property
     def receptive_field(self) -> int:
-        """Mel frames one output frame depends on (both sides and itself)."""
+        """Mel frames one output frame depends on (both sides and itself; symmetric, so the
+        ``"pghi"`` start's look-back of up to ``pghi_period`` frames counts on both sides)."""
+        back = self._iteration_reach() + (self.pghi_period + 1 if self.init == "pghi" else 0)
+        return 2 * back + 1
+
+    @property
+    def lookahead(self) -> int:
+        """Mel frames after its own that one output frame depends on."""
+        return self._iteration_reach() + (1 if self.init == "pghi" else 0)
+
+    def _iteration_reach(self) -> int:
         c = self.mel_config
-        reach = (self.n_iter + 1) * (math.ceil(c.n_fft / c.hop_length) - 1)
-        return 2 * reach + 1
+        return (self.n_iter + 1) * (math.ceil(c.n_fft / c.hop_length) - 1)
 
     def mel_to_magnitude(self, mel: torch.Tensor) -> torch.Tensor:
         """Log-mel ``[B, n_mels, T]`` -> linear STFT magnitude ``[B, n_fft // 2 + 1, T]`` (non-negative)."""
@@ -124,6 +159,8 @@ class GriffinLim(Vocoder):
         if self.init == "random":
             rows = torch.arange(start_frame, start_frame + t, device=mag.device) % self.PHASE_PERIOD
             spec = torch.polar(mag, self.phase_table[rows].expand_as(mag))
+        elif self.init == "pghi":
+            spec = torch.polar(mag, self.pghi_phase(mag, start_frame))
         else:
             spec = mag.to(torch.complex64)
         prev = None
@@ -138,6 +175,30 @@ class GriffinLim(Vocoder):
         if wav.shape[-1] < t * c.hop_length:  # center=True: the last hop has no frame beyond it
             wav = F.pad(wav, (0, t * c.hop_length - wav.shape[-1]))
         return wav
+
+    def pghi_phase(self, mag: torch.Tensor, start_frame: int = 0) -> torch.Tensor:
+        """Initial phase ``[B, T, F]`` (radians) of magnitudes ``[B, T, F]`` by phase-gradient
+        integration with peak locking (see the class docstring); ``start_frame`` is the global
+        index of the first frame (the time integration restarts at multiples of ``pghi_period``)."""
+        c = self.mel_config
+        a, n_fft = c.hop_length, c.n_fft
+        gamma = self.HANN_GAMMA * c.win_length ** 2
+        _, t, f = mag.shape
+        s = torch.log(mag.clamp_min(1e-10))
+        s = torch.maximum(s, s.amax(dim=2, keepdim=True) - 11.0)  # bins 11 nepers below their frame's peak: flat
+        bins = torch.arange(f, device=mag.device, dtype=mag.dtype)
+        per_frame = a * n_fft / gamma * _central_difference(s, -1) + 2 * math.pi * a / n_fft * bins
+        per_bin = -gamma / (a * n_fft) * _central_difference(s, 1) if t > 1 else torch.zeros_like(s)
+        step = torch.zeros_like(s)
+        step[:, 1:] = torch.remainder(0.5 * (per_frame[:, 1:] + per_frame[:, :-1]), 2 * math.pi)
+        along_time = _blockwise_cumsum(step, start_frame, self.pghi_period)
+        along_freq = torch.zeros_like(s)
+        along_freq[..., 1:] = torch.cumsum(0.5 * (per_bin[..., 1:] + per_bin[..., :-1]), dim=-1)
+        peak = _nearest_peak(mag)
+        phase = along_time.gather(-1, peak) + along_freq - along_freq.gather(-1, peak)
+        # the derivatives above hold for a window centred on the FFT's origin; the front end's
+        # frames start at the padded window's start, n_fft / 2 before its centre
+        return phase - math.pi * bins
 
     @torch.no_grad()
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
@@ -162,5 +223,37 @@ class GriffinLim(Vocoder):
             return self.reconstruct(mag.pow(self.magnitude_power)).clamp(-1.0, 1.0)
 
     def extra_repr(self) -> str:
-        return (f"n_iter={self.n_iter}, momentum={self.momentum}, nnls_iters={self.nnls_iters}, "
+        return (f"n_iter={self.n_iter}, init={self.init}, momentum={self.momentum}, nnls_iters={self.nnls_iters}, "
                 f"mel={self.mel_config.fingerprint()}")
+
+
+def _central_difference(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Derivative per index along ``dim``: central differences inside, one-sided at the two ends."""
+    return torch.gradient(x, dim=dim)[0]
+
+
+def _blockwise_cumsum(step: torch.Tensor, start_frame: int, period: int) -> torch.Tensor:
+    """Cumulative sum of ``[B, T, F]`` along T, restarting at every global frame index that is a
+    multiple of ``period`` (whose own step is dropped). Each block is summed on its own, so a
+    block reads the same numbers, in the same order, whatever piece of a longer input it is in."""
+    b, t, f = step.shape
+    head = start_frame % period
+    padded = F.pad(step, (0, 0, head, (-(head + t)) % period))  # blocks aligned to global multiples
+    blocks = padded.reshape(b, -1, period, f).clone()
+    blocks[:, :, 0] = 0.0
+    return torch.cumsum(blocks, dim=2).reshape(b, -1, f)[:, head:head + t]
+
+
+def _nearest_peak(mag: torch.Tensor) -> torch.Tensor:
+    """For each bin of ``[B, T, F]`` magnitudes, the index of the larger of the spectral peaks
+    (local maxima along F) just below and just above it, as ``[B, T, F]`` int64."""
+    f = mag.shape[-1]
+    peak = torch.zeros_like(mag, dtype=torch.bool)
+    peak[..., 1:-1] = (mag[..., 1:-1] >= mag[..., :-2]) & (mag[..., 1:-1] > mag[..., 2:])
+    idx = torch.arange(f, device=mag.device).expand_as(mag)
+    below = torch.cummax(torch.where(peak, idx, -1), dim=-1).values
+    above = torch.cummin(torch.where(peak, idx, f).flip(-1), dim=-1).values.flip(-1)
+    value_below = torch.where(below >= 0, mag.gather(-1, below.clamp(0, f - 1)), -1.0)
+    value_above = torch.where(above < f, mag.gather(-1, above.clamp(0, f - 1)), -1.0)
+    nearest = torch.where(value_below >= value_above, below, above)
+    return torch.where((below < 0) & (above >= f), idx, nearest).clamp(0, f - 1)
