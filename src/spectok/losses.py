@@ -129,7 +129,8 @@ def compressed_complex_stft_loss(pred: torch.Tensor, target: torch.Tensor,
     total = 0.0
     for n_fft, hop, win in resolutions:
         window = torch.hann_window(win, device=pred.device)
-        p, t = (torch.stft(x.float(), n_fft, hop, win, window, center=True, return_complex=True) for x in (pred, target))
+        p, t = (torch.stft(x.float(), n_fft, hop, win, window, center=True, return_complex=True)
+                for x in (pred, target))
         p, t = (s * (s.abs() + 1e-7).pow(power - 1.0) for s in (p, t))
         total = total + (p - t).abs().mean()
     return total / len(resolutions)
