@@ -94,15 +94,21 @@ def optimizer_words(cfg: dict) -> str:
 
 def train(name: str, r: Recipe, data: Path, work: Path, steps: int, threads: int) -> dict:
     run = work / "runs" / name
+    # a resumed run follows the preset's optimizer (its schedule)
+    return run_training(run, "tokenizer", ["--config", r.preset, "--data", str(data)],
+                        ["--set", f"optim={json.dumps(preset_section(r.preset, 'optim'))}"], steps, threads)
+
+
+def run_training(run: Path, kind: str, fresh: list[str], resumed: list[str], steps: int, threads: int) -> dict:
+    """Train (or resume) ``run`` to ``steps`` with ``spectok train KIND``; its CPU and wall time are
+    added up over sessions in ``run/release-time.json``, which is returned."""
     record = run / "release-time.json"
     done = json.loads(record.read_text()) if record.is_file() else {"cpu_s": 0.0, "wall_s": 0.0, "sessions": []}
     if done.get("steps") == steps:
         return done
     steps_done = sorted(int(p.stem.split("-")[1]) for p in (run / "checkpoints").glob("step-*.pt"))
-    resume = bool(steps_done)
-    args = ["train", "tokenizer", "--out", str(run), "--steps", str(steps), "--set", "train.progress=false"]
-    args += ["--resume", "--set", f"optim={json.dumps(preset_section(r.preset, 'optim'))}"] if resume else [
-        "--config", r.preset, "--data", str(data)]  # a resumed run follows the preset's optimizer (its schedule)
+    args = ["train", kind, "--out", str(run), "--steps", str(steps), "--set", "train.progress=false"]
+    args += ["--resume", *resumed] if steps_done else fresh
     t0 = time.time()
     cpu = spectok(args, threads)
     done["cpu_s"] = None if done["cpu_s"] is None else done["cpu_s"] + cpu  # None: a session went unrecorded
@@ -115,9 +121,10 @@ def train(name: str, r: Recipe, data: Path, work: Path, steps: int, threads: int
     return done
 
 
-def evaluate(artifact: Path, data: list[str], out: Path, force: bool, limit: int | None = None) -> dict:
+def evaluate(artifact: Path, data: list[str], out: Path, force: bool, limit: int | None = None,
+             vocoder: str = "griffin-lim") -> dict:
     if force or not (out / "report.json").is_file():
-        args = ["eval", "-t", str(artifact), "-v", "griffin-lim", *data, "-o", str(out), "-q"]
+        args = ["eval", "-t", str(artifact), "-v", vocoder, *data, "-o", str(out), "-q"]
         spectok(args + (["--limit", str(limit)] if limit else []), threads=2)
         (out / "load.json").write_text(json.dumps({"load_avg_1min_after": os.getloadavg()[0]}))
     report = json.loads((out / "report.json").read_text())
@@ -178,10 +185,11 @@ def results_table(report: dict) -> str:
     keys = [("pesq", "PESQ (wideband; narrowband for sources below 16 kHz)"), ("stoi", "STOI"),
             ("mcd_db", "MCD (dB)"), ("lsd_db", "LSD mel (dB)"), ("dnsmos_ovrl", "DNSMOS OVRL"),
             ("dnsmos_sig", "DNSMOS SIG")]
-    lines = ["| metric | tokenized | copy synthesis (bound) |", "|---|---|---|"]
+    lines = ["| metric | tokenized | copy synthesis (bound) | recordings |", "|---|---|---|---|"]
     for key, label in keys:
         if key in agg.get("tokenized", {}) or key in agg.get("copy", {}):
-            lines.append(f"| {label} | {_m(agg, 'tokenized', key)} | {_m(agg, 'copy', key)} |")
+            lines.append(f"| {label} | {_m(agg, 'tokenized', key)} | {_m(agg, 'copy', key)} | "
+                         f"{_m(agg, 'original', key)} |")
     return "\n".join(lines)
 
 
@@ -198,6 +206,22 @@ def token_vocoder_note(name: str, fingerprint: str) -> str:
             f"{r['train']['cpu_s'] / 60:.0f} CPU-min) reaches tokenized PESQ-WB {voc['tokenized_pesq']:.2f} / STOI "
             f"{voc['tokenized_stoi']:.3f} on the held-out set, against {gl['tokenized_pesq']:.2f} / "
             f"{gl['tokenized_stoi']:.3f} for Griffin-Lim (`benchmarks/bench_token_vocoder.py`). ")
+
+
+def vocoder_paragraph(name: str, fallback: str) -> str:
+    """What the tokenizer's card says of its paired vocoder (the index's pairing, the vocoder card)."""
+    index_path = MODELS / "index.json"
+    entry = json.loads(index_path.read_text()).get(name, {}) if index_path.is_file() else {}
+    voc = VOCODERS.get(name)
+    card = f"`{voc.card}`" if voc and (MODELS / voc.card).is_file() else None
+    if entry.get("vocoder", "griffin-lim") != "griffin-lim":
+        return (f"The paired vocoder (`-v default`) is the trained `{entry['vocoder']}`, trained on this model's "
+                f"decoded mels; its card {card} gives its figures against Griffin-Lim.")
+    if card:
+        return (f"The paired vocoder (`-v default`) is **Griffin-Lim** (32 iterations from the phase-gradient "
+                f"start): the vocoder in training on this model's decoded mels has not yet met the pairing "
+                f"targets (its card {card} says where it stands).")
+    return f"The paired vocoder (`-v default`) is **Griffin-Lim**. {fallback}"
 
 
 def quantizer_words(q: dict) -> str:
@@ -249,11 +273,8 @@ def write_card(name: str, r: Recipe, artifact: Path, report: dict, ood: dict, ti
 A speech tokenizer for {r.use}: log-mel ({header['mel']['sample_rate']} Hz, hop {header['mel']['hop_length']}) →
 {len(tok['codebook_sizes'])} tokens per column of {math.prod(tok['config']['strides'])} frames,
 {tok['frame_rate']:.1f} columns/s, codebooks {sorted(set(tok['codebook_sizes']))}
-({quant}) → **{tok['bitrate']:.0f} bit/s**. Decoded log-mels go to any vocoder of the same front end. The
-paired vocoder (`-v default`) is **Griffin-Lim**: no trained vocoder has been shown to beat it here.
-{voc_note}The trained vocoders measured so far lose to Griffin-Lim even on true LJSpeech
-mels at the CPU budgets available (iSTFT vocoder after 37 min: PESQ-WB 1.99, HiFi-GAN V3 after 13 min:
-1.05, Griffin-Lim: 3.55; benchmarks/RESULTS.md, "Vocoders").
+({quant}) → **{tok['bitrate']:.0f} bit/s**. Decoded log-mels go to any vocoder of the same front end.
+{vocoder_paragraph(name, voc_note)}
 
 - file: `src/spectok/models/{artifact.name}` ({artifact.stat().st_size / 1e6:.2f} MB, float32,
   {tok['parameters'] / 1e6:.2f} M parameters), SHA-256 `{sha}`
@@ -308,7 +329,8 @@ copy synthesis) but lose much of the fine structure at this rate (PESQ {agg_t['p
     index_path = MODELS / "index.json"
     index = json.loads(index_path.read_text()) if index_path.is_file() else {}
     agg = report["aggregate"]["tokenized"]
-    index[name] = {"aliases": list(r.aliases), "tokenizer": artifact.name, "vocoder": "griffin-lim",
+    index[name] = {"aliases": list(r.aliases), "tokenizer": artifact.name,
+                   "vocoder": index.get(name, {}).get("vocoder", "griffin-lim"),
                    "card": f"{name}.md",
                    "headline": {"pesq": round(agg["pesq"]["mean"], 3), "stoi": round(agg["stoi"]["mean"], 3),
                                 "held_out": held}}
@@ -333,6 +355,140 @@ def release(name: str, steps: int | None, threads: int, work: Path, force_eval: 
     write_card(name, r, artifact, report, ood, timing, data, steps)
 
 
+# ---- the paired vocoder ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VocoderRecipe:
+    preset: str  # vocoder preset, trained on the tokenizer's decoded mels of its own release data
+    steps: int  # steps of one training run (its learning-rate schedule's length)
+    file: str
+    card: str
+
+
+VOCODERS = {"default": VocoderRecipe(preset="istft-16k", steps=100_000, file="default-vocoder.safetensors",
+                                     card="default-vocoder.md")}
+#: What a trained vocoder must reach against Griffin-Lim (32 iterations) on the tokenized held-out set
+#: to be paired with its tokenizer (issue 28): PESQ-WB >=, STOI >= -0.005, DNSMOS OVRL >= +0.15.
+PAIRING = (("pesq", 0.0), ("stoi", -0.005), ("dnsmos_ovrl", 0.15))
+
+
+def pairing_verdict(voc: dict, gl: dict) -> list[tuple[str, float, float, bool]]:
+    """``(metric, vocoder mean, Griffin-Lim mean + margin, met)`` for each pairing target."""
+    out = []
+    for key, margin in PAIRING:
+        v, g = voc["aggregate"]["tokenized"][key]["mean"], gl["aggregate"]["tokenized"][key]["mean"] + margin
+        out.append((key, v, g, v >= g))
+    return out
+
+
+def release_vocoder(name: str, steps: int | None, threads: int, work: Path, force_eval: bool) -> None:
+    """Train (resume, or continue from the shipped weights), export, measure against Griffin-Lim, card, pairing."""
+    import release_data
+
+    r, vr = RECIPES[name], VOCODERS[name]
+    data = REPO / "runs" / "data" / "release" / r.data
+    release_data.main([r.data, str(data), "-j", "2"])
+    decoded = data.parent / f"{r.data}-decoded"
+    spectok(["prepare-decoded", str(data), str(decoded), "-t", name], 2)
+    shipped = MODELS / vr.file
+    fresh = ["--config", vr.preset, "--data", str(decoded)]
+    if shipped.is_file():  # a new machine: continue from the committed weights (fresh optimizer)
+        fresh += ["--init", str(shipped)]
+    run = work / "runs" / f"{name}-vocoder"
+    timing = run_training(run, "vocoder", fresh, [], steps or vr.steps, threads)
+    index_path = MODELS / "index.json"
+    index = json.loads(index_path.read_text())
+    budget = index[name].get("vocoder_budget", {"cpu_s": 0.0, "runs": []})
+    if not any(x.get("run") == str(run) for x in budget["runs"]):  # count each run once
+        budget["runs"].append({"run": str(run), "cpu_s": timing["cpu_s"], "steps": timing["steps"],
+                               "init": shipped.name if shipped.is_file() else None})
+        budget["cpu_s"] = sum(x["cpu_s"] or 0.0 for x in budget["runs"])
+    spectok(["export", str(run), "-o", str(shipped)], threads)
+    voc = evaluate(MODELS / f"{name}.safetensors", [str(data)], work / "eval" / f"{name}-vocoder", True,
+                   vocoder=str(shipped))
+    gl = evaluate(MODELS / f"{name}.safetensors", [str(data)], work / "eval" / f"{name}-gl", force_eval)
+    verdict = pairing_verdict(voc, gl)
+    paired = all(met for *_, met in verdict)
+    index[name].update(vocoder=vr.file if paired else "griffin-lim", vocoder_budget=budget)
+    index_path.write_text(json.dumps(dict(sorted(index.items())), indent=1) + "\n")
+    write_vocoder_card(name, vr, shipped, voc, gl, verdict, paired, budget, timing, data)
+
+
+def write_vocoder_card(name: str, vr: VocoderRecipe, artifact: Path, voc: dict, gl: dict, verdict: list,
+                       paired: bool, budget: dict, timing: dict, data: Path) -> None:
+    import hashlib
+
+    from spectok.artifacts import read_header
+
+    header = read_header(artifact)
+    tr = header.get("training", {})
+    cfg = tr.get("config", {})
+    model = cfg.get("model", {})
+    from spectok.vocoders import load_vocoder
+
+    params = sum(p.numel() for p in load_vocoder(artifact).parameters())
+    session = timing["sessions"][-1]
+    agg_v, agg_g = voc["aggregate"], gl["aggregate"]
+    rows = ["| vocoder | use | PESQ-WB | STOI | DNSMOS OVRL |", "|---|---|---|---|---|"]
+    for label, agg in (("this vocoder", agg_v), ("Griffin-Lim (32 iterations)", agg_g)):
+        for group, use in (("tokenized", "tokenized (codes → decoded mel → vocoder)"),
+                           ("copy", "copy synthesis (true mel → vocoder)")):
+            rows.append(f"| {label} | {use} | {_m(agg, group, 'pesq')} | {_m(agg, group, 'stoi')} | "
+                        f"{_m(agg, group, 'dnsmos_ovrl')} |")
+    rows.append(f"| the recordings | – | – | – | {_m(agg_g, 'original', 'dnsmos_ovrl')} |")
+    words = {"pesq": "PESQ-WB ≥ Griffin-Lim's", "stoi": "STOI ≥ Griffin-Lim's − 0.005",
+             "dnsmos_ovrl": "DNSMOS OVRL ≥ Griffin-Lim's + 0.15"}
+    targets = "\n".join(f"- {words[k]}: {v:.3f} against {g:.3f}, **{'met' if met else 'not met'}**"
+                        for k, v, g, met in verdict)
+    status = (f"**Paired**: `-v default` and `spectok.load_vocoder(\"default\", tokenizer=...)` use it with `{name}`."
+              if paired else
+              f"**In training, not paired**: it has not met every target below, so `{name}`'s paired vocoder is "
+              f"still Griffin-Lim. The file ships so that training continues from it on any machine "
+              f"(`python scripts/release_models.py {name} --vocoder`); load it by path to try it.")
+    card = f"""# spectok `{name}` vocoder
+
+An iSTFT vocoder (ConvNeXt backbone at the mel frame rate, inverse-STFT head; preset `{vr.preset}`) for the
+`{name}` tokenizer's decoded log-mels ({header['mel']['sample_rate']} Hz, hop {header['mel']['hop_length']}).
+{status}
+
+- file: `src/spectok/models/{artifact.name}` ({artifact.stat().st_size / 1e6:.2f} MB, float32,
+  {params / 1e6:.2f} M parameters),
+  SHA-256 `{hashlib.sha256(artifact.read_bytes()).hexdigest()}`
+- model: `{header['class']}`, dim {model.get('dim')}, {model.get('n_layers')} ConvNeXt blocks, head FFT {
+        model.get('n_fft')}; receptive field and look-ahead stated, so it streams exactly
+- load: `spectok.load_vocoder("src/spectok/models/{artifact.name}")`{
+        f', or `-v default` with `-t {name}`' if paired else ''}
+
+## Training
+Inputs: `{name}`'s decoded log-mels (`spectok prepare-decoded`: every mel of its training split through
+the tokenizer and back) of its own release data; targets: the real waveforms. The held-out speakers
+were never used (the train split below; valid picks the step):
+
+{data_table(data)}
+
+Losses: multi-resolution STFT (spectral convergence + log-magnitude L1) and mel L1; AdamW, cosine
+schedule over {cfg.get('train', {}).get('steps')} steps, batch {cfg.get('train', {}).get('batch_size')} of {
+        cfg.get('data', {}).get('segment_samples')}-sample segments.
+This file: step {tr.get('step')} of its run, picked by validation mel L1 ({
+        tr.get('valid', {}).get('mel_l1', float('nan')):.4f}).
+Budget so far: {budget['cpu_s'] / 3600:.2f} one-thread CPU-hours over {len(budget['runs'])} run(s)
+({session['machine']}, {session['threads']} thread(s), no GPU, load average at the end
+{session['load_avg_end']:.1f}).
+
+## Held-out results
+`spectok eval -t {name} -v {artifact.name}` and `-v griffin-lim` on the tokenizer's held-out speakers
+(the same clips as its card); mean and 95 % interval over utterances.
+
+{chr(10).join(rows)}
+
+Pairing targets (tokenized speech, issue 28):
+{targets}
+
+Speed and streaming: benchmarks/RESULTS.md, "Decode" (`benchmarks/bench_decode.py`).
+"""
+    (MODELS / vr.card).write_text(card, encoding="utf-8")
+    print(f"wrote {MODELS / vr.card}; paired: {paired}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("names", nargs="*", metavar="NAME",
@@ -341,10 +497,18 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="training threads (default 1)")
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "release", help="runs and reports")
     ap.add_argument("--force-eval", action="store_true", help="re-export and re-measure")
+    ap.add_argument("--vocoder", action="store_true", help="the models' paired vocoders instead (train on the "
+                    "decoded mels, continuing from the shipped weights on a new machine; measure; pair if it wins)")
     args = ap.parse_args()
     unknown = sorted(set(args.names) - set(RECIPES))
     if unknown:
         ap.error(f"unknown model(s) {unknown}; choose from {', '.join(RECIPES)}")
+    if args.vocoder:
+        for name in args.names or list(VOCODERS):
+            if name not in VOCODERS:
+                ap.error(f"no vocoder recipe for {name}; choose from {', '.join(VOCODERS)}")
+            release_vocoder(name, args.steps, args.threads, args.work, args.force_eval)
+        return
     for name in args.names or list(RECIPES):
         release(name, args.steps, args.threads, args.work, args.force_eval)
 
