@@ -10,7 +10,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[train,eval,dev]"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[train,eval,tokens,dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -16,6 +16,7 @@ from spectok._version import __version__
 # Add a command group by appending its module here.
 COMMAND_MODULES: list[str] = [
     "spectok.cli.prepare",
+    "spectok.cli.tokenize",
     "spectok.cli.train",
     "spectok.cli.export",
     "spectok.cli.codec",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from spectok.cli.common import add_command
 
@@ -19,18 +20,62 @@ def _shard(text: str) -> tuple[int, int]:
     return i, n
 
 
-def register(sub) -> None:
+def add_corpus_arguments(p: argparse.ArgumentParser, out_help: str, prepared: bool = False) -> None:
+    """CORPUS ROOT OUT: a corpus layout (or, with ``prepared``, a prepared folder) and the output."""
     from spectok.data.corpora import CORPORA
 
+    layouts = sorted(n for n in CORPORA if n != "cifar10") + (["prepared"] if prepared else [])
+    p.add_argument("corpus", metavar="CORPUS", choices=layouts, help="corpus layout: %(choices)s"
+                   + (" (prepared: a folder from 'spectok prepare', its ids, speakers, splits and texts)"
+                      if prepared else ""))
+    p.add_argument("root", metavar="ROOT", help="the corpus folder")
+    p.add_argument("out", metavar="OUT", help=out_help)
+
+
+def add_selection_arguments(p: argparse.ArgumentParser, resume_note: str) -> None:
+    """The hash split's ratios and the deterministic speaker subset."""
+    p.add_argument("--valid-ratio", type=float, default=0.05, help="valid fraction of the hash split")
+    p.add_argument("--test-ratio", type=float, default=0.05, help="test fraction of the hash split")
+    g = p.add_argument_group(f"speaker subset (deterministic; {resume_note})")
+    g.add_argument("--speakers", type=lambda t: [x.strip() for x in t.split(",") if x.strip()], metavar="A,B,...",
+                   help="only these speakers (e.g. HJK,BWC for L2-ARCTIC)")
+    g.add_argument("--num-speakers", type=int, metavar="N", help="N speakers, chosen by a hash with --seed")
+    g.add_argument("--max-per-speaker", type=int, metavar="M", help="at most M utterances per speaker")
+    g.add_argument("--seed", type=int, default=0, help="seed of the speaker and utterance choice (default 0)")
+
+
+def corpus_items(args: argparse.Namespace, command: str):
+    """The items that CORPUS ROOT and the selection options name, and the selection (None: all)."""
+    from spectok.data.corpora import open_corpus, select_items
+    from spectok.errors import DataError
+
+    if args.corpus == "prepared":
+        from spectok.data.corpora import CorpusItem
+        from spectok.data.prepared import open_prepared
+
+        corpus = [CorpusItem(r["id"], Path(r["path"]), r["speaker"], r["split"], r.get("text"))
+                  for r in open_prepared(args.root).records]
+    else:
+        corpus = open_corpus(args.corpus, args.root, valid_ratio=args.valid_ratio, test_ratio=args.test_ratio)
+    if args.speakers is not None and args.num_speakers is not None:
+        raise DataError("give --speakers or --num-speakers, not both")
+    if args.speakers is None and args.num_speakers is None and args.max_per_speaker is None:
+        return corpus, None
+    selection = {"speakers": args.speakers, "num_speakers": args.num_speakers,
+                 "max_per_speaker": args.max_per_speaker, "seed": args.seed}
+    corpus = select_items(list(corpus), args.speakers, args.num_speakers, args.max_per_speaker, args.seed)
+    print(f"spectok {command}: selected {len(corpus)} items of {len({it.speaker for it in corpus})} speakers",
+          file=sys.stderr)
+    return corpus, selection
+
+
+def register(sub) -> None:
     p = add_command(sub, "prepare", "Compute the log-mels of a corpus into OUT (mels/, manifest.jsonl, mel.json).",
                     "spectok prepare librispeech LibriSpeech/ runs/speech -j 2\n"
                     "  spectok train tokenizer --config default --data runs/speech --out runs/tok\n"
                     "  spectok prepare ljspeech ../shared/data/LJSpeech-1.1 runs/lj --mel hifigan-22k -j 2",
                     run)
-    p.add_argument("corpus", metavar="CORPUS", choices=sorted(n for n in CORPORA if n != "cifar10"),
-                   help="corpus layout: %(choices)s")
-    p.add_argument("root", metavar="ROOT", help="the corpus folder")
-    p.add_argument("out", metavar="OUT", help="the prepared folder (resumed when it exists)")
+    add_corpus_arguments(p, "the prepared folder (resumed when it exists)")
     p.add_argument("--mel", default="speech-16k", metavar="PRESET|FILE",
                    help="mel preset name or YAML file (default: %(default)s, the front end of the 'default' preset "
                    "and model; hifigan-22k for the 22 kHz HiFi-GAN / DCTTS setting)")
@@ -41,14 +86,7 @@ def register(sub) -> None:
                    help="prepare only shard i of n (0-based; a hash of the id), e.g. 0/4")
     p.add_argument("--dtype", choices=("float16", "float32"), default="float16",
                    help="storage dtype of the mels (default: %(default)s)")
-    p.add_argument("--valid-ratio", type=float, default=0.05, help="valid fraction of the hash split")
-    p.add_argument("--test-ratio", type=float, default=0.05, help="test fraction of the hash split")
-    g = p.add_argument_group("speaker subset (deterministic; recorded in mel.json, a resumed run must match)")
-    g.add_argument("--speakers", type=lambda t: [x.strip() for x in t.split(",") if x.strip()], metavar="A,B,...",
-                   help="prepare only these speakers (e.g. HJK,BWC for L2-ARCTIC)")
-    g.add_argument("--num-speakers", type=int, metavar="N", help="prepare N speakers, chosen by a hash with --seed")
-    g.add_argument("--max-per-speaker", type=int, metavar="M", help="at most M utterances per speaker")
-    g.add_argument("--seed", type=int, default=0, help="seed of the speaker and utterance choice (default 0)")
+    add_selection_arguments(p, "recorded in mel.json, a resumed run must match")
 
 
     from spectok.cli.common import add_tokenizer_option
@@ -72,21 +110,9 @@ def _decoded(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spectok.data.corpora import open_corpus, select_items
     from spectok.data.prepare import prepare
 
-    corpus = open_corpus(args.corpus, args.root, valid_ratio=args.valid_ratio, test_ratio=args.test_ratio)
-    selection = None
-    if args.speakers is not None and args.num_speakers is not None:
-        from spectok.errors import DataError
-
-        raise DataError("give --speakers or --num-speakers, not both")
-    if args.speakers is not None or args.num_speakers is not None or args.max_per_speaker is not None:
-        selection = {"speakers": args.speakers, "num_speakers": args.num_speakers,
-                     "max_per_speaker": args.max_per_speaker, "seed": args.seed}
-        corpus = select_items(list(corpus), args.speakers, args.num_speakers, args.max_per_speaker, args.seed)
-        print(f"spectok prepare: selected {len(corpus)} items of {len({it.speaker for it in corpus})} speakers",
-              file=sys.stderr)
+    corpus, selection = corpus_items(args, "prepare")
     report = prepare(corpus, args.out, mel=args.mel, jobs=args.jobs, trim_silence_db=args.trim_silence,
                      shard=args.shard, dtype=args.dtype, selection=selection)
     print(report.summary())
