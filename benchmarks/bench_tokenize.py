@@ -1,0 +1,108 @@
+"""Corpus tokenization throughput: `spectok tokenize` end to end against `Pipeline.encode` alone.
+
+On the same audio (LibriSpeech train-clean-100 in ../shared/data: FLAC at 16 kHz, or
+``--corpus``/``--root``), in one run:
+
+1. ``Pipeline.encode`` on waveforms already in memory (the model's own speed: the ceiling),
+   with ``--threads`` torch threads;
+2. ``tokenize_corpus`` (what ``spectok tokenize`` runs) end to end in this process: read and
+   decode FLAC/WAV, resample, encode, write Parquet, the model loaded inside the timing;
+3. the ``spectok tokenize`` command as a child process (Python start-up and imports included),
+   with ``-j 1`` and ``--threads`` threads, and with ``-j N``: N workers of one thread each.
+
+Each writes into a fresh folder.
+
+Prints audio hours per hour of each and the ratio to (1); the target is >= 60 %.
+
+Usage::
+
+    python benchmarks/bench_tokenize.py --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+
+
+def encode_only(items: list, threads: int) -> tuple[float, float]:
+    """``(audio seconds, wall seconds)`` of ``Pipeline.encode`` over waveforms loaded beforehand."""
+    import torch
+
+    import spectok
+
+    torch.set_num_threads(threads)
+    pipe = spectok.Pipeline(spectok.load_tokenizer("default"))
+    wavs = [spectok.load_audio(it.path, pipe.sample_rate)[0] for it in items]
+    pipe.encode(wavs[0], sample_rate=pipe.sample_rate)  # warm-up
+    t0 = time.perf_counter()
+    for w in wavs:
+        pipe.encode(w, sample_rate=pipe.sample_rate)
+    return sum(len(w) for w in wavs) / pipe.sample_rate, time.perf_counter() - t0
+
+
+def tokenize_cli(corpus: str, root: Path, out: Path, jobs: int, threads: int) -> float:
+    """Wall seconds of ``spectok tokenize`` (a fresh output folder)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "spectok", "tokenize", corpus, str(root), str(out), "-j", str(jobs),
+                    "--threads", str(threads)], check=True, env=env, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--corpus", default="librispeech", help="corpus layout (default: %(default)s)")
+    ap.add_argument("--root", type=Path, default=DATA / "LibriSpeech", help="corpus folder")
+    ap.add_argument("--threads", type=int, default=2, help="cores to use (default 2)")
+    ap.add_argument("--limit", type=int, help="only the first N utterances (by id) for the encode-only row")
+    args = ap.parse_args()
+    if not args.root.is_dir():
+        raise SystemExit(f"{args.root}: not found (the benchmark reads ../shared/data)")
+    from spectok.data.corpora import open_corpus
+
+    items = sorted(open_corpus(args.corpus, args.root), key=lambda it: it.id)[: args.limit]
+    root = args.root
+    work = Path(tempfile.mkdtemp(prefix="bench-tokenize-"))
+    try:
+        if args.limit:  # the same utterances for every row: a folder of links to them
+            root = work / "subset"
+            root.mkdir()
+            for it in items:
+                (root / f"{it.id}{Path(it.path).suffix}").symlink_to(Path(it.path).resolve())
+            corpus = "folder"
+        else:
+            corpus = args.corpus
+        audio_s, encode_s = encode_only(items, args.threads)
+        rows = [("Pipeline.encode (audio in memory)", encode_s)]
+        from spectok.data.token_shards import tokenize_corpus
+
+        t0 = time.perf_counter()
+        tokenize_corpus(items, work / "inproc", "default", progress=False)
+        rows.append((f"tokenize_corpus in this process ({args.threads} threads)", time.perf_counter() - t0))
+        rows.append((f"spectok tokenize -j 1 ({args.threads} threads)",
+                     tokenize_cli(corpus, root, work / "j1", 1, args.threads)))
+        if args.threads > 1:
+            rows.append((f"spectok tokenize -j {args.threads} (1 thread each)",
+                         tokenize_cli(corpus, root, work / "jn", args.threads, 1)))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"## Tokenizing a corpus: {len(items)} utterances, {audio_s / 3600:.2f} h of {args.corpus} audio, "
+          f"{args.threads} cores; load average {os.getloadavg()[0]:.1f} after the run")
+    print("| path | wall s | audio hours per hour | vs Pipeline.encode |")
+    print("|---|---|---|---|")
+    for name, wall in rows:
+        print(f"| {name} | {wall:.1f} | {audio_s / wall:.0f} | {encode_s / wall:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
