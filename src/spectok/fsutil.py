@@ -150,3 +150,59 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
                 continue  # torn final line from an interrupted append
             raise
     return records
+
+
+def check_output_file(output: str | os.PathLike, inputs: Collection[str | os.PathLike], suffix: str | None = None
+                      ) -> Path:
+    """Refuse, before any work, an output *file* that would replace something the command reads.
+
+    Args:
+        output: the file the command will write.
+        inputs: the files and folders it reads (links are resolved before comparing).
+        suffix: the suffix the output must have (e.g. ``".png"``), or None.
+
+    Raises:
+        SpectokError: ``output`` is an existing folder, is (or lies inside) an input folder's
+            file that is read, is an input file, or has another suffix; one line naming both paths.
+    """
+    from spectok.errors import SpectokError
+
+    out = Path(output)
+    if out.is_dir():
+        raise SpectokError(f"{out}: is a folder; -o names the file to write here")
+    if suffix is not None and out.suffix.lower() != suffix:
+        raise SpectokError(f"{out}: the output must be a {suffix} file")
+    target = _resolved(out)
+    for given in inputs:
+        src = _resolved(Path(given))
+        if target == src:
+            raise SpectokError(f"refusing to write {out}: it is the input {given} (choose another -o)")
+    return out
+
+
+def check_output_folder(output: str | os.PathLike, inputs: Collection[str | os.PathLike]) -> Path:
+    """Refuse an output *folder* that is an input, lies inside an input folder, or is an existing file.
+
+    Inside an input folder the command would read its own outputs on the next run."""
+    from spectok.errors import SpectokError
+
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise SpectokError(f"{out}: is a file; -o names the folder to write here")
+    target = _resolved(out)
+    for given in inputs:
+        src = _resolved(Path(given))
+        if target == src or (src.is_dir() and src in target.parents):
+            raise SpectokError(f"refusing to write into {out}: it is inside the input {given}, whose files "
+                               "would be read again (choose -o outside it)")
+        if target in src.parents:
+            raise SpectokError(f"refusing to write into {out}: it holds the input {given} (choose another -o)")
+    return out
+
+
+def _resolved(path: Path) -> Path:
+    """``path.resolve()``, or its absolute form when it cannot be resolved (a symbolic link loop)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return path.absolute()

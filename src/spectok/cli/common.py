@@ -93,8 +93,9 @@ class Runner:
 
     The exit-code policy of every per-file command (``encode``, ``decode``, ``reconstruct``,
     ``eval``, ``plot usage``): the others go on when some inputs fail; the command then exits 1,
-    after a summary line and ``failures.tsv`` (path, reason) in the output folder (beside the
-    output when ``out`` is a file); it exits 0 only when every input succeeded.
+    after a summary line and ``failures.tsv`` (path, reason) in the output folder (when ``out`` is a
+    file, the failures are only printed: nothing is written beside a file the user named); it exits 0
+    only when every input succeeded.
     """
 
     def __init__(self, command: str, total: int, quiet: bool, out: Path | None = None, existing: int = 0) -> None:
@@ -126,11 +127,11 @@ class Runner:
         self.bar.close()
         total = self.done + self.failed
         report = ""
-        if self.failures and self.out is not None:
+        if self.failures and self.out is not None and (self.out.suffix == "" or self.out.is_dir()):
+            # a list file only inside an output folder the command owns, never beside a file the user named
             from spectok.fsutil import write_text_atomic
 
-            folder = self.out if self.out.suffix == "" or self.out.is_dir() else self.out.parent
-            report = folder / "failures.tsv"
+            report = self.out / "failures.tsv"
             clean = lambda t: t.replace("\t", " ").replace("\n", " ")  # noqa: E731
             write_text_atomic(report, "path\treason\n" + "".join(f"{clean(p)}\t{clean(r)}\n"
                                                                  for p, r in self.failures))

@@ -51,6 +51,9 @@ def _eval(args: argparse.Namespace) -> int:
     tok, _ = load_models(args, with_vocoder=False)
     if tok.mel_config is None:
         return _eval_images(args, tok)
+    from spectok.fsutil import check_output_folder
+
+    check_output_folder(args.out, args.data)
     collection = collect(args.data, limit=args.limit)
     tok, voc = load_models(args)
     from spectok.fsutil import remove_stale_temps

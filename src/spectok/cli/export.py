@@ -59,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
 
         raise SpectokError("give -o MODEL.safetensors, --onnx OUTDIR, or both")
     if args.output is not None:
+        from spectok.fsutil import check_output_file
+
+        check_output_file(args.output, [args.run], suffix=".safetensors")
         print(export_run(args.run, args.output, args.checkpoint))
     if args.onnx is not None:
         from spectok import models

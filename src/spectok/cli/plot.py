@@ -46,6 +46,13 @@ def _no_kind(args: argparse.Namespace) -> int:  # pragma: no cover - argparse re
     raise SpectokError("choose what to plot: reconstruction, tokens, usage or training")
 
 
+def _check_out(args: argparse.Namespace, *inputs: Path | None) -> None:
+    """The PNG must not replace anything the command reads (checked before any work)."""
+    from spectok.fsutil import check_output_file
+
+    check_output_file(args.out, [i for i in inputs if i is not None], suffix=".png")
+
+
 def _done(path: Path) -> int:
     print(f"wrote {path}", file=sys.stderr)
     return 0
@@ -57,6 +64,7 @@ def _reconstruction(args: argparse.Namespace) -> int:
     from spectok.plots import plot_reconstruction
     from spectok.tokenizers import load_tokenizer
 
+    _check_out(args, args.audio, Path(args.tokenizer))
     pipe = Pipeline(load_tokenizer(args.tokenizer))
     wav, _ = load_audio(args.audio, pipe.sample_rate)
     mel = pipe.log_mel(wav)
@@ -68,6 +76,7 @@ def _tokens(args: argparse.Namespace) -> int:
     from spectok.plots import plot_token_map
     from spectok.tokens import read_tokens
 
+    _check_out(args, args.codes, args.audio, Path(args.tokenizer) if args.tokenizer else None)
     tf = read_tokens(args.codes)
     mel = config = None
     if args.audio is not None:
@@ -88,7 +97,9 @@ def _usage(args: argparse.Namespace) -> int:
     from spectok.plots import plot_codebook_usage
     from spectok.tokens import read_tokens
 
+    _check_out(args, *args.codes)
     files = collect_some(args.codes, (".sptk",), ".sptk token files")
+    _check_out(args, *(f for f, _ in files))
     runner = Runner("plot usage", len(files), quiet=True, out=args.out)
     tokens = []
     for f, _ in files:  # a bad file is reported and left out; the figure counts the others
@@ -110,4 +121,5 @@ def _usage(args: argparse.Namespace) -> int:
 def _training(args: argparse.Namespace) -> int:
     from spectok.plots import plot_training_curves
 
+    _check_out(args, args.run / "metrics.jsonl")
     return _done(plot_training_curves(args.run, args.out))
