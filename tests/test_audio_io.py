@@ -64,3 +64,29 @@ def test_long_files_are_read_and_resampled_in_blocks_with_the_same_samples(ljspe
     assert rate == 16000 and np.array_equal(wav, whole)
     same, _ = io.load_audio(ljspeech_wavs[0])
     assert np.array_equal(same, data)
+
+
+def test_non_finite_audio_is_refused_by_the_api_and_never_written(tmp_path):
+    import spectok
+    from spectok.errors import AudioError
+
+    pipe = spectok.Pipeline(spectok.load_tokenizer("default"))
+    bad = np.zeros(16000, np.float32)
+    bad[100] = np.nan
+    with pytest.raises(AudioError, match="1 of 16000 samples are NaN or infinite"):
+        pipe.encode(bad, sample_rate=16000)
+    with pytest.raises(AudioError, match="NaN or infinite"):
+        pipe.encode([np.full(8000, np.inf, np.float32)], sample_rate=16000)
+    with pytest.raises(AudioError, match="not written"):
+        save_audio(tmp_path / "x.wav", bad, 16000)
+    assert not list(tmp_path.iterdir())
+
+
+def test_clipping_is_reported_with_its_fraction(tmp_path):
+    loud = np.zeros(1000, np.float32)
+    loud[:250] = 3.0
+    with pytest.warns(UserWarning, match="25.0% of the samples were beyond full scale"):
+        save_audio(tmp_path / "loud.wav", loud, 16000)
+    sf.write(tmp_path / "float.wav", loud, 16000, subtype="FLOAT")
+    with pytest.warns(UserWarning, match="samples reach ±3, beyond full scale"):
+        load_audio(tmp_path / "float.wav", 16000)

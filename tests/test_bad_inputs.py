@@ -223,3 +223,39 @@ def test_no_command_writes_over_what_it_reads(tmp_path, capsys):
     assert code == 1 and "is the input" in err
     code, err = run(["export", model, "-o", tmp_path / "model.pt"], capsys)
     assert code == 1 and "must be a .safetensors" in err
+
+
+def test_special_files_and_absurd_sizes_are_refused_before_reading(tmp_path, capsys):
+    """A FIFO or a link to /dev/zero as a token file, a FIFO as audio, a WAV whose header states 1 Hz, and
+    --chunk-seconds 0: each refused in one line, at once (no hang, no unbounded read)."""
+    from spectok.errors import AudioError, TokenFileError
+    from spectok.tokens import read_npy, read_tokens
+
+    fifo = tmp_path / "pipe.sptk"
+    os.mkfifo(fifo)
+    with pytest.raises(TokenFileError, match="not a regular file"):
+        read_tokens(fifo)
+    with pytest.raises(TokenFileError, match="not a regular file"):
+        read_npy(fifo)
+    zero = tmp_path / "zero.sptk"
+    zero.symlink_to("/dev/zero")
+    with pytest.raises(TokenFileError, match="not a regular file"):
+        read_tokens(zero)
+    code, err = run(["decode", fifo, "-t", "default", "-o", tmp_path / "out", "-q"], capsys)
+    assert code == 1 and "not a regular file" in err
+    wav_fifo = tmp_path / "pipe.wav"
+    os.mkfifo(wav_fifo)
+    with pytest.raises(AudioError, match="not a regular file"):
+        load_audio(wav_fifo, 16000)
+    one_hz = tmp_path / "one_hz.wav"
+    sf.write(one_hz, np.zeros(40_000, np.float32), 1)
+    with pytest.raises(AudioError, match="states 1 Hz"):
+        load_audio(one_hz, 16000)
+    tokens = tmp_path / "tok"
+    make_case("spaces-non-ascii", tmp_path / "in")
+    assert run(["encode", tmp_path / "in", "-t", "default", "-o", tokens, "-q"], capsys)[0] == 0
+    for bad in ("0", "-1", "nan", "inf"):
+        with pytest.raises(SystemExit) as e:
+            main(["decode", str(tokens), "-t", "default", "-o", str(tmp_path / "dec"), "--chunk-seconds", bad])
+        assert e.value.code == 2
+    assert "finite number of seconds > 0" in capsys.readouterr().err

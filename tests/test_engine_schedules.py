@@ -41,6 +41,14 @@ def test_overrides_parse_yaml_values_into_nested_keys():
         apply_overrides({}, ["train.steps"])
 
 
+def test_a_misspelled_section_is_refused_with_the_nearest_name():
+    with pytest.raises(SpectokError, match="unknown section 'trian'; did you mean 'train'"):
+        apply_overrides({"task": "t", "train": {"steps": 1}}, ["trian.batch_size=2"])
+    with pytest.raises(SpectokError, match="unknown section 'modle'"):
+        apply_overrides({"task": "t"}, ["modle.dim=2"])
+    assert apply_overrides({"task": "t"}, ["discriminator.width=0.5"])["discriminator"] == {"width": 0.5}
+
+
 def test_optim_section_overrides_task_defaults_per_phase():
     defaults = [_spec(), OptimizerSpec("discriminator", ["disc"], lr=2.0)]
     specs = resolve_optimizer_specs(defaults, {"discriminator": {"lr": "5e-5", "betas": [0.5, 0.9]}})

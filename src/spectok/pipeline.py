@@ -58,6 +58,9 @@ def _as_wave(x: Audio) -> np.ndarray:
     arr = np.asarray(arr, dtype=np.float32)
     if arr.ndim != 1:
         raise SpectokError(f"expected a mono waveform [T], got shape {tuple(arr.shape)}")
+    if not np.isfinite(arr).all():
+        bad = int(np.count_nonzero(~np.isfinite(arr)))
+        raise AudioError("waveform", f"{bad} of {arr.size} samples are NaN or infinite")
     return arr
 
 
@@ -98,6 +101,9 @@ class Pipeline:
                  batch_size: int = 1, stft_dtype: torch.dtype = INFERENCE_STFT_DTYPE) -> None:
         if getattr(tokenizer, "mel_config", None) is None:
             raise SpectokError(f"{type(tokenizer).__name__} has no mel config: Pipeline is for audio tokenizers")
+        if not (math.isfinite(chunk_seconds) and chunk_seconds > 0) or int(batch_size) < 1:
+            raise SpectokError(f"Pipeline: chunk_seconds must be finite and > 0 and batch_size >= 1 "
+                               f"(got {chunk_seconds}, {batch_size})")
         self.tokenizer = tokenizer.eval()
         self.mel_config: MelConfig = tokenizer.mel_config
         self._vocoder = None

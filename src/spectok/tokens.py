@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -216,6 +217,10 @@ def write_tokens(path: str | os.PathLike, tf: TokenFile) -> Path:
     return out
 
 
+#: the largest token file read (a bound taken before reading, so a link to /dev/zero cannot exhaust memory)
+MAX_FILE_BYTES = 1 << 30
+
+
 def read_tokens(path: str | os.PathLike) -> TokenFile:
     """Read a token file written by :func:`write_tokens`.
 
@@ -225,7 +230,14 @@ def read_tokens(path: str | os.PathLike) -> TokenFile:
     """
     p = Path(path)
     try:
-        data = p.read_bytes()
+        mode = p.stat().st_mode  # follows links: a link to a device is judged by the device
+        if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            raise TokenFileError(f"{p}: not a regular file (a FIFO, device or socket); give a token file")
+        with open(p, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise TokenFileError(f"{p}: larger than {MAX_FILE_BYTES >> 20} MiB, more than any token file holds "
+                                 "(about 60 days of 16 kHz speech at 1.4 kbit/s)")
     except FileNotFoundError:
         raise TokenFileError(f"{p}: file not found") from None
     except IsADirectoryError:
@@ -247,6 +259,8 @@ def write_npy(path: str | os.PathLike, codes: np.ndarray) -> Path:
 def read_npy(path: str | os.PathLike) -> np.ndarray:
     """Read a bare ``[K, T']`` integer ``.npy`` array; :class:`TokenFileError` if it is not one."""
     p = Path(path)
+    if p.exists() and not (p.is_file() or p.is_dir()):
+        raise TokenFileError(f"{p}: not a regular file (a FIFO, device or socket); give a .npy array")
     try:
         arr = np.load(p, allow_pickle=False)
     except FileNotFoundError:

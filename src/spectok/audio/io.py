@@ -86,6 +86,8 @@ class AudioReader:
             raise AudioError(p, "file not found")
         if p.is_dir():
             raise AudioError(p, "is a directory, not an audio file")
+        if not p.is_file():
+            raise AudioError(p, "not a regular file (a FIFO, device or socket), not an audio file")
         if p.stat().st_size == 0:
             raise AudioError(p, "empty file (0 bytes)")
         import soundfile as sf
@@ -97,6 +99,11 @@ class AudioReader:
         self.path = p
         self.sample_rate = int(self.file.samplerate)
         self.num_samples = int(self.file.frames)
+        if not MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE:
+            self.file.close()
+            raise AudioError(p, f"its header states {self.sample_rate} Hz, outside {MIN_SAMPLE_RATE}-"
+                                f"{MAX_SAMPLE_RATE} Hz (a damaged header? resampling it would need memory out of "
+                                "all proportion)")
         promised = _wav_promised_frames(p) if p.suffix.lower() == ".wav" else None
         if promised is not None and promised > self.num_samples:
             self.file.close()
@@ -138,7 +145,21 @@ def _mono(block: np.ndarray, p: Path) -> np.ndarray:
     mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
     if not np.isfinite(mono).all():
         raise AudioError(p, "contains NaN or infinite samples")
+    peak = float(np.abs(mono).max()) if mono.size else 0.0
+    if peak > 1.0 and str(p) not in _LOUD:
+        import warnings
+
+        _LOUD.add(str(p))
+        warnings.warn(f"{p}: samples reach ±{peak:.3g}, beyond full scale (a float file not normalised to [-1, 1]); "
+                      "what is decoded from it will clip: scale it first", stacklevel=2)
     return mono
+
+
+#: sample rates an audio file may state (outside them the header is taken as damaged)
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 768_000
+
+#: files already warned about samples beyond full scale (one warning per file)
+_LOUD: set[str] = set()
 
 
 #: frames read (and resampled) at a time: a long file never sits whole in memory at its own rate
@@ -194,11 +215,15 @@ def save_audio(path: str | os.PathLike, waveform, sample_rate: int) -> None:
 
     ``waveform``: a ``[T]`` numpy array or torch tensor, or an iterable of such blocks written one
     after another (a long output is then never whole in memory: ``Pipeline.decode_blocks``).
-    Values are clipped to [-1, 1].
+    Values are clipped to [-1, 1], with a warning giving the fraction clipped; NaN or infinite
+    samples are an :class:`~spectok.errors.AudioError` (and nothing is written).
     """
+    import warnings
+
     import soundfile as sf
 
     blocks = [waveform] if hasattr(waveform, "shape") else waveform
+    clipped = total = 0
     with atomic_path(path) as tmp:
         subtype = "PCM_16" if tmp.suffix.lower() in (".wav", ".flac") else None
         with sf.SoundFile(str(tmp), "w", samplerate=int(sample_rate), channels=1, subtype=subtype) as f:
@@ -206,4 +231,11 @@ def save_audio(path: str | os.PathLike, waveform, sample_rate: int) -> None:
                 wav = np.asarray(block.detach().cpu() if hasattr(block, "detach") else block, dtype=np.float32)
                 if wav.ndim != 1:
                     wav = wav.reshape(-1) if wav.size == max(wav.shape) else wav.mean(axis=0)
+                if not np.isfinite(wav).all():
+                    raise AudioError(path, "not written: the waveform has NaN or infinite samples")
+                clipped += int(np.count_nonzero(np.abs(wav) > 1.0))
+                total += wav.size
                 f.write(np.clip(wav, -1.0, 1.0))
+    if clipped:
+        warnings.warn(f"{path}: {clipped / total:.1%} of the samples were beyond full scale and clipped to [-1, 1]",
+                      stacklevel=2)

@@ -8,6 +8,7 @@ is non-zero only when nothing succeeded.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -61,7 +62,7 @@ def _batching(p: argparse.ArgumentParser) -> None:
                    help="files of equal length per forward pass (default 1: each file's output is bit-identical "
                    "however the files are grouped, so a resumed run equals an uninterrupted one; larger batches "
                    "help on a GPU and can differ in the last bits)")
-    p.add_argument("--chunk-seconds", type=float, default=30.0,
+    p.add_argument("--chunk-seconds", type=positive_seconds, default=30.0,
                    help="longer inputs are processed in overlapping chunks of this length (default 30)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true",
@@ -95,6 +96,17 @@ def collect(inputs: Iterable[Path], suffixes: tuple[str, ...]) -> list[tuple[Pat
 def hidden(rel: Path) -> bool:
     """A hidden file or one inside a hidden folder (``.x.tmp123.wav``, ``.cache/a.wav``): never an input."""
     return any(part.startswith(".") for part in rel.parts)
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
+    return value
 
 
 def positive_int(text: str) -> int:

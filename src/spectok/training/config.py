@@ -167,11 +167,20 @@ def dump_config(config: dict[str, Any]) -> str:
     return yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
 
 
+#: the top-level sections a training config may have (``--set`` refuses others, naming the nearest)
+SECTIONS = ("task", "mel", "model", "loss", "data", "optim", "train", "discriminator")
+
+
 def apply_overrides(config: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
     """Apply ``key.sub=value`` assignments (values parsed as YAML) to a copy of ``config``.
 
     Example: ``["train.steps=200", "model.codebook_size=256", "optim.generator.lr=1e-4"]``.
+    A first key that is neither a section of ``config`` nor one of :data:`SECTIONS` (a typo such
+    as ``trian.steps``) is refused with the nearest valid name; the ``train`` section's keys are
+    checked when the engine reads it.
     """
+    import difflib
+
     import yaml
 
     out = copy.deepcopy(config)
@@ -182,6 +191,11 @@ def apply_overrides(config: dict[str, Any], assignments: list[str]) -> dict[str,
         parts = [p for p in key.strip().split(".") if p]
         if not parts:
             raise SpectokError(f"--set {item!r}: empty key")
+        valid = sorted({*SECTIONS, *config})
+        if parts[0] not in valid:
+            near = difflib.get_close_matches(parts[0], valid, n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            raise SpectokError(f"--set {item!r}: unknown section {parts[0]!r}; {hint}sections: {', '.join(valid)}")
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError as e:
