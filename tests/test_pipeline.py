@@ -248,3 +248,27 @@ def test_decode_blocks_equal_decode_and_a_long_file_is_written_in_pieces(tmp_pat
     save_audio(tmp_path / "blocks.wav", iter(blocks), 16000)
     save_audio(tmp_path / "whole.wav", whole, 16000)
     assert np.array_equal(sf.read(tmp_path / "blocks.wav")[0], sf.read(tmp_path / "whole.wav")[0])
+
+
+def test_the_pipeline_leaves_model_modes_as_it_found_them_and_encode_is_pure():
+    """A tokenizer with batch norm and dropout, in training mode: Pipeline calls change no mode, no
+    running statistic, and give the same codes every time (eval-mode codes)."""
+    from spectok.tokenizers import ConvVQVAE1d
+
+    torch.manual_seed(0)
+    tok = ConvVQVAE1d(mel="speech-16k", channels=(16, 16), strides=(2,), num_res_blocks=1, norm="batch",
+                      dropout=0.3, quantizer={"type": "vq", "dim": 8, "codebook_size": 32})
+    tok.train()
+    tok.encoder.eval()  # a submodule in its own mode must keep it too
+    before = {k: v.clone() for k, v in tok.state_dict().items()}
+    wav = np.random.default_rng(0).standard_normal(16_000).astype(np.float32) * 0.1
+    pipe = Pipeline(tok)
+    first = pipe.encode(wav, sample_rate=16_000).codes
+    again = pipe.reconstruct(wav, sample_rate=16_000)
+    assert tok.training and not tok.encoder.training and tok.decoder.training
+    assert all(torch.equal(before[k], v) for k, v in tok.state_dict().items())
+    assert np.array_equal(first, pipe.encode(wav, sample_rate=16_000).codes) and again.shape == wav.shape
+    assert torch.equal(tok.encode(pipe.log_mel(wav)[None])[0], torch.from_numpy(first))
+    assert tok.training
+    tok.eval()
+    assert np.array_equal(first, pipe.encode(wav, sample_rate=16_000).codes)

@@ -26,10 +26,13 @@ size and yields each output as soon as it is final, equal to the whole-file resu
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import os
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,6 +51,7 @@ from spectok.inference.chunking import (
     vocode_pieces,
 )
 from spectok.inference.streaming import StreamDecoder, StreamEncoder
+from spectok.tokenizers.base import eval_mode
 from spectok.tokens import TokenFile
 
 Audio = np.ndarray | torch.Tensor
@@ -75,11 +79,37 @@ def _as_list(audio: Audio | Sequence[Audio]) -> tuple[list[np.ndarray], bool]:
     return [_as_wave(a) for a in audio], False
 
 
+def _inference(fn: Callable) -> Callable:
+    """A Pipeline method run under ``torch.no_grad`` with the tokenizer and vocoder in eval mode
+    (:func:`~spectok.tokenizers.base.eval_mode`), every module back to its own mode after the call,
+    or, for a generator, around each step, so the caller's models are left as they were."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def steps(self: Pipeline, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            it = fn(self, *args, **kwargs)
+            while True:
+                with torch.no_grad(), eval_mode(self.tokenizer, self._vocoder):
+                    try:
+                        item = next(it)
+                    except StopIteration:
+                        return
+                yield item
+        return steps
+
+    @functools.wraps(fn)
+    def call(self: Pipeline, *args: Any, **kwargs: Any) -> Any:
+        with torch.no_grad(), eval_mode(self.tokenizer, self._vocoder):
+            return fn(self, *args, **kwargs)
+    return call
+
+
 class Pipeline:
     """A tokenizer and (optionally) a vocoder joined for inference.
 
     Args:
-        tokenizer: a :class:`~spectok.tokenizers.base.Tokenizer` (put in eval mode).
+        tokenizer: a :class:`~spectok.tokenizers.base.Tokenizer`. Every call runs it (and the
+            vocoder) in eval mode and leaves both in the modes they had, so a model being trained
+            can be scored through a Pipeline mid-run.
         vocoder: a :class:`~spectok.vocoders.base.Vocoder`; ``None`` means Griffin-Lim on
             the tokenizer's mel config, built when first needed.
         chunk_seconds: longest stretch processed in one piece; longer inputs are chunked.
@@ -104,7 +134,7 @@ class Pipeline:
         if not (math.isfinite(chunk_seconds) and chunk_seconds > 0) or int(batch_size) < 1:
             raise SpectokError(f"Pipeline: chunk_seconds must be finite and > 0 and batch_size >= 1 "
                                f"(got {chunk_seconds}, {batch_size})")
-        self.tokenizer = tokenizer.eval()
+        self.tokenizer = tokenizer  # modes left as they are: each call runs them in eval mode (_inference)
         self.mel_config: MelConfig = tokenizer.mel_config
         self._vocoder = None
         if vocoder is not None:
@@ -123,7 +153,7 @@ class Pipeline:
         if self._vocoder is None:
             from spectok.vocoders import GriffinLim
 
-            self._vocoder = GriffinLim(self.mel_config).eval()
+            self._vocoder = GriffinLim(self.mel_config)
         return self._vocoder
 
     @vocoder.setter
@@ -132,7 +162,7 @@ class Pipeline:
         if voc_mel is None:
             raise SpectokError(f"{type(vocoder).__name__} carries no mel_config; cannot check it fits the tokenizer")
         voc_mel.check_compatible(self.mel_config, what="vocoder and tokenizer mel configs")
-        self._vocoder = vocoder.eval()
+        self._vocoder = vocoder
 
     @property
     def sample_rate(self) -> int:
@@ -167,7 +197,7 @@ class Pipeline:
             raise AudioError(name, f"{n} samples is too short for the mel front end "
                                    f"(needs more than {max(self.mel_config.padding, self.mel_config.n_fft // 2)})")
 
-    @torch.no_grad()
+    @_inference
     def encode(self, audio: Audio | Sequence[Audio], sample_rate: int | None = None) -> TokenFile | list[TokenFile]:
         """Waveform(s) -> :class:`TokenFile` (one per item; a list in, a list out).
 
@@ -241,7 +271,7 @@ class Pipeline:
         wav = reader.read_all(self.sample_rate)
         return array_reader(wav), len(wav)
 
-    @torch.no_grad()
+    @_inference
     def encode_reader(self, reader: AudioReader, metadata: dict | None = None) -> TokenFile:
         """Encode an open :class:`~spectok.audio.io.AudioReader`: a long file at :attr:`sample_rate` is
         read piecewise (never whole); a file at another rate is read whole and resampled."""
@@ -255,6 +285,7 @@ class Pipeline:
         tf.metadata = metadata or {}
         return tf
 
+    @_inference
     def encode_file(self, path: str | os.PathLike) -> TokenFile:
         """Encode one audio file, opened once (see :meth:`encode_reader`)."""
         with AudioReader(path) as reader:
@@ -287,7 +318,7 @@ class Pipeline:
             raise TokenFileError(f"{name}: num_samples {tokens.num_samples} at {tokens.sample_rate} Hz needs about "
                                  f"{expected} token columns, the file holds {columns}: inconsistent header")
 
-    @torch.no_grad()
+    @_inference
     def decode_mel(self, codes: np.ndarray | torch.Tensor) -> torch.Tensor:
         """``[K, T']`` codes -> ``[n_mels, T' * d]`` log-mel (chunked for long inputs)."""
         c = torch.as_tensor(np.asarray(codes) if not isinstance(codes, torch.Tensor) else codes).long()
@@ -296,7 +327,7 @@ class Pipeline:
             return decode_chunked(self.tokenizer, c, cols)
         return self.tokenizer.decode(c.unsqueeze(0))[0]
 
-    @torch.no_grad()
+    @_inference
     def decode(self, tokens: TokenFile | Sequence[TokenFile], force: bool = False) -> np.ndarray | list[np.ndarray]:
         """Token file(s) -> float32 waveform(s) ``[num_samples]`` at :attr:`sample_rate`.
 
@@ -332,7 +363,7 @@ class Pipeline:
         """Whether ``tokens`` decode in chunks (more frames than one chunk): see :meth:`decode_blocks`."""
         return self._long(tokens.codes.shape[1] * self.time_downsample)
 
-    @torch.no_grad()
+    @_inference
     def decode_blocks(self, tokens: TokenFile, force: bool = False) -> Iterator[np.ndarray]:
         """One token file -> its waveform as consecutive float32 blocks; together exactly
         :meth:`decode`'s samples. A long file (:meth:`is_long_tokens`) is vocoded chunk by chunk and
@@ -382,6 +413,7 @@ class Pipeline:
         """A :class:`~spectok.inference.streaming.StreamDecoder` on this pipeline's vocoder."""
         return StreamDecoder(self.tokenizer, self.vocoder, step_frames)
 
+    @_inference
     def stream_encode(self, blocks: Iterable[Audio]) -> Iterator[torch.Tensor]:
         """Mono blocks ``[n]`` at :attr:`sample_rate` (any sizes) -> token columns ``[K, m]`` int64,
         each yielded as soon as it is final; together they equal :meth:`encode` of the whole audio.
@@ -398,6 +430,7 @@ class Pipeline:
         if codes.shape[-1]:
             yield codes
 
+    @_inference
     def stream_decode(self, columns: Iterable[np.ndarray | torch.Tensor], num_samples: int | None = None,
                       step_frames: int | None = None) -> Iterator[np.ndarray]:
         """Token columns ``[K, m]`` (any ``m``) -> float32 audio blocks at :attr:`sample_rate`, each
@@ -413,6 +446,7 @@ class Pipeline:
         yield dec.finish(num_samples)
 
     # ---- both ------------------------------------------------------------------------------
+    @_inference
     def reconstruct(self, audio: Audio | Sequence[Audio], sample_rate: int | None = None
                     ) -> np.ndarray | list[np.ndarray]:
         """Waveform(s) -> tokens -> waveform(s) at :attr:`sample_rate`, same length as the (resampled) input."""

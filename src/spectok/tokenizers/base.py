@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
 from spectok.audio.mel import MelConfig
+
+
+@contextlib.contextmanager
+def eval_mode(*modules: nn.Module | None) -> Iterator[None]:
+    """Every submodule of ``modules`` in eval mode inside the block, each back to its own mode after.
+
+    Batch norm then uses its running statistics (and leaves them alone) and dropout is off, so
+    what runs inside is a pure function of its input whatever mode the caller left the models in.
+    """
+    saved = [(m, m.training) for mod in modules if mod is not None for m in mod.modules()]
+    for m, _ in saved:
+        m.training = False
+    try:
+        yield
+    finally:
+        for m, flag in saved:
+            m.training = flag
 
 
 class Tokenizer(nn.Module, metaclass=abc.ABCMeta):

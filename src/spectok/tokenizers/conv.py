@@ -41,7 +41,7 @@ from spectok.artifacts import register
 from spectok.audio.mel import MelConfig
 from spectok.errors import SpectokError
 from spectok.quantizers.base import QuantizerOutput
-from spectok.tokenizers.base import Tokenizer
+from spectok.tokenizers.base import Tokenizer, eval_mode
 from spectok.tokenizers.blocks import ConvDecoder, ConvEncoder
 
 
@@ -187,9 +187,12 @@ class ConvVQVAE(Tokenizer):
     def encode(self, mel: torch.Tensor) -> torch.Tensor:
         """log-mel ``[B, n_mels, T]`` → codes ``[B, K, ceil(T / time_downsample)]`` int64.
 
-        Pure: the quantizer's :meth:`~spectok.quantizers.base.Quantizer.encode` path, so no loss,
-        no statistics and no codebook update, even in training mode."""
-        return self._to_tokens(self.quantizer.encode(self._latent(mel))).long()
+        Pure: the encoder in eval mode for the call (batch norm's running statistics, no dropout;
+        the model's modes are restored after) and the quantizer's
+        :meth:`~spectok.quantizers.base.Quantizer.encode` path, so no loss, no statistics and no
+        codebook update, even in training mode."""
+        with eval_mode(self):
+            return self._to_tokens(self.quantizer.encode(self._latent(mel))).long()
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
@@ -209,13 +212,9 @@ class ConvVQVAE(Tokenizer):
         from spectok.pipeline import Pipeline
 
         wav = waveform.detach().cpu().numpy() if isinstance(waveform, torch.Tensor) else np.asarray(waveform)
-        training = self.training
-        try:
-            if getattr(self, "_pipeline", None) is None:
-                object.__setattr__(self, "_pipeline", Pipeline(self))  # not a submodule: no state
-            items = self._pipeline.encode(np.atleast_2d(wav.astype(np.float32, copy=False)), int(sample_rate))
-        finally:
-            self.train(training)
+        if getattr(self, "_pipeline", None) is None:
+            object.__setattr__(self, "_pipeline", Pipeline(self))  # not a submodule: no state
+        items = self._pipeline.encode(np.atleast_2d(wav.astype(np.float32, copy=False)), int(sample_rate))
         device = next(self.parameters()).device
         return torch.from_numpy(np.stack([t.codes for t in items])).to(device)
 
