@@ -12,7 +12,8 @@ On the same audio (LibriSpeech train-clean-100 in ../shared/data: FLAC at 16 kHz
 
 Each writes into a fresh folder.
 
-Prints audio hours per hour of each and the ratio to (1); the target is >= 60 %.
+Prints audio hours per hour of each and the ratio to (1); the target is >= 60 %. Then the token
+file sizes of the released models on their held-out clips (``--file-rates`` for that table alone).
 
 Usage::
 
@@ -59,13 +60,59 @@ def tokenize_cli(corpus: str, root: Path, out: Path, jobs: int, threads: int) ->
     return time.perf_counter() - t0
 
 
+def file_rates() -> None:
+    """Token file bit rates (bytes x 8 / seconds) of the released models on their held-out clips, for
+    the bit-packed format and the earlier byte-aligned one, beside the nominal rate."""
+    import json
+    import struct
+
+    import numpy as np
+
+    import spectok
+    from spectok.data.prepared import open_prepared
+    from spectok.tokens import smallest_dtype, to_bytes
+
+    print("\n## Token file sizes on held-out clips (bit/s = file bytes x 8 / audio seconds)")
+    print("| model | clips | nominal bit/s | .sptk v2 (bit-packed) | .sptk v1 (uint16) | shortest clip, v2 |")
+    print("|---|---|---|---|---|---|")
+    for name, data in (("default", "speech16k"), ("ljspeech22k", "ljspeech22k")):
+        prepared = REPO / "runs" / "data" / "release" / data
+        if not prepared.is_dir():
+            print(f"| {name} | - | - | (run scripts/release_data.py {data} {prepared}) | - | - |")
+            continue
+        pipe = spectok.Pipeline(spectok.load_tokenizer(name))
+        ps = open_prepared(prepared)
+        v2, v1, seconds = [], [], []
+        for r in ps.split("test"):
+            wav = spectok.load_audio(r["path"], pipe.sample_rate)[0][r["trim_start"]:r["trim_end"]]
+            tf = pipe.encode(wav, sample_rate=pipe.sample_rate)
+            tf.metadata = {"source": Path(r["path"]).name}
+            data_v2 = to_bytes(tf)
+            header = {**tf.header(), "dtype": smallest_dtype(tf.codebook_sizes).name}
+            del header["packing"]
+            v1_bytes = 14 + len(json.dumps(header, sort_keys=True, separators=(",", ":"))) + \
+                tf.codes.size * smallest_dtype(tf.codebook_sizes).itemsize
+            assert struct.unpack_from("<H", data_v2, 4)[0] == 2
+            v2.append(len(data_v2) * 8)
+            v1.append(v1_bytes * 8)
+            seconds.append(tf.duration)
+        sec = np.asarray(seconds)
+        i = int(np.argmin(sec))
+        print(f"| {name} | {len(sec)} | {pipe.tokenizer.bitrate:.0f} | {sum(v2) / sec.sum():.0f} | "
+              f"{sum(v1) / sec.sum():.0f} | {v2[i] / sec[i]:.0f} ({sec[i]:.1f} s) |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", default="librispeech", help="corpus layout (default: %(default)s)")
     ap.add_argument("--root", type=Path, default=DATA / "LibriSpeech", help="corpus folder")
     ap.add_argument("--threads", type=int, default=2, help="cores to use (default 2)")
     ap.add_argument("--limit", type=int, help="only the first N utterances (by id) for the encode-only row")
+    ap.add_argument("--file-rates", action="store_true", help="only the token file sizes of the released models")
     args = ap.parse_args()
+    if args.file_rates:
+        file_rates()
+        return
     if not args.root.is_dir():
         raise SystemExit(f"{args.root}: not found (the benchmark reads ../shared/data)")
     from spectok.data.corpora import open_corpus
@@ -102,6 +149,7 @@ def main() -> None:
     print("|---|---|---|---|")
     for name, wall in rows:
         print(f"| {name} | {wall:.1f} | {audio_s / wall:.0f} | {encode_s / wall:.2f} |")
+    file_rates()
 
 
 if __name__ == "__main__":

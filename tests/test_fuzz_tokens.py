@@ -96,4 +96,6 @@ def test_ten_thousand_mutated_token_files_are_refused_or_consistent(setting):
     finally:
         tracemalloc.stop()
     assert refused + accepted == N_FILES
-    assert refused > 0.9 * N_FILES  # almost every mutation touches something checked
+    # most mutations touch something checked; the rest are valid files: bit-packed codes of a
+    # 2,048-code book have no invalid value, so a changed code byte (the CRC is recomputed) is a file
+    assert refused > 0.75 * N_FILES

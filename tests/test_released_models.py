@@ -76,3 +76,42 @@ def test_encode_decode_with_the_default_names(tmp_path, ljspeech_wavs, capsys) -
     frames = lambda w: np.log(np.square(w[: len(w) // 400 * 400].reshape(-1, 400)).mean(1) + 1e-8)  # noqa: E731
     n = min(len(out), len(ref)) // 400
     assert np.corrcoef(frames(out)[:n], frames(ref)[:n])[0, 1] > 0.8
+
+
+TRAINED_VOCODERS = [r for r in models.releases().values() if r.trained_vocoder is not None]
+
+
+@pytest.mark.parametrize("release", TRAINED_VOCODERS, ids=lambda r: r.name)
+def test_trained_vocoder_ships_with_an_honest_card(release) -> None:
+    """The vocoder trained on a model's decoded mels: under 5 MB, its card states the shipped file's
+    SHA-256 and whether it is paired, and the index pairs it only as the card says."""
+    assert release.trained_vocoder.stat().st_size <= 5e6
+    card = release.vocoder_card.read_text(encoding="utf-8")
+    assert hashlib.sha256(release.trained_vocoder.read_bytes()).hexdigest() in card
+    for section in ("## Training", "## Held-out results", "Pairing targets"):
+        assert section in card
+    paired = release.vocoder != models.GRIFFIN_LIM
+    assert ("**Paired**" in card) == paired and ("not paired" in card) == (not paired)
+    voc = spectok.load_vocoder(str(release.trained_vocoder))
+    assert voc.mel_config == spectok.load_tokenizer(release.name).mel_config
+    assert spectok.models.resolve_vocoder_file(release.name) == release.trained_vocoder  # what --init continues
+
+
+@pytest.mark.parametrize("release", TRAINED_VOCODERS, ids=lambda r: r.name)
+def test_trained_vocoder_streams_equal_to_whole_and_exports_to_onnx(release, ljspeech_wavs, tmp_path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    from spectok.onnx_export import export_onnx
+
+    tok, voc = spectok.load_tokenizer(release.name), spectok.load_vocoder(str(release.trained_vocoder))
+    pipe = spectok.Pipeline(tok, voc)
+    wav, _ = load_audio(ljspeech_wavs[0], pipe.sample_rate)
+    tokens = pipe.encode(wav[: 3 * pipe.sample_rate], sample_rate=pipe.sample_rate)
+    whole = pipe.decode(tokens)
+    pieces = (tokens.codes[:, i:i + 1] for i in range(tokens.codes.shape[1]))
+    streamed = np.concatenate(list(pipe.stream_decode(pieces, tokens.num_samples, step_frames=4)))
+    assert np.abs(streamed - whole).max() < 1e-4
+    export_onnx(voc, tmp_path)
+    mel = pipe.decode_mel(tokens.codes)[None]
+    audio = ort.InferenceSession(str(tmp_path / "vocoder.onnx")).run(None, {"mel": mel.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(audio, voc(mel).numpy(), rtol=0, atol=1e-4)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import struct
+import zlib
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -61,13 +65,30 @@ def test_write_and_read_file(tmp_path) -> None:
     assert [p.name for p in path.parent.iterdir()] == ["a.sptk"]  # no temporary left behind
 
 
-@pytest.mark.parametrize(("sizes", "dtype", "itemsize"), [((256,), "uint8", 1), ((257, 4), "uint16", 2),
-                                                         ((65536,), "uint16", 2), ((65537,), "uint32", 4)])
-def test_codes_use_the_smallest_unsigned_type(sizes, dtype, itemsize) -> None:
-    assert smallest_dtype(sizes).name == dtype
-    small = _token_file(sizes=sizes, t=0)
-    big = _token_file(sizes=sizes, t=10)
-    assert len(to_bytes(big)) - len(to_bytes(small)) == pytest.approx(10 * len(sizes) * itemsize, abs=4)
+@pytest.mark.parametrize(("sizes", "bits"), [((256,), 8), ((257, 4), 9 + 2), ((65536,), 16), ((65537,), 17),
+                                             ((1, 2048, 1000), 0 + 11 + 10)])
+def test_codes_take_their_bits_and_no_more(sizes, bits) -> None:
+    """Bit-packed: T' columns cost ceil(T' * sum(ceil(log2 K_k)) / 8) bytes, and read back exactly."""
+    data = to_bytes(_token_file(sizes=sizes, t=13))
+    header_bytes = struct.unpack_from("<I", data, 6)[0]
+    assert len(data) - 10 - header_bytes - 4 == (13 * bits + 7) // 8
+    rng = np.random.default_rng(0)
+    codes = np.stack([rng.integers(0, k, size=13) for k in sizes])
+    tf = TokenFile(codes, "f", 16000, 25.0, sizes, num_samples=100)
+    np.testing.assert_array_equal(from_bytes(to_bytes(tf)).codes, codes)
+
+
+def test_version_1_files_are_still_read() -> None:
+    """The format before bit packing: uint16 codes row-major, ``dtype`` in the header."""
+    tf = _token_file(sizes=(2048, 2048), t=7)
+    header = {**tf.header(), "dtype": smallest_dtype(tf.codebook_sizes).name}
+    del header["packing"]
+    text = json.dumps(header).encode()
+    body = struct.pack("<4sHI", b"SPTK", 1, len(text)) + text + tf.codes.astype("<u2").tobytes()
+    old = body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
+    back = from_bytes(old, name="old.sptk")
+    np.testing.assert_array_equal(back.codes, tf.codes)
+    assert back.num_samples == tf.num_samples
 
 
 def test_every_truncation_is_refused() -> None:
@@ -116,7 +137,7 @@ def test_npy_given_as_token_file_hints_at_format(tmp_path) -> None:
 def test_newer_format_version_is_refused() -> None:
     data = bytearray(to_bytes(_token_file()))
     data[4:6] = (FORMAT_VERSION + 1).to_bytes(2, "little")
-    with pytest.raises(TokenFileError, match="format version 2"):
+    with pytest.raises(TokenFileError, match=f"format version {FORMAT_VERSION + 1}"):
         from_bytes(bytes(data), name="x")
 
 

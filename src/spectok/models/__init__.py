@@ -9,6 +9,9 @@
 - ``vocoder``: the paired vocoder, a file here, or ``"griffin-lim"`` where no trained vocoder
   beat Griffin-Lim on this model's tokenized held-out speech (its card says so).
 - ``headline``: figures measured by ``spectok eval`` on the shipped file, for ``spectok models``.
+- ``trained_vocoder``: ``{"file", "card", "paired"}``, the vocoder trained on this model's decoded
+  mels where one ships (``paired``: it met the pairing targets, so ``vocoder`` names it); its
+  training budget so far is ``vocoder_budget``.
 
 Every function here reads the index only; nothing imports torch.
 """
@@ -35,6 +38,8 @@ class Release:
     card: Path
     aliases: tuple[str, ...] = ()
     headline: dict[str, Any] = field(default_factory=dict)
+    trained_vocoder: Path | None = None  # the vocoder trained on its decoded mels, paired or not
+    vocoder_card: Path | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -60,10 +65,13 @@ def releases() -> dict[str, Release]:
     out = {}
     for name, entry in json.loads(index.read_text(encoding="utf-8")).items():
         voc = entry.get("vocoder", GRIFFIN_LIM)
+        trained = entry.get("trained_vocoder") or {}
         out[name] = Release(name=name, tokenizer=folder() / entry["tokenizer"],
                             vocoder=voc if voc == GRIFFIN_LIM else str(folder() / voc),
                             card=folder() / entry["card"], aliases=tuple(entry.get("aliases", ())),
-                            headline=dict(entry.get("headline", {})))
+                            headline=dict(entry.get("headline", {})),
+                            trained_vocoder=folder() / trained["file"] if trained else None,
+                            vocoder_card=folder() / trained["card"] if trained else None)
     return out
 
 
@@ -104,17 +112,18 @@ def resolve_tokenizer(path_or_name: str | os.PathLike) -> Path:
 
 
 def resolve_vocoder_file(path_or_name: str | os.PathLike) -> Path:
-    """A trained vocoder artifact from a path or a released name (whose paired vocoder must be trained)."""
+    """A trained vocoder artifact from a path or a released name: the vocoder trained on that model's
+    decoded mels, paired or still in training (what ``spectok train vocoder --init NAME`` continues)."""
     from spectok.errors import ArtifactError
 
     text = str(path_or_name)
     if Path(text).is_file():
         return Path(text)
     release = find(text)
-    if release is None or release.vocoder == GRIFFIN_LIM:
+    if release is None or (release.vocoder == GRIFFIN_LIM and release.trained_vocoder is None):
         raise ArtifactError(f"{text}: neither a vocoder file nor a released model with a trained vocoder "
                             f"(released: {', '.join(all_names()) or 'none'})")
-    return Path(release.vocoder)
+    return Path(release.vocoder) if release.vocoder != GRIFFIN_LIM else release.trained_vocoder
 
 
 def paired_vocoder(name: str = "default", tokenizer_fingerprint: str | None = None) -> str:
@@ -148,9 +157,12 @@ def describe(release: Release) -> dict[str, Any]:
     size = release.tokenizer.stat().st_size
     if release.vocoder != GRIFFIN_LIM:
         size += Path(release.vocoder).stat().st_size
+    vocoder = release.vocoder if release.vocoder == GRIFFIN_LIM else Path(release.vocoder).name
+    if release.vocoder == GRIFFIN_LIM and release.trained_vocoder is not None:
+        vocoder += f" ({release.trained_vocoder.name} in training)"
     return {"name": release.name, "aliases": list(release.aliases), "mel": _mel_name(header),
             "sample_rate": (header.get("mel") or {}).get("sample_rate"), "bitrate": training.get("bitrate"),
-            "vocoder": release.vocoder if release.vocoder == GRIFFIN_LIM else Path(release.vocoder).name,
+            "vocoder": vocoder,
             "size_mb": size / 1e6, "card": str(release.card), **release.headline}
 
 
