@@ -103,7 +103,8 @@ def run_training(run: Path, kind: str, fresh: list[str], resumed: list[str], ste
     """Train (or resume) ``run`` to ``steps`` with ``spectok train KIND``; its CPU and wall time are
     added up over sessions in ``run/release-time.json``, which is returned."""
     record = run / "release-time.json"
-    done = json.loads(record.read_text()) if record.is_file() else {"cpu_s": 0.0, "wall_s": 0.0, "sessions": []}
+    done = json.loads(record.read_text()) if record.is_file() else {
+        "cpu_s": 0.0, "wall_s": 0.0, "sessions": [], "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if done.get("steps") == steps:
         return done
     steps_done = sorted(int(p.stem.split("-")[1]) for p in (run / "checkpoints").glob("step-*.pt"))
@@ -395,20 +396,27 @@ def release_vocoder(name: str, steps: int | None, threads: int, work: Path, forc
         fresh += ["--init", str(shipped)]
     run = work / "runs" / f"{name}-vocoder"
     timing = run_training(run, "vocoder", fresh, [], steps or vr.steps, threads)
+    if "--init" in fresh and "init" not in timing:
+        timing["init"] = True
     index_path = MODELS / "index.json"
     index = json.loads(index_path.read_text())
     budget = index[name].get("vocoder_budget", {"cpu_s": 0.0, "runs": []})
-    if not any(x.get("run") == str(run) for x in budget["runs"]):  # count each run once
-        budget["runs"].append({"run": str(run), "cpu_s": timing["cpu_s"], "steps": timing["steps"],
-                               "init": shipped.name if shipped.is_file() else None})
-        budget["cpu_s"] = sum(x["cpu_s"] or 0.0 for x in budget["runs"])
+    key = {"run": run.relative_to(REPO).as_posix() if run.is_relative_to(REPO) else run.name,
+           "started": timing.get("started")}
+    entry = next((x for x in budget["runs"] if {k: x.get(k) for k in key} == key), None)
+    if entry is None:  # each run once (a new machine's run has the same folder, another start)
+        entry = {**key, "init": shipped.name if shipped.is_file() and timing.get("init") else None}
+        budget["runs"].append(entry)
+    entry.update(cpu_s=timing["cpu_s"], steps=timing["steps"])
+    budget["cpu_s"] = sum(x["cpu_s"] or 0.0 for x in budget["runs"])
     spectok(["export", str(run), "-o", str(shipped)], threads)
     voc = evaluate(MODELS / f"{name}.safetensors", [str(data)], work / "eval" / f"{name}-vocoder", True,
                    vocoder=str(shipped))
     gl = evaluate(MODELS / f"{name}.safetensors", [str(data)], work / "eval" / f"{name}-gl", force_eval)
     verdict = pairing_verdict(voc, gl)
     paired = all(met for *_, met in verdict)
-    index[name].update(vocoder=vr.file if paired else "griffin-lim", vocoder_budget=budget)
+    index[name].update(vocoder=vr.file if paired else "griffin-lim", vocoder_budget=budget,
+                       trained_vocoder={"file": vr.file, "card": vr.card, "paired": paired})
     index_path.write_text(json.dumps(dict(sorted(index.items())), indent=1) + "\n")
     write_vocoder_card(name, vr, shipped, voc, gl, verdict, paired, budget, timing, data)
 
@@ -429,7 +437,7 @@ def write_vocoder_card(name: str, vr: VocoderRecipe, artifact: Path, voc: dict, 
     session = timing["sessions"][-1]
     agg_v, agg_g = voc["aggregate"], gl["aggregate"]
     rows = ["| vocoder | use | PESQ-WB | STOI | DNSMOS OVRL |", "|---|---|---|---|---|"]
-    for label, agg in (("this vocoder", agg_v), ("Griffin-Lim (32 iterations)", agg_g)):
+    for label, agg in (("this vocoder", agg_v), ("Griffin-Lim (32 iterations, phase-gradient start)", agg_g)):
         for group, use in (("tokenized", "tokenized (codes → decoded mel → vocoder)"),
                            ("copy", "copy synthesis (true mel → vocoder)")):
             rows.append(f"| {label} | {use} | {_m(agg, group, 'pesq')} | {_m(agg, group, 'stoi')} | "

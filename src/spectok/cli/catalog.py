@@ -21,6 +21,14 @@ def _fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def print_table(header: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> None:
+    """Columns as wide as their widest cell (header included); columns in ``right`` right-aligned."""
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    for row in [header, *rows]:
+        cells = [str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        print("  ".join(cells).rstrip())
+
+
 def _models(args: argparse.Namespace) -> int:
     import spectok.models as models
 
@@ -32,12 +40,10 @@ def _models(args: argparse.Namespace) -> int:
     if not rows:
         print("no released models in this installation")
         return 0
-    print(f"{'name':24s} {'front end':16s} {'bit/s':>6s} {'MB':>5s} {'vocoder':24s} "
-          f"{'PESQ-WB':>7s} {'STOI':>5s}  held-out set")
-    for r in rows:
-        names = ", ".join([r["name"], *r["aliases"]])
-        print(f"{names:24s} {r['mel']:12s} {_fmt(r['bitrate'], '6.0f')} {r['size_mb']:5.1f} {r['vocoder']:24s} "
-              f"{_fmt(r.get('pesq'), '7.2f')} {_fmt(r.get('stoi'), '5.2f')}  {r.get('held_out', '-')}")
+    print_table(["name", "front end", "bit/s", "MB", "vocoder", "PESQ-WB", "STOI", "held-out set"],
+                [[", ".join([r["name"], *r["aliases"]]), r["mel"], _fmt(r["bitrate"], ".0f"), f"{r['size_mb']:.1f}",
+                  r["vocoder"], _fmt(r.get("pesq"), ".2f"), _fmt(r.get("stoi"), ".2f"), r.get("held_out", "-")]
+                 for r in rows], right={2, 3, 5, 6})
     print("model cards:", ", ".join(str(models.releases()[r["name"]].card) for r in rows))
     return 0
 
@@ -71,7 +77,7 @@ def _presets(args: argparse.Namespace) -> int:
         for row in rows:
             print(json.dumps(row))
         return 0
-    print(f"{'name':24s} {'kind':9s} {'task':16s} {'front end':16s} {'bit/s':>6s}")
-    for r in rows:
-        print(f"{r['name']:24s} {r['kind']:9s} {r['task']:16s} {r['mel'] or '-':16s} {_fmt(r['bitrate'], '6.0f')}")
+    print_table(["name", "kind", "task", "front end", "bit/s"],
+                [[r["name"], r["kind"], r["task"], r["mel"] or "-", _fmt(r["bitrate"], ".0f")] for r in rows],
+                right={4})
     return 0
