@@ -198,6 +198,29 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> dict[str, A
     return header
 
 
+def _check_config_fits_the_file(path: Path, header: dict[str, Any]) -> None:
+    """Build the model on the meta device (no memory) and compare its tensors with the file's, so a
+    config asking for more than the file holds (huge channels, say) is refused before allocating."""
+    from safetensors import safe_open
+
+    try:
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in build(header["class"], header["config"]).state_dict().items()}
+        with safe_open(str(path), framework="pt") as f:
+            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+    except ArtifactError:
+        raise
+    except Exception as e:  # a config the class refuses, or a damaged tensor table
+        raise ArtifactError(f"{path}: its config or tensor table is unusable ({type(e).__name__}: {e})") from e
+    wrong = sorted(k for k in shapes.keys() & stored.keys() if shapes[k] != stored[k])
+    missing = sorted(shapes.keys() - stored.keys())
+    if wrong or missing:
+        what = (f"{wrong[0]} is {stored[wrong[0]]} in the file but {shapes[wrong[0]]} in its config" if wrong
+                else f"the file lacks {missing[0]}")
+        raise ArtifactError(f"{path}: its config does not describe its weights ({what}); refused before "
+                            "building the model")
+
+
 def load_release(path: str | os.PathLike, kind: str | None = None,
                  map_location: str | torch.device = "cpu") -> torch.nn.Module:
     """Load a release artifact as an eval-mode model; ``kind`` checks it is e.g. a "tokenizer"."""
@@ -207,6 +230,7 @@ def load_release(path: str | os.PathLike, kind: str | None = None,
     header = read_header(p)
     if kind is not None and header.get("kind") != kind:
         raise ArtifactError(f"{p}: is a {header.get('kind')}, not a {kind}")
+    _check_config_fits_the_file(p, header)
     model = build(header["class"], header["config"])
     try:
         state = load_file(str(p), device=str(map_location))
