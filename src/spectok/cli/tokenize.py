@@ -25,7 +25,7 @@ def register(sub) -> None:
     p.add_argument("--shard", type=_shard, metavar="i/n",
                    help="this machine's shard of n (0-based; a hash of the id); default: from the launcher "
                    "(torchrun's RANK/WORLD_SIZE, a Slurm array's task id and count), else 0/1")
-    p.add_argument("--part-size", type=int, default=256, metavar="N",
+    p.add_argument("--part-size", type=int, default=64, metavar="N",
                    help="utterances per Parquet file, the unit of resume (default: %(default)s)")
     add_selection_arguments(p, "the same selection on every shard")
 

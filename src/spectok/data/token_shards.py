@@ -219,7 +219,7 @@ def _remove_stale_temps(out: Path) -> None:
 
 
 def tokenize_corpus(items: Iterable[CorpusItem], out: str | os.PathLike, tokenizer: str = "default",
-                    corpus: str = "custom", shard: tuple[int, int] = (0, 1), jobs: int = 1, part_size: int = 256,
+                    corpus: str = "custom", shard: tuple[int, int] = (0, 1), jobs: int = 1, part_size: int = 64,
                     progress: bool | None = None) -> TokenizeReport:
     """Encode ``items`` (the ones in ``shard``) with ``tokenizer`` into the token dataset ``out``.
 
