@@ -172,9 +172,9 @@ def check_output_file(output: str | os.PathLike, inputs: Collection[str | os.Pat
         raise SpectokError(f"{out}: is a folder; -o names the file to write here")
     if suffix is not None and out.suffix.lower() != suffix:
         raise SpectokError(f"{out}: the output must be a {suffix} file")
-    target = _resolved(out)
+    target = resolved(out)
     for given in inputs:
-        src = _resolved(Path(given))
+        src = resolved(Path(given))
         if target == src:
             raise SpectokError(f"refusing to write {out}: it is the input {given} (choose another -o)")
     return out
@@ -189,9 +189,9 @@ def check_output_folder(output: str | os.PathLike, inputs: Collection[str | os.P
     out = Path(output)
     if out.exists() and not out.is_dir():
         raise SpectokError(f"{out}: is a file; -o names the folder to write here")
-    target = _resolved(out)
+    target = resolved(out)
     for given in inputs:
-        src = _resolved(Path(given))
+        src = resolved(Path(given))
         if target == src or (src.is_dir() and src in target.parents):
             raise SpectokError(f"refusing to write into {out}: it is inside the input {given}, whose files "
                                "would be read again (choose -o outside it)")
@@ -200,9 +200,10 @@ def check_output_folder(output: str | os.PathLike, inputs: Collection[str | os.P
     return out
 
 
-def _resolved(path: Path) -> Path:
-    """``path.resolve()``, or its absolute form when it cannot be resolved (a symbolic link loop)."""
+def resolved(path: Path) -> Path:
+    """``path.resolve()``, or its absolute form when it cannot be resolved (a symbolic link loop: the
+    file is then reported as not found when it is read, like any other missing input)."""
     try:
         return path.resolve()
-    except (RuntimeError, OSError):
+    except (RuntimeError, OSError):  # Python raises RuntimeError on a symbolic link loop
         return path.absolute()

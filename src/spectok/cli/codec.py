@@ -15,6 +15,7 @@ from pathlib import Path
 
 from spectok.cli.common import Runner, add_command, add_tokenizer_option, add_vocoder_option, load_models
 from spectok.errors import SpectokError, TokenFileError
+from spectok.fsutil import resolved as _resolved
 
 TOKEN_SUFFIXES = (".sptk", ".npy")
 
@@ -172,15 +173,6 @@ def plan_outputs(files: list[tuple[Path, Path]], out: Path, suffix: str) -> dict
         written[target] = f
         plan[f] = dest
     return plan
-
-
-def _resolved(path: Path) -> Path:
-    """``path.resolve()``, or its absolute form when it cannot be resolved (a symbolic link loop: the
-    file is then reported as not found when it is read, like any other missing input)."""
-    try:
-        return path.resolve()
-    except (RuntimeError, OSError):  # Python raises RuntimeError on a symbolic link loop
-        return path.absolute()
 
 
 def pending(files: list[tuple[Path, Path]], plan: dict[Path, Path], overwrite: bool
