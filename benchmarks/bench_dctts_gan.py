@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "runs" / "data" / "release" / "ljspeech22k"
 sys.path.insert(0, str(REPO / "scripts"))
 import release_data  # noqa: E402
-from release_models import spectok  # noqa: E402  (one thread each: ``spectok(ARGS, 1, log)``)
+from release_models import spectok, training_cpu_s  # noqa: E402  (one thread each: ``spectok(ARGS, 1, log)``)
 
 EMA_CODEBOOK = ["--set", "model.quantizer.ema=true", "--set", "model.quantizer.kmeans_init=true",
                 "--set", "model.quantizer.dead_code_threshold=0.1"]
@@ -62,19 +62,6 @@ def records(run: Path, event: str) -> list[dict]:
 def series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
     pts = [(r["step"], r[key]) for r in rows if key in r]
     return [p[0] for p in pts], [p[1] for p in pts]
-
-
-def training_cpu_s(rows: list[dict]) -> float:
-    """CPU seconds of a run's training over all its processes (each resume restarts the counter)."""
-    total = last = 0.0
-    for r in rows:
-        cpu = r.get("perf/process_cpu_s")
-        if cpu is None:
-            continue
-        if cpu < last:  # a resumed process: bank the one before
-            total += last
-        last = cpu
-    return total + last
 
 
 def adversarial_summary(run: Path, disc_start: int) -> dict:

@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "runs" / "data" / "release" / "speech16k"
 DECODED = REPO / "runs" / "data" / "release" / "speech16k-decoded"
 sys.path.insert(0, str(REPO / "scripts"))
-from release_models import spectok  # noqa: E402  (``spectok(ARGS, THREADS, LOG)``)
+from release_models import spectok, training_cpu_s  # noqa: E402  (``spectok(ARGS, THREADS, LOG)``)
 
 PRESETS = REPO / "configs" / "vocoder"
 SPECTRAL = {"stft_weight": 1.0, "mel_weight": 1.0,
@@ -90,18 +90,9 @@ def records(run: Path) -> list[dict]:
 
 def cpu_at(name: str, work: Path, step: int) -> float:
     """One-thread training CPU seconds of run ``name`` up to ``step``, its parent's prefix included."""
-    total = last = 0.0
-    for r in records(work / name):
-        if r["step"] > step:
-            break
-        cpu = r.get("perf/process_cpu_s")
-        if cpu is None:
-            continue
-        if cpu < last:  # a resumed process: bank the one before
-            total += last
-        last = cpu
     parent = RUNS[name][2]
-    return total + last + (cpu_at(parent[0], work, parent[1]) if parent else 0.0)
+    own = training_cpu_s([r for r in records(work / name) if r["step"] <= step])
+    return own + (cpu_at(parent[0], work, parent[1]) if parent else 0.0)
 
 
 def artifact(name: str, work: Path, step: int) -> Path:

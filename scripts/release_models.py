@@ -74,6 +74,20 @@ def spectok(args: list[str], threads: int, log: Path | None = None) -> float:
     return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
+def training_cpu_s(rows: list[dict]) -> float:
+    """CPU seconds of a run's training over all its processes, from its ``metrics.jsonl`` rows (each
+    resume restarts ``perf/process_cpu_s``)."""
+    total = last = 0.0
+    for r in rows:
+        cpu = r.get("perf/process_cpu_s")
+        if cpu is None:
+            continue
+        if cpu < last:  # a resumed process: bank the one before
+            total += last
+        last = cpu
+    return total + last
+
+
 def preset_section(preset: str, key: str) -> dict:
     """One section of a shipped tokenizer preset (``configs/tokenizer/PRESET.yaml``)."""
     import yaml

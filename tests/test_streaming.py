@@ -67,14 +67,20 @@ def test_streamed_audio_equals_whole_file_decode(tokenizer, speech, columns, ste
     # 4 Griffin-Lim iterations keep the test fast; the context follows the vocoder's own reach.
     # Random initial phases: the output is a smooth function of the mel, so the decoder's float
     # rounding stays float rounding (the phase-gradient start picks spectral peaks: see below)
-    pipe = Pipeline(tokenizer, GriffinLim(tokenizer.mel_config, n_iter=4, init="random"))
-    tokens = pipe.encode(speech)
-    ref = pipe.decode(tokens)
-    pieces = (tokens.codes[:, i:i + columns] for i in range(0, tokens.codes.shape[1], columns))
-    out = np.concatenate(list(pipe.stream_decode(pieces, tokens.num_samples, step_frames=step)))
+    out, ref = streamed_and_whole(Pipeline(tokenizer, GriffinLim(tokenizer.mel_config, n_iter=4, init="random")),
+                                  speech, columns, step)
     assert out.shape == ref.shape == (len(speech),)
     # the decoder's float rounding (conv on other lengths) is all that differs
     assert np.abs(out - ref).max() < 1e-4
+
+
+def streamed_and_whole(pipe: Pipeline, speech: np.ndarray, columns: int, step: int | None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """``speech``'s codes decoded by ``stream_decode`` fed ``columns`` at a time, and decoded whole."""
+    tokens = pipe.encode(speech)
+    pieces = (tokens.codes[:, i:i + columns] for i in range(0, tokens.codes.shape[1], columns))
+    out = np.concatenate(list(pipe.stream_decode(pieces, tokens.num_samples, step_frames=step)))
+    return out, pipe.decode(tokens)
 
 
 def _istft(tokenizer) -> ISTFTVocoder:
@@ -88,11 +94,7 @@ def _istft(tokenizer) -> ISTFTVocoder:
 
 @pytest.mark.parametrize(("columns", "step"), [(1, 1), (1, None), (7, 3), (10_000, None)])
 def test_streamed_istft_audio_equals_whole_file_decode(tokenizer, speech, columns, step):
-    pipe = Pipeline(tokenizer, _istft(tokenizer))
-    tokens = pipe.encode(speech)
-    ref = pipe.decode(tokens)
-    pieces = (tokens.codes[:, i:i + columns] for i in range(0, tokens.codes.shape[1], columns))
-    out = np.concatenate(list(pipe.stream_decode(pieces, tokens.num_samples, step_frames=step)))
+    out, ref = streamed_and_whole(Pipeline(tokenizer, _istft(tokenizer)), speech, columns, step)
     assert out.shape == ref.shape == (len(speech),)
     assert np.abs(out - ref).max() < 1e-4
 
@@ -125,11 +127,7 @@ def test_griffin_lim_streams_with_a_short_lookahead(tokenizer, speech):
     stream equals the whole-file decode."""
     gl = GriffinLim(tokenizer.mel_config, n_iter=0, init="pghi", pghi_period=50)
     assert gl.lookahead == 7 and gl.lookahead * gl.hop / gl.sample_rate <= 0.1
-    pipe = Pipeline(tokenizer, gl)
-    tokens = pipe.encode(speech)
-    ref = pipe.decode(tokens)
-    pieces = (tokens.codes[:, i:i + 1] for i in range(tokens.codes.shape[1]))
-    out = np.concatenate(list(pipe.stream_decode(pieces, tokens.num_samples, step_frames=4)))
+    out, ref = streamed_and_whole(Pipeline(tokenizer, gl), speech, 1, 4)
     # the decoder's float rounding can move a near-tie between two spectral peaks: a few frames
     # then start from another (equally consistent) phase, far below the signal
     assert snr_db(ref, out) > 40.0

@@ -97,7 +97,6 @@ def _usage(args: argparse.Namespace) -> int:
     from spectok.plots import plot_codebook_usage
     from spectok.tokens import read_tokens
 
-    _check_out(args, *args.codes)
     files = collect_some(args.codes, (".sptk",), ".sptk token files")
     _check_out(args, *(f for f, _ in files))
     runner = Runner("plot usage", len(files), quiet=True, out=args.out)

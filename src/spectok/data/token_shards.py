@@ -40,7 +40,7 @@ import numpy as np
 from spectok._version import __version__
 from spectok.data.corpora import CorpusItem, in_shard
 from spectok.errors import DataError, SpectokError
-from spectok.fsutil import atomic_path, write_json_atomic
+from spectok.fsutil import atomic_path, remove_stale_temps, write_json_atomic
 
 CARD = "dataset.json"
 FORMAT = "spectok-token-dataset/1"
@@ -71,7 +71,7 @@ class TokenizeReport:
     failures: list[dict] = field(default_factory=list)
 
     def summary(self) -> str:
-        rate = self.audio_seconds / 3600 / max(self.wall, 1e-9) * 3600
+        rate = self.audio_seconds / max(self.wall, 1e-9)  # audio hours per hour
         return (f"{self.out}: {self.utterances} utterances tokenized ({self.audio_seconds / 3600:.2f} h of audio, "
                 f"{rate:.0f} audio hours per hour) in {self.parts_done} part(s), {self.parts_skipped} already "
                 f"done, {self.failed} failed")
@@ -212,12 +212,6 @@ class _Worker:
         return {"rows": table.num_rows, "seconds": float(sum(rows["duration"])), "failures": failures}
 
 
-def _remove_stale_temps(out: Path) -> None:
-    """Temporary files left by a killed run (hidden, never read)."""
-    for tmp in out.glob("*/.*.tmp*"):
-        tmp.unlink(missing_ok=True)
-
-
 def tokenize_corpus(items: Iterable[CorpusItem], out: str | os.PathLike, tokenizer: str = "default",
                     corpus: str = "custom", shard: tuple[int, int] = (0, 1), jobs: int = 1, part_size: int = 64,
                     progress: bool | None = None) -> TokenizeReport:
@@ -257,7 +251,9 @@ def tokenize_corpus(items: Iterable[CorpusItem], out: str | os.PathLike, tokeniz
         raise DataError(f"{tokenizer}: an image tokenizer; token datasets are made of speech")
     out.mkdir(parents=True, exist_ok=True)
     check_card(out, dataset_card(tok, str(tokenizer), corpus, shard[1], part_size))
-    _remove_stale_temps(out)
+    for folder in out.iterdir():  # temporaries of killed writers (a live shard's on this machine are kept)
+        if folder.is_dir():
+            remove_stale_temps(folder)
     parts = plan(list(items), out, shard, part_size)
     todo = [p for p in parts if not p.path.is_file()]
     report = TokenizeReport(out, parts_skipped=len(parts) - len(todo))
