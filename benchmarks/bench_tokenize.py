@@ -61,8 +61,9 @@ def tokenize_cli(corpus: str, root: Path, out: Path, jobs: int, threads: int) ->
 
 
 def file_rates() -> None:
-    """Token file bit rates (bytes x 8 / seconds) of the released models on their held-out clips, for
-    the bit-packed format and the earlier byte-aligned one, beside the nominal rate."""
+    """Token file bit rates (bytes x 8 / seconds) of the released models on their held-out clips: range-coded
+    against the released code model (version 3), bit-packed (2) and byte-aligned (1), beside the nominal rate,
+    the code model's ideal payload and the held-out codes' own entropy bound."""
     import json
     import struct
 
@@ -70,36 +71,49 @@ def file_rates() -> None:
 
     import spectok
     from spectok.data.prepared import open_prepared
-    from spectok.tokens import smallest_dtype, to_bytes
+    from spectok.entropy import CodeModel, code_model_for
+    from spectok.tokens import from_bytes, smallest_dtype, to_bytes
 
     print("\n## Token file sizes on held-out clips (bit/s = file bytes x 8 / audio seconds)")
-    print("| model | clips | nominal bit/s | .sptk v2 (bit-packed) | .sptk v1 (uint16) | shortest clip, v2 |")
-    print("|---|---|---|---|---|---|")
+    print("| model | clips | nominal | .sptk v3 (--entropy) | .sptk v2 (bit-packed) | .sptk v1 (uint16) | "
+          "v3 payload alone | ideal under the code model | entropy bound of these clips | shortest clip, v3 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, data in (("default", "speech16k"), ("ljspeech22k", "ljspeech22k")):
         prepared = REPO / "runs" / "data" / "release" / data
         if not prepared.is_dir():
-            print(f"| {name} | - | - | (run scripts/release_data.py {data} {prepared}) | - | - |")
+            print(f"| {name} | - | - | (run scripts/release_data.py {data} {prepared}) | - | - | - | - | - | - |")
             continue
         pipe = spectok.Pipeline(spectok.load_tokenizer(name))
+        model = code_model_for(pipe.tokenizer.fingerprint())
         ps = open_prepared(prepared)
-        v2, v1, seconds = [], [], []
+        v3, v2, v1, payload, ideal, seconds, codes = [], [], [], [], [], [], []
         for r in ps.split("test"):
             wav = spectok.load_audio(r["path"], pipe.sample_rate)[0][r["trim_start"]:r["trim_end"]]
             tf = pipe.encode(wav, sample_rate=pipe.sample_rate)
             tf.metadata = {"source": Path(r["path"]).name}
-            data_v2 = to_bytes(tf)
+            data_v3, data_v2 = to_bytes(tf, model), to_bytes(tf)
+            assert np.array_equal(from_bytes(data_v3, code_model=model).codes, tf.codes)
             header = {**tf.header(), "dtype": smallest_dtype(tf.codebook_sizes).name}
             del header["packing"]
             v1_bytes = 14 + len(json.dumps(header, sort_keys=True, separators=(",", ":"))) + \
                 tf.codes.size * smallest_dtype(tf.codebook_sizes).itemsize
-            assert struct.unpack_from("<H", data_v2, 4)[0] == 2
+            assert struct.unpack_from("<HI", data_v3, 4)[0] == 3
+            hlen = struct.unpack_from("<I", data_v3, 6)[0]
+            v3.append(len(data_v3) * 8)
+            payload.append((len(data_v3) - 14 - hlen) * 8)
             v2.append(len(data_v2) * 8)
             v1.append(v1_bytes * 8)
+            ideal.append(model.bits_per_column(tf.codes) * tf.codes.shape[1])
             seconds.append(tf.duration)
+            codes.append(tf.codes)
         sec = np.asarray(seconds)
+        total = sec.sum()
+        bound = CodeModel.fit(codes, pipe.tokenizer.codebook_sizes).info["entropy_bits_per_column"] * \
+            pipe.tokenizer.frame_rate
         i = int(np.argmin(sec))
-        print(f"| {name} | {len(sec)} | {pipe.tokenizer.bitrate:.0f} | {sum(v2) / sec.sum():.0f} | "
-              f"{sum(v1) / sec.sum():.0f} | {v2[i] / sec[i]:.0f} ({sec[i]:.1f} s) |")
+        print(f"| {name} | {len(sec)} | {pipe.tokenizer.bitrate:.0f} | {sum(v3) / total:.0f} | {sum(v2) / total:.0f} | "
+              f"{sum(v1) / total:.0f} | {sum(payload) / total:.0f} | {sum(ideal) / total:.0f} | {bound:.0f} | "
+              f"{v3[i] / sec[i]:.0f} ({sec[i]:.1f} s) |")
 
 
 def main() -> None:

@@ -4,9 +4,9 @@ Layout (all integers little-endian)::
 
     offset  size  field
     0       4     magic  b"SPTK"
-    4       2     format version (uint16), currently 2
+    4       2     format version (uint16): 2 bit-packed, 3 range-coded
     6       4     header length H in bytes (uint32)
-    10      H     header: UTF-8 JSON object (see below)
+    10      H     header: UTF-8 JSON object (see below; raw-deflated in version 3)
     10+H    N     codes, bit-packed row by row (below)
     10+H+N  4     CRC-32 of every byte before it (uint32)
 
@@ -15,6 +15,15 @@ per code (0 for a codebook of one code); every code of row 0, then row 1, ..., e
 most significant bit first, as one bit string padded with zeros to whole bytes
 (``N = ceil(T' * sum(b_k) / 8)``). So a file costs the nominal bit rate plus its header: a
 5 x 2,048-code default file is 55 bits per column where version 1 took 80.
+
+Codes (version 3, ``--entropy``): range-coded row by row against a :class:`~spectok.entropy.CodeModel`
+(integer code frequencies per row), whose digest the header names as ``"code_model"``; the header
+says ``"packing": "range"`` and is itself raw-deflated (RFC 1951), since on a short clip it weighs
+as much as the codes. A file then costs about the codes' cross-entropy under that model,
+near the entropy bound. The reader needs the same model: a released tokenizer's ships with it,
+others are passed as ``code_model=``. Where range coding would come out larger (speech far from
+what the model was fitted on), the writer keeps the bit-packed version 2 file instead. Bit-packed
+files stay version 2, so older readers read them.
 
 The JSON header holds ``tokenizer_fingerprint``, ``sample_rate`` (Hz), ``frame_rate``
 (token columns per second), ``codebook_sizes`` (one per row K), ``shape`` ``[K, T']``,
@@ -46,11 +55,13 @@ from typing import Any
 
 import numpy as np
 
+from spectok.entropy import CodeModel, range_decode, range_encode, released_code_model
 from spectok.errors import TokenFileError
 from spectok.fsutil import atomic_path
 
 MAGIC = b"SPTK"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # the newest version read and written (3 only for range-coded files)
+_VERSION = {"bits": 2, "range": 3}
 SUFFIX = ".sptk"
 _PREFIX = struct.Struct("<4sHI")  # magic, version, header length
 _CRC = struct.Struct("<I")
@@ -132,11 +143,15 @@ class TokenFile:
         """Information content at the nominal rate: columns * sum(log2 codebook size)."""
         return self.codes.shape[1] * sum(math.log2(k) for k in self.codebook_sizes)
 
-    def header(self) -> dict[str, Any]:
-        return {"tokenizer_fingerprint": self.tokenizer_fingerprint, "sample_rate": self.sample_rate,
-                "frame_rate": self.frame_rate, "codebook_sizes": list(self.codebook_sizes),
-                "shape": list(self.codes.shape), "num_samples": self.num_samples, "packing": "bits",
-                "metadata": self.metadata}
+    def header(self, code_model: CodeModel | None = None) -> dict[str, Any]:
+        """The JSON header; with ``code_model``, that of a range-coded file (version 3)."""
+        h = {"tokenizer_fingerprint": self.tokenizer_fingerprint, "sample_rate": self.sample_rate,
+             "frame_rate": self.frame_rate, "codebook_sizes": list(self.codebook_sizes),
+             "shape": list(self.codes.shape), "num_samples": self.num_samples, "packing": "bits",
+             "metadata": self.metadata}
+        if code_model is not None:
+            h.update(packing="range", code_model=code_model.digest)
+        return h
 
 
 def code_bits(codebook_sizes: list[int] | tuple[int, ...]) -> list[int]:
@@ -168,8 +183,10 @@ def unpack_codes(payload: bytes, bits: list[int], columns: int) -> np.ndarray:
     return out
 
 
-def _payload_bytes(h: dict, k: int, t: int) -> int:
-    """Payload size in bytes that header ``h`` of shape ``[k, t]`` implies (version 1 or 2)."""
+def _payload_bytes(h: dict, k: int, t: int) -> int | None:
+    """Payload size in bytes that header ``h`` of shape ``[k, t]`` implies (None: range-coded)."""
+    if h.get("packing") == "range":
+        return None
     if h.get("packing") == "bits":
         return (t * sum(code_bits(h["codebook_sizes"])) + 7) // 8
     return k * t * np.dtype(_DTYPES[h["dtype"]]).itemsize
@@ -184,16 +201,37 @@ def _whole(value: Any, what: str) -> int:
     return int(value)
 
 
-def to_bytes(tf: TokenFile) -> bytes:
-    """Serialize a :class:`TokenFile` (see the module docstring for the layout)."""
-    header = json.dumps(tf.header(), sort_keys=True, separators=(",", ":")).encode("utf-8")
-    payload = pack_codes(tf.codes, code_bits(tf.codebook_sizes))
-    body = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header)) + header + payload
+def to_bytes(tf: TokenFile, code_model: CodeModel | None = None) -> bytes:
+    """Serialize a :class:`TokenFile` (see the module docstring for the layout): bit-packed, or
+    range-coded against ``code_model`` (whose codebook sizes must be the file's) unless that comes
+    out larger than bit-packing (speech far from what the model was fitted on): never a bigger file."""
+    if code_model is not None and code_model.codebook_sizes != tf.codebook_sizes:
+        raise TokenFileError(f"the code model is for codebooks {list(code_model.codebook_sizes)}, these codes "
+                             f"have {list(tf.codebook_sizes)}: fit one on this tokenizer's codes")
+    packed = _serialize(tf, None)
+    if code_model is None:
+        return packed
+    coded = _serialize(tf, code_model)
+    return coded if len(coded) < len(packed) else packed
+
+
+def _serialize(tf: TokenFile, code_model: CodeModel | None) -> bytes:
+    header = json.dumps(tf.header(code_model), sort_keys=True, separators=(",", ":")).encode("utf-8")
+    if code_model is None:
+        payload, version = pack_codes(tf.codes, code_bits(tf.codebook_sizes)), _VERSION["bits"]
+    else:  # version 3 deflates its header too: on a short clip it weighs as much as the codes
+        z = zlib.compressobj(9, zlib.DEFLATED, -15)
+        header = z.compress(header) + z.flush()
+        payload, version = range_encode(tf.codes, code_model), _VERSION["range"]
+    body = _PREFIX.pack(MAGIC, version, len(header)) + header + payload
     return body + _CRC.pack(zlib.crc32(body) & 0xFFFFFFFF)
 
 
-def from_bytes(data: bytes, name: str = "<bytes>") -> TokenFile:
-    """Parse token-file bytes; raises :class:`TokenFileError` naming ``name`` and the reason."""
+def from_bytes(data: bytes, name: str = "<bytes>", code_model: CodeModel | None = None) -> TokenFile:
+    """Parse token-file bytes; raises :class:`TokenFileError` naming ``name`` and the reason.
+
+    A range-coded file (version 3) is decoded with ``code_model`` when its digest is the one the
+    file names, else with the released code model of that digest."""
 
     def fail(reason: str) -> TokenFileError:
         return TokenFileError(f"{name}: {reason}")
@@ -216,17 +254,19 @@ def from_bytes(data: bytes, name: str = "<bytes>") -> TokenFile:
     if zlib.crc32(body) & 0xFFFFFFFF != crc:
         raise fail(_size_or_checksum_reason(data, hlen))
     try:
-        h = json.loads(body[_PREFIX.size:_PREFIX.size + hlen].decode("utf-8"))
+        h = _header(body[_PREFIX.size:_PREFIX.size + hlen], version)
         k, t = (int(x) for x in h["shape"])
-        if version >= 2 and h.get("packing") != "bits":
-            raise fail(f"token file version {version} without bit packing in its header")
+        if version >= 2 and h.get("packing") != {2: "bits", 3: "range"}[version]:
+            raise fail(f"token file version {version} with packing {h.get('packing')!r} in its header")
         if k != len(h["codebook_sizes"]) or k < 0 or t < 0:
             raise fail(f"header shape [{k}, {t}] does not fit its {len(h['codebook_sizes'])} codebook sizes")
         payload = body[_PREFIX.size + hlen:]
         need = _payload_bytes(h, k, t)
-        if len(payload) != need:
+        if need is not None and len(payload) != need:
             raise fail(f"code payload is {len(payload)} bytes, header shape [{k}, {t}] needs {need}")
-        if h.get("packing") == "bits":
+        if h.get("packing") == "range":
+            codes = range_decode(payload, _code_model_for(h, code_model, name), t, name)
+        elif h.get("packing") == "bits":
             codes = unpack_codes(payload, code_bits(h["codebook_sizes"]), t)
         else:
             dtype = np.dtype(_DTYPES[h["dtype"]]).newbyteorder("<")
@@ -243,13 +283,41 @@ def from_bytes(data: bytes, name: str = "<bytes>") -> TokenFile:
         raise fail(f"corrupt token file header ({type(e).__name__}: {e})") from e
 
 
+def _header(raw: bytes, version: int) -> dict:
+    """The JSON header of a file of ``version`` (3: raw-deflated, inflated to at most 1 MiB)."""
+    if version >= 3:
+        z = zlib.decompressobj(-15)
+        try:
+            raw = z.decompress(raw, _MAX_HEADER)
+        except zlib.error as e:
+            raise ValueError(f"the deflated header does not inflate ({e})") from None
+        if not z.eof or z.unconsumed_tail:
+            raise ValueError("the deflated header is truncated or larger than 1 MiB")
+    h = json.loads(raw.decode("utf-8"))
+    if not isinstance(h, dict):
+        raise TypeError("the header is not a JSON object")
+    return h
+
+
+def _code_model_for(h: dict, given: CodeModel | None, name: str) -> CodeModel:
+    """The code model a range-coded header names: ``given`` if it is that one, else a released one."""
+    digest = str(h.get("code_model"))
+    model = given if given is not None and given.digest == digest else released_code_model(digest)
+    if model is None:
+        raise TokenFileError(f"{name}: range-coded against code model {digest}, which is neither given "
+                             f"(--code-model FILE, code_model=) nor shipped with a released tokenizer")
+    if model.codebook_sizes != tuple(h["codebook_sizes"]):
+        raise TokenFileError(f"{name}: code model {digest} does not fit its codebooks {h['codebook_sizes']}")
+    return model
+
+
 def _size_or_checksum_reason(data: bytes, hlen: int) -> str:
     """Tell a truncated file from a flipped bit when the checksum fails."""
     try:
-        h = json.loads(data[_PREFIX.size:_PREFIX.size + hlen].decode("utf-8"))
+        h = _header(data[_PREFIX.size:_PREFIX.size + hlen], 2)
         k, t = (int(x) for x in h["shape"])
         expected = _PREFIX.size + hlen + _payload_bytes(h, k, t) + _CRC.size
-    except Exception:
+    except Exception:  # also a range-coded file, whose size its header does not give
         return "corrupt token file (checksum mismatch)"
     if len(data) < expected:
         return f"truncated token file ({len(data)} of {expected} bytes)"
@@ -258,10 +326,11 @@ def _size_or_checksum_reason(data: bytes, hlen: int) -> str:
     return "corrupt token file (checksum mismatch: the file was altered)"
 
 
-def write_tokens(path: str | os.PathLike, tf: TokenFile) -> Path:
-    """Write ``tf`` to ``path`` atomically (temporary name, then rename)."""
+def write_tokens(path: str | os.PathLike, tf: TokenFile, code_model: CodeModel | None = None) -> Path:
+    """Write ``tf`` to ``path`` atomically (temporary name, then rename); range-coded against
+    ``code_model`` when one is given (format version 3), else bit-packed (version 2)."""
     out = Path(path)
-    data = to_bytes(tf)
+    data = to_bytes(tf, code_model)
     with atomic_path(out) as tmp:
         tmp.write_bytes(data)
     return out
@@ -271,8 +340,9 @@ def write_tokens(path: str | os.PathLike, tf: TokenFile) -> Path:
 MAX_FILE_BYTES = 1 << 30
 
 
-def read_tokens(path: str | os.PathLike) -> TokenFile:
-    """Read a token file written by :func:`write_tokens`.
+def read_tokens(path: str | os.PathLike, code_model: CodeModel | None = None) -> TokenFile:
+    """Read a token file written by :func:`write_tokens` (a range-coded one with ``code_model``,
+    or the released code model its header names).
 
     Raises:
         TokenFileError: naming ``path`` and the reason (missing, foreign, truncated,
@@ -294,7 +364,7 @@ def read_tokens(path: str | os.PathLike) -> TokenFile:
         raise TokenFileError(f"{p}: is a directory, not a token file") from None
     except OSError as e:
         raise TokenFileError(f"{p}: cannot read ({e.strerror or e})") from e
-    return from_bytes(data, name=str(p))
+    return from_bytes(data, name=str(p), code_model=code_model)
 
 
 def write_npy(path: str | os.PathLike, codes: np.ndarray) -> Path:

@@ -29,6 +29,10 @@ def register(sub) -> None:
                    help="output directory (or a file name when there is one input file)")
     p.add_argument("--format", choices=("spectok", "npy"), default="spectok",
                    help="spectok: self-describing .sptk token files (default); npy: bare int64 [K, T'] arrays")
+    p.add_argument("--entropy", action="store_true",
+                   help="range-code the codes against the released tokenizer's code frequencies (format "
+                   "version 3): files near the entropy bound instead of ceil(log2 K) bits per code")
+    _code_model_option(p, "range-code against this code model (from 'spectok code-model'; implies --entropy)")
     _batching(p)
 
     p = add_command(sub, "decode", "Decode token files back to audio (.wav).",
@@ -39,6 +43,8 @@ def register(sub) -> None:
     p.add_argument("-o", "--out", required=True, type=Path, help="output directory (or a .wav for one input)")
     p.add_argument("--force", action="store_true",
                    help="decode tokens made by a tokenizer with another fingerprint (or bare .npy arrays)")
+    _code_model_option(p, "the code model range-coded files were written with, where it is not a released "
+                       "tokenizer's")
     _batching(p)
 
     p = add_command(sub, "reconstruct", "Audio → tokens → audio, to hear what the tokens keep.",
@@ -56,6 +62,10 @@ def register(sub) -> None:
 # ---- argument groups ------------------------------------------------------------------------
 def _inputs(p: argparse.ArgumentParser, name: str, help: str) -> None:
     p.add_argument("inputs", nargs="+", type=Path, metavar=name, help=help)
+
+
+def _code_model_option(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--code-model", type=Path, metavar="FILE", help=help)
 
 
 def _batching(p: argparse.ArgumentParser) -> None:
@@ -281,23 +291,43 @@ def _encode(args: argparse.Namespace) -> int:
     suffix = ".npy" if args.format == "npy" else ".sptk"
     plan = plan_outputs(files, args.out, suffix)
     pipe = _load_pipeline(args, with_vocoder=False)
+    code_model = _encoding_code_model(args, pipe.tokenizer)
     files, existing = pending(files, plan, args.overwrite)
     runner = Runner("encode", len(files), args.quiet, args.out, existing)
 
     def write(items, tokens, _audio) -> None:
         for (path, _), tf in zip(items, tokens):
             dest = plan[path]
-            write_npy(dest, tf.codes) if args.format == "npy" else write_tokens(dest, tf)
+            write_npy(dest, tf.codes) if args.format == "npy" else write_tokens(dest, tf, code_model)
 
     _batched_audio(pipe, files, runner, write)
     return runner.finish()
 
 
-def _read_token_file(path: Path, pipe, force: bool):
+def _encoding_code_model(args: argparse.Namespace, tokenizer):
+    """The code model ``encode`` range-codes against (``--code-model``, or the release's with
+    ``--entropy``), checked against the tokenizer before any work; None for bit-packed files."""
+    from spectok.entropy import CodeModel, code_model_for
+
+    if args.code_model is None and not args.entropy:
+        return None
+    if args.format == "npy":
+        raise SpectokError("--entropy and --code-model write .sptk files; drop --format npy")
+    model = CodeModel.load(args.code_model) if args.code_model else code_model_for(tokenizer.fingerprint())
+    if model is None:
+        raise SpectokError(f"{args.tokenizer}: no released code model for this tokenizer; fit one on its "
+                           f"tokens with 'spectok code-model TOKENS -o FILE' and pass --code-model FILE")
+    if model.codebook_sizes != tuple(tokenizer.codebook_sizes):
+        raise SpectokError(f"{args.code_model or 'the released code model'}: a code model for codebooks "
+                           f"{list(model.codebook_sizes)}, the tokenizer has {list(tokenizer.codebook_sizes)}")
+    return model
+
+
+def _read_token_file(path: Path, pipe, force: bool, code_model=None):
     from spectok.tokens import TokenFile, read_npy, read_tokens
 
     if path.suffix.lower() != ".npy":
-        tf = read_tokens(path)
+        tf = read_tokens(path, code_model)
         tf.metadata.setdefault("source", path.name)
         return tf
     if not force:
@@ -313,17 +343,19 @@ def _read_token_file(path: Path, pipe, force: bool):
 
 def _decode(args: argparse.Namespace) -> int:
     from spectok.audio.io import save_audio
+    from spectok.entropy import CodeModel
 
     files = collect_some(args.inputs, TOKEN_SUFFIXES, "token files (.sptk, .npy)")
     plan = plan_outputs(files, args.out, ".wav")
     pipe = _load_pipeline(args, with_vocoder=True)
+    code_model = CodeModel.load(args.code_model) if args.code_model else None
     files, existing = pending(files, plan, args.overwrite)
     runner = Runner("decode", len(files), args.quiet, args.out, existing)
     for start in range(0, len(files), pipe.batch_size):
         group, tokens = [], []
         for path, rel in files[start:start + pipe.batch_size]:
             try:
-                tf = _read_token_file(path, pipe, args.force)
+                tf = _read_token_file(path, pipe, args.force, code_model)
                 pipe.check_tokens(tf, args.force, name=str(path))
             except Exception as e:
                 runner.fail(path, e)

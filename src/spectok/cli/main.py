@@ -17,6 +17,7 @@ from spectok._version import __version__
 COMMAND_MODULES: list[str] = [
     "spectok.cli.prepare",
     "spectok.cli.tokenize",
+    "spectok.cli.code_model",
     "spectok.cli.train",
     "spectok.cli.export",
     "spectok.cli.codec",

@@ -12,6 +12,8 @@
 - ``trained_vocoder``: ``{"file", "card", "paired"}``, the vocoder trained on this model's decoded
   mels where one ships (``paired``: it met the pairing targets, so ``vocoder`` names it); its
   training budget so far is ``vocoder_budget``.
+- ``code_model``: the code frequencies its ``--entropy`` token files are range-coded against
+  (:class:`spectok.entropy.CodeModel`, JSON), fitted on its release data's training split.
 
 Every function here reads the index only; nothing imports torch.
 """
@@ -40,6 +42,7 @@ class Release:
     headline: dict[str, Any] = field(default_factory=dict)
     trained_vocoder: Path | None = None  # the vocoder trained on its decoded mels, paired or not
     vocoder_card: Path | None = None
+    code_model: Path | None = None  # code frequencies for range-coded token files (spectok.entropy)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -71,7 +74,8 @@ def releases() -> dict[str, Release]:
                             card=folder() / entry["card"], aliases=tuple(entry.get("aliases", ())),
                             headline=dict(entry.get("headline", {})),
                             trained_vocoder=folder() / trained["file"] if trained else None,
-                            vocoder_card=folder() / trained["card"] if trained else None)
+                            vocoder_card=folder() / trained["card"] if trained else None,
+                            code_model=folder() / entry["code_model"] if entry.get("code_model") else None)
     return out
 
 
@@ -81,6 +85,11 @@ def find(name: str) -> Release | None:
         if name in release.names:
             return release
     return None
+
+
+def code_model_files() -> list[Path]:
+    """The released code models (one JSON file per release that has one)."""
+    return [r.code_model for r in releases().values() if r.code_model is not None]
 
 
 def all_names() -> list[str]:
