@@ -80,7 +80,7 @@ def quality(pipe, vocs: dict, wavs: list[np.ndarray]) -> tuple[dict, list[float]
     recordings = []
     for i, wav in enumerate(wavs):
         recordings.append(dnsmos_scores(wav, sr)["ovrl"].value)
-        tokens = pipe.encode(wav)
+        tokens = pipe.encode(wav, pipe.sample_rate)
         mels = {"tokenized": pipe.decode_mel(tokens.codes)[None], "copy": pipe.log_mel(wav)[None]}
         for name, voc in vocs.items():
             for group, mel in mels.items():
@@ -109,7 +109,7 @@ def speed_and_streaming(pipe, vocs: dict, speech: np.ndarray, repeats: int) -> d
     from spectok import Pipeline
 
     seconds = len(speech) / pipe.sample_rate
-    tokens = pipe.encode(speech)
+    tokens = pipe.encode(speech, pipe.sample_rate)
     out = {}
     for name, voc in vocs.items():
         p = Pipeline(pipe.tokenizer, voc)

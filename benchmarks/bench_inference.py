@@ -145,7 +145,7 @@ def child(args: argparse.Namespace) -> None:
         from spectok.audio.io import load_audio
 
         wav, _ = load_audio(args.hour_file, pipe.sample_rate)
-        tf = pipe.encode(wav)
+        tf = pipe.encode(wav, pipe.sample_rate)
     elapsed = time.perf_counter() - t0
     peak = peak_rss_mib()
     print(json.dumps({"peak_mib": peak, "before_mib": base, "seconds": elapsed, "audio_s": tf.duration,
@@ -211,13 +211,13 @@ def main() -> None:
         mel = pipe.log_mel(wav)
         rows.append(("wav -> log-mel (front end)", rate(lambda: pipe.log_mel(wav), args.seconds)))
         rows.append(("log-mel -> codes (tokenizer)", rate(lambda: tok.encode(mel[None]), args.seconds)))
-        rows.append(("wav -> codes (Pipeline.encode)", rate(lambda: pipe.encode(wav), args.seconds)))
+        rows.append(("wav -> codes (Pipeline.encode)", rate(lambda: pipe.encode(wav, pipe.sample_rate), args.seconds)))
         exact = Pipeline(tok, chunk_seconds=args.chunk_seconds, stft_dtype=torch.float64)
         rows.append(("wav -> log-mel, float64 STFT", rate(lambda: exact.log_mel(wav), args.seconds)))
-        rows.append(("wav -> codes, float64 STFT", rate(lambda: exact.encode(wav), args.seconds)))
-        same = float((exact.encode(wav).codes == pipe.encode(wav).codes).mean())
+        rows.append(("wav -> codes, float64 STFT", rate(lambda: exact.encode(wav, exact.sample_rate), args.seconds)))
+        same = float((exact.encode(wav, exact.sample_rate).codes == pipe.encode(wav, pipe.sample_rate).codes).mean())
         short = wav[: int(args.decode_seconds * mel_cfg.sample_rate)]
-        tf = pipe.encode(short)
+        tf = pipe.encode(short, pipe.sample_rate)
         rows.append(("codes -> log-mel (decoder)", rate(lambda: pipe.decode_mel(tf.codes), args.decode_seconds)))
         rec = pipe.decode_mel(tf.codes)[None]
         vocoders = [(f"Griffin-Lim {n} it.", GriffinLim(mel_cfg, n_iter=n)) for n in args.gl_iters]

@@ -67,8 +67,8 @@ def bench(name: str, seconds: float) -> None:
           f"{tok.frame_rate:g} columns/s")
     print(f"algorithmic latency: encode {enc.latency_seconds * 1000:.0f} ms, decode with Griffin-Lim "
           f"{dec.latency_seconds * 1000:.0f} ms (total {1000 * (enc.latency_seconds + dec.latency_seconds):.0f} ms)")
-    pipe.encode(wav[:rate])  # warm-up
-    t_whole, whole = timed(lambda: pipe.encode(wav))
+    pipe.encode(wav[:rate], rate)  # warm-up
+    t_whole, whole = timed(lambda: pipe.encode(wav, pipe.sample_rate))
     print("| step | block | x real time | streamed / whole |")
     print("|---|---|---|---|")
     print(f"| encode | whole file ({dur:.0f} s) | {dur / t_whole:,.0f} | 1.00 |")

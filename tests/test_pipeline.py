@@ -12,7 +12,7 @@ from pipeline_helpers import SMALL_MEL, FrameVocoder, TinyTokenizer
 
 from spectok.audio.io import load_audio
 from spectok.audio.mel import MelSpectrogram
-from spectok.errors import AudioError, MelMismatchError, TokenFileError
+from spectok.errors import AudioError, MelMismatchError, SpectokError, TokenFileError
 from spectok.inference.chunking import ChunkedEncoder, ChunkedMel, array_reader, is_time_local
 from spectok.pipeline import Pipeline
 from spectok.tokenizers.conv import ConvVQVAE1d
@@ -96,7 +96,7 @@ def test_chunks_too_small_for_the_receptive_field_still_exact(speech) -> None:
 
 def test_pipeline_long_input_uses_chunks_and_matches_whole(speech) -> None:
     pipe = _pipe(speech, chunk_seconds=2.0)
-    tf = pipe.encode(speech)
+    tf = pipe.encode(speech, pipe.sample_rate)
     mel = MelSpectrogram(SMALL_MEL)(torch.from_numpy(speech))
     whole = pipe.tokenizer.encode(mel)[0]
     assert_equal_up_to_ties(torch.from_numpy(tf.codes), whole, pipe.tokenizer.latent(mel)[0],
@@ -110,10 +110,10 @@ def test_batched_encode_of_different_lengths(speech) -> None:
     pipe = _pipe(speech, batch_size=3)
     lengths = [3000, 16000, 9001, 24000, 5000]
     wavs = [speech[i * 1000:i * 1000 + n] for i, n in enumerate(lengths)]
-    batched = pipe.encode(wavs)
+    batched = pipe.encode(wavs, pipe.sample_rate)
     d, rf = pipe.time_downsample, pipe.receptive_field
     for w, tf in zip(wavs, batched):
-        alone = pipe.encode(w)
+        alone = pipe.encode(w, pipe.sample_rate)
         cols = -(-SMALL_MEL.num_frames(len(w)) // d)
         assert tf.codes.shape == (2, cols) and tf.num_samples == len(w)
         # padding with silence can only change the last columns (within the receptive field of the end)
@@ -135,7 +135,7 @@ def test_encode_file_streams_and_matches_in_memory(tmp_path, speech) -> None:
     sf.write(path, speech, 16000, subtype="FLOAT")
     pipe = _pipe(speech, chunk_seconds=3.0)
     from_file = pipe.encode_file(path)
-    in_memory = pipe.encode(speech)
+    in_memory = pipe.encode(speech, pipe.sample_rate)
     np.testing.assert_array_equal(from_file.codes, in_memory.codes)
     assert from_file.metadata == {"source": "long.wav"}
 
@@ -148,7 +148,7 @@ def test_mel_mismatch_names_fields() -> None:
 
 def test_foreign_fingerprint_refused_unless_forced(speech) -> None:
     pipe = _pipe(speech)
-    tf = pipe.encode(speech[:8000])
+    tf = pipe.encode(speech[:8000], pipe.sample_rate)
     other = Pipeline(_tiny(speech, seed=1, dim=4), FrameVocoder(SMALL_MEL))
     assert other.tokenizer.fingerprint() != pipe.tokenizer.fingerprint()
     with pytest.raises(TokenFileError, match="use --force"):
@@ -161,7 +161,15 @@ def test_foreign_fingerprint_refused_unless_forced(speech) -> None:
 
 def test_too_short_input_is_a_clear_error(speech) -> None:
     with pytest.raises(AudioError, match="too short"):
-        _pipe(speech).encode(np.zeros(10, np.float32))
+        _pipe(speech).encode(np.zeros(10, np.float32), 16_000)
+
+
+def test_an_array_without_a_sample_rate_is_refused(speech) -> None:
+    pipe = _pipe(speech)
+    for call in (lambda: pipe.encode(speech[:8000]), lambda: pipe.encode([speech[:8000]]),
+                 lambda: pipe.reconstruct(speech[:8000])):
+        with pytest.raises(SpectokError, match=f"give sample_rate.*{pipe.sample_rate} Hz"):
+            call()
 
 
 def test_groupnorm_encoder_warns_that_chunks_are_approximate() -> None:
@@ -239,7 +247,7 @@ def test_decode_blocks_equal_decode_and_a_long_file_is_written_in_pieces(tmp_pat
     tok = load_tokenizer("default")
     pipe = Pipeline(tok, GriffinLim(tok.mel_config, n_iter=4), chunk_seconds=1.0)
     wav = np.concatenate([load_audio(p, 16000)[0] for p in ljspeech_wavs[:2]])
-    tf = pipe.encode(wav)
+    tf = pipe.encode(wav, pipe.sample_rate)
     assert pipe.is_long_tokens(tf)
     blocks = list(pipe.decode_blocks(tf))
     assert len(blocks) > 3 and max(len(b) for b in blocks) <= pipe.chunk_frames * pipe.hop_length

@@ -54,7 +54,7 @@ def blocks_of(x: np.ndarray, size: int | list[int]):
 @pytest.mark.parametrize("size", [1, 160, 161, 777, 16_000, 160_000, "random"])
 def test_streamed_codes_equal_whole_file_codes(tokenizer, speech, size):
     pipe = Pipeline(tokenizer)
-    whole = pipe.encode(speech)
+    whole = pipe.encode(speech, pipe.sample_rate)
     if size == "random":
         size = list(np.random.default_rng(0).integers(1, 5_000, size=len(speech)))
     cols = torch.cat(list(pipe.stream_encode(blocks_of(speech, size))), dim=-1).numpy()
@@ -77,7 +77,7 @@ def test_streamed_audio_equals_whole_file_decode(tokenizer, speech, columns, ste
 def streamed_and_whole(pipe: Pipeline, speech: np.ndarray, columns: int, step: int | None
                        ) -> tuple[np.ndarray, np.ndarray]:
     """``speech``'s codes decoded by ``stream_decode`` fed ``columns`` at a time, and decoded whole."""
-    tokens = pipe.encode(speech)
+    tokens = pipe.encode(speech, pipe.sample_rate)
     pieces = (tokens.codes[:, i:i + columns] for i in range(0, tokens.codes.shape[1], columns))
     out = np.concatenate(list(pipe.stream_decode(pieces, tokens.num_samples, step_frames=step)))
     return out, pipe.decode(tokens)
@@ -150,7 +150,7 @@ def test_streaming_yields_before_the_input_ends(tokenizer, speech):
     first = next(stream)
     assert first.shape[-1] >= 1 and len(consumed) < 10  # the first columns within a second of audio
     rest = list(stream)
-    tokens = pipe.encode(speech)
+    tokens = pipe.encode(speech, pipe.sample_rate)
     assert np.array_equal(torch.cat([first, *rest], -1).numpy(), tokens.codes)
 
     fed = []
@@ -198,7 +198,7 @@ def test_an_hour_streams_in_bounded_memory(speech, tmp_path):
         torch.set_num_threads(1)
         pipe = spectok.Pipeline(spectok.load_tokenizer("default"))
         clip = np.load({str(tmp_path / "clip.npy")!r})
-        pipe.encode(clip)  # warm up allocator and kernels
+        pipe.encode(clip, pipe.sample_rate)  # warm up allocator and kernels
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         total = 3600 * 16000
         def hour():

@@ -203,11 +203,18 @@ class Pipeline:
 
         Args:
             audio: a ``[T]`` waveform, a ``[B, T]`` batch, or a list of ``[T_i]`` waveforms.
-            sample_rate: Hz of ``audio``; resampled to :attr:`sample_rate` when it differs
-                (``None``: already at :attr:`sample_rate`).
+            sample_rate: Hz of ``audio`` (required: an array carries no rate); resampled to
+                :attr:`sample_rate` when it differs.
+
+        Raises:
+            SpectokError: no ``sample_rate`` given.
         """
+        if sample_rate is None:
+            raise SpectokError(f"Pipeline.encode: give sample_rate, the Hz of the audio (this model runs at "
+                               f"{self.sample_rate} Hz): an array carries no rate, and audio at another rate would "
+                               f"be tokenized as if it were at this one; spectok.load_audio returns (wav, rate)")
         items, single = _as_list(audio)
-        if sample_rate is not None and sample_rate != self.sample_rate:
+        if sample_rate != self.sample_rate:
             items = [resample(w, int(sample_rate), self.sample_rate) for w in items]
         out: list[TokenFile | None] = [None] * len(items)
         short = []
@@ -281,7 +288,7 @@ class Pipeline:
         self._check_length(n, str(reader.path))
         if self.is_long(n):
             return self._encode_long(read, n, metadata)
-        tf = self.encode(read(0, n))
+        tf = self.encode(read(0, n), self.sample_rate)
         tf.metadata = metadata or {}
         return tf
 
@@ -449,7 +456,8 @@ class Pipeline:
     @_inference
     def reconstruct(self, audio: Audio | Sequence[Audio], sample_rate: int | None = None
                     ) -> np.ndarray | list[np.ndarray]:
-        """Waveform(s) -> tokens -> waveform(s) at :attr:`sample_rate`, same length as the (resampled) input."""
+        """Waveform(s) at ``sample_rate`` Hz (required) -> tokens -> waveform(s) at :attr:`sample_rate`, the
+        same length as the (resampled) input."""
         return self.decode(self.encode(audio, sample_rate))
 
     def __repr__(self) -> str:

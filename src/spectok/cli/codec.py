@@ -237,12 +237,12 @@ def _batched_audio(pipe, files: list[tuple[Path, Path]], runner: Runner,
         if not batch:
             return
         try:
-            tokens, kept = pipe.encode(wavs), list(zip(batch, wavs))
+            tokens, kept = pipe.encode(wavs, pipe.sample_rate), list(zip(batch, wavs))
         except Exception:  # one bad item must not sink the batch: retry one by one
             tokens, kept = [], []
             for item, w in zip(batch, wavs):
                 try:
-                    tokens.append(pipe.encode(w))
+                    tokens.append(pipe.encode(w, pipe.sample_rate))
                     kept.append((item, w))
                 except Exception as e:
                     runner.fail(item[0], e)

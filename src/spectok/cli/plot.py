@@ -68,7 +68,7 @@ def _reconstruction(args: argparse.Namespace) -> int:
     pipe = Pipeline(load_tokenizer(args.tokenizer))
     wav, _ = load_audio(args.audio, pipe.sample_rate)
     mel = pipe.log_mel(wav)
-    rec = pipe.decode_mel(pipe.encode(wav).codes)[:, :mel.shape[-1]]
+    rec = pipe.decode_mel(pipe.encode(wav, pipe.sample_rate).codes)[:, :mel.shape[-1]]
     return _done(plot_reconstruction(mel, rec, pipe.mel_config, args.out, title=args.audio.name))
 
 
