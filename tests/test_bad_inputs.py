@@ -285,3 +285,40 @@ def test_a_model_file_whose_config_asks_for_huge_layers_is_refused_before_alloca
     with pytest.raises(ArtifactError, match="does not describe its weights"):
         load_tokenizer(bad)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500 * 1024  # KiB: under 500 MB
+
+
+def test_os_errors_are_one_line_naming_the_path() -> None:
+    from spectok.cli.main import _one_line
+
+    assert _one_line(FileExistsError(17, "File exists", "out/a.wav")) == "out/a.wav: File exists"
+    assert _one_line(IsADirectoryError(21, "Is a directory", "tok")) == "tok: Is a directory"
+    assert _one_line(PermissionError(13, "Permission denied", "a\nb.wav")) == "a\\nb.wav: Permission denied"
+    assert _one_line(OSError(18, "Invalid cross-device link", "a", None, "b")) == "a -> b: Invalid cross-device link"
+
+
+def test_a_full_disk_is_named_and_leaves_nothing(tmp_path, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from spectok.audio.io import save_audio
+    from spectok.errors import AudioError
+
+    def refuse(*args, **kwargs):
+        raise sf.LibsndfileError(2)  # libsndfile's "System error." for ENOSPC and EACCES alike
+
+    monkeypatch.setattr(sf, "SoundFile", refuse)
+    monkeypatch.setattr(os, "statvfs", lambda _: SimpleNamespace(f_bavail=0, f_favail=10))
+    with pytest.raises(AudioError, match=r"out\.wav: not written: No space left on device"):
+        save_audio(tmp_path / "out.wav", np.zeros(100, np.float32), 16000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_closed_pipe_ends_quietly_with_status_0() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "import sys, time; from spectok.cli.main import main; "
+                             "time.sleep(1); sys.exit(main(['presets']))"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first line is written (as `| head -0`)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and b"Error" not in err and b"Traceback" not in err, err

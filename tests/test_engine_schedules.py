@@ -49,6 +49,31 @@ def test_a_misspelled_section_is_refused_with_the_nearest_name():
     assert apply_overrides({"task": "t"}, ["discriminator.width=0.5"])["discriminator"] == {"width": 0.5}
 
 
+@pytest.mark.parametrize("assignment, message", [
+    ("train.batch_size=abc", "train.batch_size: expected an integer, got 'abc'"),
+    ("train.steps=1.5", "train.steps: expected an integer, got 1.5"),
+    ("train.progress=3", "train.progress: expected true/false, got 3"),
+    ("train.seed=true", "train.seed: expected an integer, got True"),
+    ("train.device=[1]", r"train.device: expected a string, got \[1\]"),
+    ("train.threads=two", "train.threads: expected an integer or null, got 'two'"),
+    ("train.batchsize=2", "unknown key 'batchsize'; did you mean 'batch_size'"),
+])
+def test_train_keys_of_the_wrong_type_are_refused_with_the_expected_one(assignment, message):
+    from spectok.training.config import TrainConfig
+
+    cfg = apply_overrides({"task": "t", "train": {"steps": 1}}, [assignment])
+    with pytest.raises(SpectokError, match=message):
+        TrainConfig.from_dict(cfg["train"])
+
+
+def test_train_keys_of_the_right_type_pass():
+    from spectok.training.config import TrainConfig
+
+    cfg = apply_overrides({"task": "t", "train": {}}, ["train.steps=20", "train.checkpoint_minutes=3",
+                                                      "train.threads=null", "train.progress=false"])
+    assert TrainConfig.from_dict(cfg["train"]).checkpoint_minutes == 3
+
+
 def test_optim_section_overrides_task_defaults_per_phase():
     defaults = [_spec(), OptimizerSpec("discriminator", ["disc"], lr=2.0)]
     specs = resolve_optimizer_specs(defaults, {"discriminator": {"lr": "5e-5", "betas": [0.5, 0.9]}})

@@ -210,6 +210,21 @@ def _read_mono(f, p: Path, sr: int, rate: int) -> np.ndarray:
     return out[:n]
 
 
+def _write_failure(folder: Path, error: Exception) -> str:
+    """Why a write into ``folder`` failed, in the OS's words where libsndfile gives none."""
+    import errno
+
+    try:
+        st = os.statvfs(folder)
+        if st.f_bavail == 0 or st.f_favail == 0:
+            return os.strerror(errno.ENOSPC)
+    except OSError:
+        pass
+    if not os.access(folder, os.W_OK):
+        return os.strerror(errno.EACCES)
+    return str(error).strip() or type(error).__name__
+
+
 def save_audio(path: str | os.PathLike, waveform, sample_rate: int) -> None:
     """Write mono audio atomically (format from the suffix: .wav is PCM16, .flac 16-bit).
 
@@ -226,16 +241,19 @@ def save_audio(path: str | os.PathLike, waveform, sample_rate: int) -> None:
     clipped = total = 0
     with atomic_path(path) as tmp:
         subtype = "PCM_16" if tmp.suffix.lower() in (".wav", ".flac") else None
-        with sf.SoundFile(str(tmp), "w", samplerate=int(sample_rate), channels=1, subtype=subtype) as f:
-            for block in blocks:
-                wav = np.asarray(block.detach().cpu() if hasattr(block, "detach") else block, dtype=np.float32)
-                if wav.ndim != 1:
-                    wav = wav.reshape(-1) if wav.size == max(wav.shape) else wav.mean(axis=0)
-                if not np.isfinite(wav).all():
-                    raise AudioError(path, "not written: the waveform has NaN or infinite samples")
-                clipped += int(np.count_nonzero(np.abs(wav) > 1.0))
-                total += wav.size
-                f.write(np.clip(wav, -1.0, 1.0))
+        try:
+            with sf.SoundFile(str(tmp), "w", samplerate=int(sample_rate), channels=1, subtype=subtype) as f:
+                for block in blocks:
+                    wav = np.asarray(block.detach().cpu() if hasattr(block, "detach") else block, dtype=np.float32)
+                    if wav.ndim != 1:
+                        wav = wav.reshape(-1) if wav.size == max(wav.shape) else wav.mean(axis=0)
+                    if not np.isfinite(wav).all():
+                        raise AudioError(path, "not written: the waveform has NaN or infinite samples")
+                    clipped += int(np.count_nonzero(np.abs(wav) > 1.0))
+                    total += wav.size
+                    f.write(np.clip(wav, -1.0, 1.0))
+        except sf.LibsndfileError as e:  # libsndfile says "System error" for a full disk or a refused write
+            raise AudioError(path, f"not written: {_write_failure(Path(path).parent, e)}") from None
     if clipped:
         warnings.warn(f"{path}: {clipped / total:.1%} of the samples were beyond full scale and clipped to [-1, 1]",
                       stacklevel=2)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from spectok._version import __version__
@@ -47,8 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one command. A user error is one line, ``spectok CMD: error: ...`` (exit 1); a
     traceback only with ``--debug`` or ``SPECTOK_DEBUG=1``. Usage errors exit 2 (argparse)."""
-    import os
-
     from spectok.cli.common import apply_threads, default_threads
 
     parser = build_parser()
@@ -68,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"spectok {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `spectok models | head -1`: the reader is gone; end quietly, as coreutils do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
+        return 0
     except Exception as e:
         if debug:
             raise
@@ -79,6 +81,9 @@ def _one_line(e: BaseException) -> str:
     """The first line of a spectok error; other exceptions with their type (an unexpected failure)."""
     from spectok.errors import SpectokError
 
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:  # "PATH: No space left on device"
+        target = f" -> {e.filename2}" if e.filename2 is not None else ""
+        return f"{os.fsdecode(e.filename)!s}{target}: {e.strerror}".replace("\n", "\\n")
     lines = str(e).strip().splitlines() or [""]
     text = lines[0] if isinstance(e, SpectokError) else f"{type(e).__name__}: {lines[0]}".rstrip(": ")
     return text + (" (--debug shows the rest)" if len(lines) > 1 else "")
