@@ -93,7 +93,7 @@ def test_optim_section_overrides_task_defaults_per_phase():
 
 def test_train_section_rejects_unknown_keys_and_bad_values():
     assert TrainConfig.from_dict(None).precision == "fp32"
-    with pytest.raises(SpectokError, match="unknown keys"):
+    with pytest.raises(SpectokError, match="unknown key 'step'; did you mean 'steps'"):
         TrainConfig.from_dict({"step": 10})
     with pytest.raises(SpectokError, match="precision"):
         TrainConfig.from_dict({"precision": "fp8"})
