@@ -322,3 +322,15 @@ def test_a_closed_pipe_ends_quietly_with_status_0() -> None:
     proc.stdout.close()  # the reader is gone before the first line is written (as `| head -0`)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0 and b"Error" not in err and b"Traceback" not in err, err
+
+
+def test_a_file_name_with_a_newline_stays_one_line(tmp_path, capsys) -> None:
+    inp = tmp_path / "in"
+    inp.mkdir()
+    (inp / "bad\nname\x1b[31m.wav").write_bytes(b"not audio at all")
+    assert main(["encode", str(inp), "-o", str(tmp_path / "tok"), "-q"]) == 1
+    err = capsys.readouterr().err
+    skipped = [line for line in err.splitlines() if "skipped" in line]
+    assert len(skipped) == 1 and "bad\\nname\\x1b[31m.wav" in skipped[0] and "\x1b" not in err
+    rows = (tmp_path / "tok" / "failures.tsv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].count("\t") == 1

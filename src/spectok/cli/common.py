@@ -88,6 +88,12 @@ def _reason(e: BaseException) -> str:
     return text if isinstance(e, SpectokError) else f"{type(e).__name__}: {text}"
 
 
+def printable(text: Path | str) -> str:
+    """``text`` with control characters escaped (``\\n``, ``\\t``, ``\\x1b``): a file name holding a newline
+    or a terminal escape stays one line of output, and one field of a TSV."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in str(text))
+
+
 class Runner:
     """Runs a per-item job with a progress bar, reporting failures as ``spectok CMD: skipped FILE: reason``.
 
@@ -115,8 +121,8 @@ class Runner:
         self.failed += 1
         if reason.startswith(str(path)):
             reason = reason[len(str(path)):].lstrip(": ")
-        self.failures.append((str(path), reason))
-        self.bar.write(f"spectok {self.command}: skipped {path}: {reason}", file=sys.stderr)
+        self.failures.append((printable(path), printable(reason)))
+        self.bar.write(f"spectok {self.command}: skipped {printable(path)}: {printable(reason)}", file=sys.stderr)
         self.bar.update(1)
 
     def ok(self, n: int = 1) -> None:
@@ -132,9 +138,7 @@ class Runner:
             from spectok.fsutil import write_text_atomic
 
             report = self.out / "failures.tsv"
-            clean = lambda t: t.replace("\t", " ").replace("\n", " ")  # noqa: E731
-            write_text_atomic(report, "path\treason\n" + "".join(f"{clean(p)}\t{clean(r)}\n"
-                                                                 for p, r in self.failures))
+            write_text_atomic(report, "path\treason\n" + "".join(f"{p}\t{r}\n" for p, r in self.failures))
             report = f"; list in {report}"
         kept = (f"; {self.existing} output(s) already there were kept (--overwrite rewrites them)"
                 if self.existing else "")
