@@ -225,6 +225,24 @@ def test_no_command_writes_over_what_it_reads(tmp_path, capsys):
     assert code == 1 and "must be a .safetensors" in err
 
 
+def test_corpus_commands_refuse_an_output_folder_inside_what_they_read(tmp_path, capsys):
+    """prepare, prepare-decoded, tokenize and train refuse, before any work, an output folder inside (or
+    holding) the corpus or prepared folder they read, and a file where a folder is meant."""
+    corpus = tmp_path / "corpus"
+    make_case("spaces-non-ascii", corpus)
+    listing = sorted(p.name for p in corpus.rglob("*"))
+    for argv in (["prepare", "folder", corpus, corpus / "prepared"], ["prepare", "folder", corpus, tmp_path],
+                 ["tokenize", "folder", corpus, corpus / "tokens"],
+                 ["prepare-decoded", corpus, corpus / "decoded"],
+                 ["train", "tokenizer", "--config", "default", "--data", corpus, "--out", corpus / "run"]):
+        code, err = run(argv, capsys)
+        assert code == 1 and "refusing to write into" in err, (argv, err)
+    (tmp_path / "file").write_text("mine")
+    code, err = run(["tokenize", "folder", corpus, tmp_path / "file"], capsys)
+    assert code == 1 and "is a file" in err and (tmp_path / "file").read_text() == "mine"
+    assert sorted(p.name for p in corpus.rglob("*")) == listing
+
+
 def test_special_files_and_absurd_sizes_are_refused_before_reading(tmp_path, capsys):
     """A FIFO or a link to /dev/zero as a token file, a FIFO as audio, a WAV whose header states 1 Hz, and
     --chunk-seconds 0: each refused in one line, at once (no hang, no unbounded read)."""

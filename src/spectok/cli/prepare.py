@@ -103,7 +103,9 @@ def register(sub) -> None:
 
 def _decoded(args: argparse.Namespace) -> int:
     from spectok.data.decoded import prepare_decoded
+    from spectok.fsutil import check_output_folder
 
+    check_output_folder(args.out, [args.src])
     n = prepare_decoded(args.src, args.out, args.tokenizer)
     print(f"{args.out}: {n} mels decoded by {args.tokenizer}")
     return 0
@@ -111,7 +113,9 @@ def _decoded(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from spectok.data.prepare import prepare
+    from spectok.fsutil import check_output_folder
 
+    check_output_folder(args.out, [args.root])
     corpus, selection = corpus_items(args, "prepare")
     report = prepare(corpus, args.out, mel=args.mel, jobs=args.jobs, trim_silence_db=args.trim_silence,
                      shard=args.shard, dtype=args.dtype, selection=selection)

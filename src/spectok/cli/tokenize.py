@@ -32,7 +32,9 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from spectok.data.token_shards import launcher_shard, tokenize_corpus
+    from spectok.fsutil import check_output_folder
 
+    check_output_folder(args.out, [args.root])
     items, _ = corpus_items(args, "tokenize")
     shard = args.shard or launcher_shard()
     report = tokenize_corpus(items, args.out, args.tokenizer, corpus=args.corpus, shard=shard, jobs=args.jobs,
