@@ -352,3 +352,15 @@ def test_a_file_name_with_a_newline_stays_one_line(tmp_path, capsys) -> None:
     assert len(skipped) == 1 and "bad\\nname\\x1b[31m.wav" in skipped[0] and "\x1b" not in err
     rows = (tmp_path / "tok" / "failures.tsv").read_text().splitlines()
     assert len(rows) == 2 and rows[1].count("\t") == 1
+
+
+def test_warnings_are_one_line_each_without_source(tmp_path, capsys) -> None:
+    loud = tmp_path / "loud.wav"
+    sf.write(loud, speech() * 400.0, 16000, subtype="FLOAT")  # a float WAV far beyond full scale
+    code = main(["reconstruct", str(loud), "-v", "griffin-lim", "--gl-iters", "2", "-o", str(tmp_path / "r.wav"),
+                 "-q"])
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert code == 0 and warnings and all(w.startswith("spectok reconstruct: warning: ") for w in warnings), err
+    assert len(warnings) == len(set(warnings)) and "warnings.warn" not in err and ".py:" not in err
+    assert any("beyond full scale" in w for w in warnings)

@@ -170,7 +170,8 @@ def test_files_with_the_same_name_in_different_folders_do_not_overwrite(capsys, 
 
 def test_errors_are_one_line_and_tracebacks_need_debug(capsys, tmp_path, monkeypatch) -> None:
     """A bad --set value is one line naming the error, exit 1; --debug (or SPECTOK_DEBUG=1) re-raises."""
-    argv = ["train", "tokenizer", "--config", "default", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
+    data = tmp_path / "data"
+    argv = ["train", "tokenizer", "--config", "default", "--data", str(data), "--out", str(tmp_path / "r"),
             "--set", "model.groups=abc"]
     assert main(argv) == 1
     err = capsys.readouterr().err.strip()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -205,18 +204,9 @@ def pending(files: list[tuple[Path, Path]], plan: dict[Path, Path], overwrite: b
     return todo, len(files) - len(todo)
 
 
-def _one_line_warnings() -> None:
-    """Show Python warnings (e.g. "chunked codes are approximate") as one line, not file:line + source."""
-    import warnings
-
-    warnings.showwarning = lambda message, category, *args, **kwargs: print(
-        f"spectok: warning: {message}", file=sys.stderr)
-
-
 def _load_pipeline(args: argparse.Namespace, with_vocoder: bool):
     from spectok.pipeline import Pipeline
 
-    _one_line_warnings()
     tok, voc = load_models(args, with_vocoder)
     return Pipeline(tok, voc, chunk_seconds=args.chunk_seconds, batch_size=args.batch_size)
 

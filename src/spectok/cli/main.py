@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    _one_line_warnings(args.command)
     debug = args.debug or os.environ.get("SPECTOK_DEBUG", "") not in ("", "0")
     if getattr(args, "threads", None) is not None and args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
@@ -75,6 +76,17 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"spectok {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 1
+
+
+def _one_line_warnings(command: str) -> None:
+    """Python warnings (e.g. "chunked codes are approximate") as one line each, ``spectok CMD: warning: ...``,
+    without the file:line and source line, and each message once."""
+    import warnings
+
+    warnings.simplefilter("once")
+    warnings.showwarning = lambda message, category, *args, **kwargs: print(
+        f"spectok {command}: warning: {str(message).strip().splitlines()[0] if str(message).strip() else ''}",
+        file=sys.stderr)
 
 
 def _one_line(e: BaseException) -> str:
