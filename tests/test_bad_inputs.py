@@ -364,3 +364,10 @@ def test_warnings_are_one_line_each_without_source(tmp_path, capsys) -> None:
     assert code == 0 and warnings and all(w.startswith("spectok reconstruct: warning: ") for w in warnings), err
     assert len(warnings) == len(set(warnings)) and "warnings.warn" not in err and ".py:" not in err
     assert any("beyond full scale" in w for w in warnings)
+
+
+def test_export_of_an_unknown_name_lists_the_released_ones(tmp_path, capsys) -> None:
+    code, err = run(["export", "nosuchname", "-o", tmp_path / "x.safetensors"], capsys)
+    assert code == 1 and "nosuchname: no such run folder or checkpoint" in err and "default" in err
+    code, err = run(["export", "default", "-o", tmp_path / "x.safetensors"], capsys)
+    assert code == 1 and "default is a released model" in err and not (tmp_path / "x.safetensors").exists()

@@ -81,7 +81,7 @@ def test_wrong_input_shape_names_the_expected_layout():
 
 def test_mel_mismatch_names_the_fields():
     voc = TINY["istft"]("hifigan-22k")
-    with pytest.raises(MelMismatchError, match=r"n_mels \(80 vs 128\)"):
+    with pytest.raises(MelMismatchError, match=r"n_mels \(vocoder 80, tokenizer 128\)"):
         voc.check_mel(MelConfig.preset("l2arctic-16k-128"))
     voc.check_mel(MelConfig.preset("hifigan-22k"))
 

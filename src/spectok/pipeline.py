@@ -161,7 +161,8 @@ class Pipeline:
         voc_mel = getattr(vocoder, "mel_config", None)
         if voc_mel is None:
             raise SpectokError(f"{type(vocoder).__name__} carries no mel_config; cannot check it fits the tokenizer")
-        voc_mel.check_compatible(self.mel_config, what="vocoder and tokenizer mel configs")
+        voc_mel.check_compatible(self.mel_config, what="vocoder and tokenizer mel configs",
+                                 sides=("vocoder", "tokenizer"))
         self._vocoder = vocoder
 
     @property

@@ -109,11 +109,16 @@ class MelConfig:
         a, b = self.to_dict(), other.to_dict()
         return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
 
-    def check_compatible(self, other: MelConfig, what: str = "mel configs") -> None:
-        """Raise :class:`MelMismatchError` naming every differing field, if any."""
+    def check_compatible(self, other: MelConfig, what: str = "mel configs",
+                         sides: tuple[str, str] | None = None) -> None:
+        """Raise :class:`MelMismatchError` naming every differing field, if any; with ``sides`` (the names of
+        ``self`` and ``other``, e.g. ``("vocoder", "tokenizer")``) each value is labelled with its side."""
         d = self.diff(other)
         if d:
-            fields = ", ".join(f"{k} ({x!r} vs {y!r})" for k, (x, y) in d.items())
+            mine, theirs = sides or ("", "")
+            label = (lambda side, v: f"{side} {v!r}") if sides else (lambda side, v: repr(v))
+            join = ", " if sides else " vs "
+            fields = ", ".join(f"{k} ({label(mine, x)}{join}{label(theirs, y)})" for k, (x, y) in d.items())
             raise MelMismatchError(f"{what} differ in: {fields}")
 
     def preset_name(self) -> str | None:

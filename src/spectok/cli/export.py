@@ -36,6 +36,14 @@ def load_run(run: str | Path, which: str = "best") -> tuple[Any, dict, Path]:
     from spectok.training.checkpoint import CheckpointManager, load_task
 
     p = Path(run)
+    if not p.exists():
+        from spectok import models
+        from spectok.errors import SpectokError
+
+        released = ", ".join(models.all_names()) or "none"
+        hint = (" is a released model: it is already an artifact (--onnx exports it)" if models.find(str(run))
+                else f": no such run folder or checkpoint (released models, for --onnx: {released})")
+        raise SpectokError(f"{run}{hint}")
     path = p if p.is_file() else CheckpointManager(p / "checkpoints").resolve(which)
     task, state = load_task(path)
     return task, state, path

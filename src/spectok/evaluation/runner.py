@@ -119,7 +119,8 @@ class Evaluator:
         self.mel_config = tokenizer.mel_config
         if self.mel_config is None:
             raise SpectokError(f"{type(tokenizer).__name__} has no mel config: spectok eval is for audio tokenizers")
-        vocoder.mel_config.check_compatible(self.mel_config, what="vocoder and tokenizer mel configs")
+        vocoder.mel_config.check_compatible(self.mel_config, what="vocoder and tokenizer mel configs",
+                                            sides=("vocoder", "tokenizer"))
         self.device = torch.device(device)
         self.tokenizer = tokenizer.to(self.device).eval()
         self.vocoder = vocoder.to(self.device).eval()

@@ -52,7 +52,7 @@ class Vocoder(nn.Module, metaclass=abc.ABCMeta):
         return self.mel_config.n_mels
 
     def check_mel(self, other: MelConfig, what: str = "tokenizer") -> None:
-        self.mel_config.check_compatible(other, what=f"vocoder and {what} mel configs")
+        self.mel_config.check_compatible(other, what=f"vocoder and {what} mel configs", sides=("vocoder", what))
 
     @abc.abstractmethod
     def forward(self, mel: torch.Tensor) -> torch.Tensor:

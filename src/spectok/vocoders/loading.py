@@ -10,7 +10,7 @@ import torch
 
 import spectok.models as models
 from spectok.audio.mel import MelConfig
-from spectok.errors import ArtifactError, SpectokError
+from spectok.errors import ArtifactError, MelMismatchError, SpectokError
 from spectok.vocoders.base import Vocoder
 
 #: Vocoders built by name, without weights: name -> class path. Each needs a mel config.
@@ -75,5 +75,8 @@ def load_vocoder(path_or_name: str | os.PathLike, mel_config: MelConfig | dict |
 
     model = artifacts.load_release(p, kind="vocoder", map_location=map_location)
     if mel_config is not None:
-        model.check_mel(MelConfig.coerce(mel_config), what=str(p))
+        try:
+            model.check_mel(MelConfig.coerce(mel_config))  # "vocoder and tokenizer mel configs differ in: ..."
+        except MelMismatchError as e:
+            raise MelMismatchError(f"{p}: {e}") from None
     return model
