@@ -21,6 +21,11 @@ from spectok.cli.main import main
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
+def DEMO_CLIP() -> Path:  # noqa: N802
+    """A real clip (LJSpeech, ../shared/data)."""
+    return sorted(shared_path("LJSpeech-1.1", "wavs").glob("*.wav"))[0]
+
+
 def speech(rate: int = 16000, seconds: float = 1.5) -> np.ndarray:
     wav, _ = load_audio(sorted(shared_path("LJSpeech-1.1", "wavs").glob("*.wav"))[0], rate)
     return wav[: int(rate * seconds)]
@@ -303,6 +308,31 @@ def test_a_model_file_whose_config_asks_for_huge_layers_is_refused_before_alloca
     with pytest.raises(ArtifactError, match="does not describe its weights"):
         load_tokenizer(bad)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500 * 1024  # KiB: under 500 MB
+
+
+def _edited_model(tmp_path, edit) -> Path:
+    """A copy of the released ``default`` artifact whose header config ``edit(config)`` changed."""
+    import json
+    import struct
+
+    data = spectok.models.resolve_tokenizer("default").read_bytes()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    meta = json.loads(header["__metadata__"]["spectok"])
+    edit(meta["config"])
+    header["__metadata__"]["spectok"] = json.dumps(meta)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    bad = tmp_path / "edited.safetensors"
+    bad.write_bytes(struct.pack("<Q", len(text)) + text + data[8 + n:])
+    return bad
+
+
+def test_a_model_file_with_an_unknown_constructor_argument_is_named(tmp_path, capsys) -> None:
+    bad = _edited_model(tmp_path, lambda config: config.update(wings=2))
+    code, err = run(["encode", DEMO_CLIP(), "-t", bad, "-o", tmp_path / "a.sptk"], capsys)
+    assert code == 1 and f"{bad}: its config or tensor table is unusable" in err and "wings" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "a.sptk").exists()
 
 
 def test_os_errors_are_one_line_naming_the_path() -> None:
