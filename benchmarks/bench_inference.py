@@ -43,21 +43,21 @@ def build_tokenizer(spec: str):
     """A tokenizer from a release artifact path, a preset name under configs/tokenizer/, or a JSON
     ``model:`` section (e.g. ``'{"class": "conv1d-vqvae", "channels": [64, 64, 64], "norm": "none"}'``)."""
     if spec.lstrip().startswith("{"):
-        from spectok.tokenizers.task import build_model
+        from spectok.artifacts import build_section
 
-        return build_model(json.loads(spec)).eval(), f"model {spec} (untrained weights)"
+        return build_section(json.loads(spec), "tokenizer").eval(), f"model {spec} (untrained weights)"
     if spec.endswith(".safetensors"):
         from spectok.tokenizers import load_tokenizer
 
         return load_tokenizer(spec), spec
     import yaml
 
-    from spectok.tokenizers.task import build_model
+    from spectok.artifacts import build_section
 
     if spec == "auto":
         spec = "default" if (REPO / "configs" / "tokenizer" / "default.yaml").exists() else "dctts-spectrogram-vq"
     cfg = yaml.safe_load((REPO / "configs" / "tokenizer" / f"{spec}.yaml").read_text())
-    return build_model(cfg["model"]).eval(), f"preset {spec} (untrained weights)"
+    return build_section(cfg["model"], "tokenizer").eval(), f"preset {spec} (untrained weights)"
 
 
 def build_istft(mel_config):

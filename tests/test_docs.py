@@ -120,11 +120,10 @@ def sandbox(tmp_path_factory, tiny_prepared) -> Path:
     my_voice/, my_audio/, held_out_clips/; the released ``default`` as tokenizer.safetensors and
     tok.safetensors; untrained tiny vocoder.safetensors and cifar.safetensors; the CIFAR-10 batches;
     PREPARED (22 kHz) and X.yaml; a prepared 16 kHz folder and a 1-step run to copy per page."""
-    from spectok.artifacts import save_release
+    from spectok.artifacts import build_section, save_release
     from spectok.cli.main import main
     from spectok.data.corpora import CorpusItem
     from spectok.data.prepare import prepare
-    from spectok.tokenizers.task import build_model
     from spectok.vocoders.istft import ISTFTVocoder
 
     root = tmp_path_factory.mktemp("docs-shell")
@@ -145,7 +144,7 @@ def sandbox(tmp_path_factory, tiny_prepared) -> Path:
     save_release(ISTFTVocoder(mel="speech-16k", dim=32, hidden=64, n_layers=1).eval(), base / "vocoder.safetensors")
     from test_image_eval import TINY_IMAGE
 
-    save_release(build_model(TINY_IMAGE["model"]).eval(), base / "cifar.safetensors")
+    save_release(build_section(TINY_IMAGE["model"], "tokenizer").eval(), base / "cifar.safetensors")
     (base / "cifar-10-batches-py").symlink_to(shared_path("cifar-10-batches-py"))
     (base / "PREPARED").symlink_to(tiny_prepared)
     shutil.copy(REPO / "src" / "spectok" / "presets" / "tokenizer" / "ljspeech22k.yaml", base / "X.yaml")

@@ -133,9 +133,9 @@ def test_rates_derived_from_the_dctts_preset():
     rows = mel.n_mels // freq_down
     columns_per_s = mel.sample_rate / mel.hop_length / time_down
     expected = rows * math.log2(cfg["quantizer"]["codebook_size"]) * columns_per_s
-    from spectok.tokenizers.task import build_model
+    from spectok.artifacts import build_section
 
-    m = build_model(cfg)
+    m = build_section(cfg, "tokenizer")
     assert m.frame_rate == pytest.approx(columns_per_s)
     assert m.codebook_sizes == [cfg["quantizer"]["codebook_size"]] * rows
     assert m.bitrate == pytest.approx(expected)
@@ -207,14 +207,15 @@ def test_load_tokenizer_refuses_vocoders_and_corrupt_files(tmp_path):
         load_tokenizer(tmp_path / "missing.safetensors")
 
 
-def test_encode_audio_resamples_and_uses_its_own_front_end(ljspeech_wavs):
+def test_the_pipeline_resamples_and_uses_the_tokenizers_own_front_end(ljspeech_wavs):
     from spectok.audio import MelSpectrogram, load_audio, resample
     from spectok.audio.mel import INFERENCE_STFT_DTYPE
+    from spectok.pipeline import Pipeline
 
     m = tiny2d(mel="l2arctic-16k-128", strides=[[4, 2], [2, 2]])
     wav, sr = load_audio(ljspeech_wavs[0])
     wav = wav[: sr * 2]
-    codes = m.encode_audio(wav, sr)
+    codes = torch.from_numpy(Pipeline(m).encode(wav, sr).codes)[None]
     wav16 = resample(wav, sr, 16000)
     mel = MelSpectrogram("l2arctic-16k-128", INFERENCE_STFT_DTYPE)(torch.from_numpy(wav16))
     assert codes.shape == (1, 128 // 8, math.ceil(mel.shape[-1] / 4))
@@ -235,9 +236,9 @@ def test_image_vqvae_shapes_and_bits():
 
 def test_speech_presets_keep_their_bitrate_targets():
     """``default`` (16 kHz) within 1.4 kbps; ``ljspeech22k`` (the DCTTS setting) at most the DCTTS rate."""
-    from spectok.tokenizers.task import build_model
+    from spectok.artifacts import build_section
 
-    models = {name: build_model(yaml.safe_load((PRESETS / f"{name}.yaml").read_text())["model"])
+    models = {name: build_section(yaml.safe_load((PRESETS / f"{name}.yaml").read_text())["model"], "tokenizer")
               for name in ("default", "ljspeech22k", "dctts-spectrogram-vq")}
     assert models["default"].mel_config.preset_name() == "speech-16k" and models["default"].bitrate <= 1400
     assert models["ljspeech22k"].mel_config.preset_name() == "hifigan-22k"

@@ -11,9 +11,9 @@ import torch
 import yaml
 
 from spectok.audio.mel import MelConfig
-from spectok.tokenizers.task import ImageTokenizerTask, TokenizerTask, VQGANTask
 from spectok.tokenizers.vqgan import adaptive_weight
 from spectok.training.registry import task_class
+from spectok.training.tokenizer_task import ImageTokenizerTask, TokenizerTask, VQGANTask
 
 PRESETS = Path(__file__).resolve().parents[1] / "configs" / "tokenizer"
 SILENCE = MelConfig.preset("hifigan-22k").silence

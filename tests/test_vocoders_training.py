@@ -11,7 +11,7 @@ from spectok.data.audio_segments import AudioSegmentDataset, collate_segments, s
 from spectok.data.prepare import open_prepared
 from spectok.errors import DataError, MelMismatchError
 from spectok.training.registry import task_class
-from spectok.vocoders.task import GANVocoderTask, VocoderTask
+from spectok.training.vocoder_task import GANVocoderTask, VocoderTask
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

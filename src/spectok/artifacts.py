@@ -99,6 +99,17 @@ def build(name: str, config: dict[str, Any]) -> torch.nn.Module:
     return _REGISTRY[name][0](**config)
 
 
+def build_section(section: dict[str, Any] | None, kind: str) -> torch.nn.Module:
+    """A registered ``kind`` ("tokenizer" or "vocoder") from a config's ``model:`` section: its ``class``
+    (a registered name) and the constructor kwargs."""
+    section = dict(section or {})
+    name = section.pop("class", None)
+    known = sorted(registered(kind))
+    if name not in known:
+        raise ArtifactError(f"the model section needs a {kind} 'class', one of {', '.join(known)} (got {name!r})")
+    return build(name, section)
+
+
 def _import_model_modules() -> None:
     """Import the packages whose modules register models (lazily, to keep start-up light)."""
     import importlib

@@ -205,7 +205,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-#: STFT precision of the inference front end (``Pipeline``, ``Tokenizer.encode_audio``, the
+#: STFT precision of the inference front end (``Pipeline``, the
 #: ``encode``/``reconstruct`` commands). float32 runs ~2.5x faster on CPU than the float64 used to
 #: prepare training features; its log-mels differ by at most ~1e-3 near the log floor, and with
 #: the trained default tokenizer the codes agree on 99.9+ % of tokens (benchmarks/RESULTS.md,

@@ -61,9 +61,9 @@ def preset_rows() -> list[dict]:
             row = {"name": name, "kind": kind, "task": cfg["task"], "mel": mel if isinstance(mel, str) else
                    ("custom" if mel else None), "bitrate": None, "file": str(path)}
             if kind == "tokenizer":
-                from spectok.tokenizers.task import build_model
+                from spectok.artifacts import build_section
 
-                model = build_model(cfg["model"])
+                model = build_section(cfg["model"], "tokenizer")
                 row["bitrate"] = float(model.bitrate) if model.mel_config is not None else None
                 if model.mel_config is not None and row["mel"] == "custom":
                     row["mel"] = MelConfig.coerce(model.mel_config).fingerprint()

@@ -7,7 +7,7 @@
 - :class:`PatchGANDiscriminator`: the VQGAN discriminator (training only).
 - :func:`load_tokenizer`: a release artifact back as an eval-mode tokenizer.
 
-Training tasks live in :mod:`spectok.tokenizers.task` (imported by the engine only).
+Their training tasks live in :mod:`spectok.training.tokenizer_task`.
 """
 
 from spectok.tokenizers.base import Tokenizer

@@ -32,7 +32,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -201,22 +200,6 @@ class ConvVQVAE(Tokenizer):
         if codes.dim() != 3 or codes.shape[1] != k:
             raise SpectokError(f"expected codes [B, {k}, T'], got {tuple(codes.shape)}")
         return self._reconstruct(self.quantizer.decode(self._from_tokens(codes.long())))
-
-    def encode_audio(self, waveform: np.ndarray | torch.Tensor, sample_rate: int) -> torch.Tensor:
-        """Waveform ``[T]`` or ``[B, T]`` at ``sample_rate`` Hz → codes ``[B, K, T']`` (on this model's device).
-
-        A thin call into :class:`~spectok.Pipeline`, the one path from audio to codes (resampling,
-        this tokenizer's front end in :data:`~spectok.audio.mel.INFERENCE_STFT_DTYPE`, chunking of
-        long inputs); the model's train/eval mode is left as it was.
-        """
-        from spectok.pipeline import Pipeline
-
-        wav = waveform.detach().cpu().numpy() if isinstance(waveform, torch.Tensor) else np.asarray(waveform)
-        if getattr(self, "_pipeline", None) is None:
-            object.__setattr__(self, "_pipeline", Pipeline(self))  # not a submodule: no state
-        items = self._pipeline.encode(np.atleast_2d(wav.astype(np.float32, copy=False)), int(sample_rate))
-        device = next(self.parameters()).device
-        return torch.from_numpy(np.stack([t.codes for t in items])).to(device)
 
     # ---- layout hooks ----------------------------------------------------------------------
     @property

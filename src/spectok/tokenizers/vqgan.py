@@ -1,7 +1,7 @@
 """The VQGAN parts of the DCTTS Spectrogram VQ: a PatchGAN discriminator and the adaptive weight.
 
 The generator is a :class:`~spectok.tokenizers.conv.ConvVQVAE2d`; the two-phase training
-(generator, then discriminator on detached fakes) is :class:`spectok.tokenizers.task.VQGANTask`.
+(generator, then discriminator on detached fakes) is :class:`spectok.training.tokenizer_task.VQGANTask`.
 Hinge and feature-matching losses live in :mod:`spectok.losses`.
 
 Generator objective after ``disc_start`` steps (taming-transformers' VQGAN, with β on the

@@ -12,11 +12,11 @@ from spectok.errors import SpectokError
 
 TASKS: dict[str, str] = {
     # name: "module:Class" (a spectok.training.task.TrainTask subclass); add yours here.
-    "tokenizer": "spectok.tokenizers.task:TokenizerTask",
-    "vqgan": "spectok.tokenizers.task:VQGANTask",
-    "image-tokenizer": "spectok.tokenizers.task:ImageTokenizerTask",
-    "vocoder": "spectok.vocoders.task:VocoderTask",
-    "vocoder-gan": "spectok.vocoders.task:GANVocoderTask",
+    "tokenizer": "spectok.training.tokenizer_task:TokenizerTask",
+    "vqgan": "spectok.training.tokenizer_task:VQGANTask",
+    "image-tokenizer": "spectok.training.tokenizer_task:ImageTokenizerTask",
+    "vocoder": "spectok.training.vocoder_task:VocoderTask",
+    "vocoder-gan": "spectok.training.vocoder_task:GANVocoderTask",
 }
 
 

@@ -40,7 +40,6 @@ from torch import nn
 import spectok.artifacts as artifacts
 from spectok.audio.mel import MelSpectrogram
 from spectok.data.spec import DataSpec
-from spectok.errors import SpectokError
 from spectok.losses import (
     STFT_RESOLUTIONS,
     compressed_complex_stft_loss,
@@ -54,16 +53,6 @@ from spectok.training.task import OptimizerSpec, TrainTask
 from spectok.vocoders.discriminators import HiFiGANDiscriminator
 
 
-def build_vocoder(section: dict[str, Any]) -> nn.Module:
-    """A registered vocoder from a ``model:`` section (``class`` + constructor kwargs)."""
-    section = dict(section or {})
-    name = section.pop("class", None)
-    known = sorted(artifacts.registered("vocoder"))
-    if name not in known:
-        raise SpectokError(f"the model section needs a vocoder 'class', one of {known} (got {name!r})")
-    return artifacts.build(name, section)
-
-
 class VocoderTask(TrainTask):
     """Spectral-loss vocoder training (one phase, "generator")."""
 
@@ -72,7 +61,7 @@ class VocoderTask(TrainTask):
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
-        self.model = build_vocoder(config.get("model", {}))
+        self.model = artifacts.build_section(config.get("model", {}), "vocoder")
         self.mel_config = self.model.mel_config
         if "mel" in config:
             from spectok.audio.mel import MelConfig

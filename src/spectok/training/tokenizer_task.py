@@ -41,20 +41,11 @@ import spectok.artifacts as artifacts
 from spectok.data.spec import DataSpec
 from spectok.errors import SpectokError
 from spectok.losses import feature_matching_loss, hinge_d_loss, hinge_g_loss, masked_delta_l1, masked_l1, masked_mse
-from spectok.tokenizers.media import log_tokenizer_media
 from spectok.tokenizers.vqgan import PatchGANDiscriminator, adaptive_weight, gan_active
+from spectok.training.media import log_tokenizer_media
 from spectok.training.task import OptimizerSpec, TrainTask
 
 RECONSTRUCTION = {"l1": masked_l1, "mse": masked_mse}
-
-
-def build_model(section: dict[str, Any]) -> nn.Module:
-    """A registered tokenizer from a ``model:`` section (``class`` + constructor kwargs)."""
-    section = dict(section or {})
-    name = section.pop("class", None)
-    if name is None:
-        raise SpectokError("the model section needs a 'class' (e.g. conv2d-vqvae, conv1d-vqvae, image-vqvae)")
-    return artifacts.build(name, section)
 
 
 class CodebookTracker:
@@ -105,7 +96,7 @@ class TokenizerTask(TrainTask):
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
-        self.model = build_model(config.get("model", {}))
+        self.model = artifacts.build_section(config.get("model", {}), "tokenizer")
         loss = dict(config.get("loss", {}))
         unknown = sorted(set(loss) - set(self.loss_keys))
         if unknown:
@@ -297,7 +288,7 @@ class ImageTokenizerTask(TokenizerTask):
     best_metric = "mse"
 
     def data(self, prepared_dir: str) -> DataSpec:
-        from spectok.tokenizers.image import CifarImages, collate_images
+        from spectok.data.images import CifarImages, collate_images
 
         d = dict(self.config.get("data", {}))
         train = CifarImages(prepared_dir, "train", limit=d.get("train_limit"))
