@@ -26,16 +26,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from harness import release_sets, spectok, training_cpu_s  # one thread each: spectok(ARGS, 1, log)
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "runs" / "data" / "release" / "ljspeech22k"
-sys.path.insert(0, str(REPO / "scripts"))
-import release_data  # noqa: E402
-from release_models import spectok, training_cpu_s  # noqa: E402  (one thread each: ``spectok(ARGS, 1, log)``)
 
 EMA_CODEBOOK = ["--set", "model.quantizer.ema=true", "--set", "model.quantizer.kmeans_init=true",
                 "--set", "model.quantizer.dead_code_threshold=0.1"]
@@ -131,7 +129,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.steps - args.disc_start < 1:
         ap.error("--steps must exceed --disc-start")
-    release_data.main(["ljspeech22k", str(DATA), "-j", "2"])
+    release_sets().main(["ljspeech22k", str(DATA), "-j", "2"])
     args.work.mkdir(parents=True, exist_ok=True)
     never = 10 ** 9  # a discriminator start beyond the last step
     variants = {"gan": (args.disc_start, []), "no-gan": (never, [])}  # name -> (disc_start, overrides)

@@ -16,13 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
+from harness import release_sets, spectok  # spectok(ARGS, THREADS, LOG) -> child CPU-s
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-from release_models import spectok  # noqa: E402  (``spectok(ARGS, THREADS, LOG)`` -> child CPU-s)
 
 
 def _ci(s: dict) -> str:
@@ -30,7 +29,6 @@ def _ci(s: dict) -> str:
 
 
 def main() -> None:
-    import release_data
 
     from spectok.data.prepare import prepare
 
@@ -41,7 +39,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "bench-finetune")
     args = ap.parse_args()
     work = args.work
-    items = sorted(release_data.items_for("ljspeech22k"), key=lambda i: i.id)
+    items = sorted(release_sets().items_for("ljspeech22k"), key=lambda i: i.id)
     import soundfile as sf
 
     chosen, seconds = [], 0.0

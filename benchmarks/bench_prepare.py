@@ -28,7 +28,6 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
 
 from spectok.audio import MelConfig, MelSpectrogram, load_audio  # noqa: E402
 from spectok.data.corpora import open_corpus  # noqa: E402

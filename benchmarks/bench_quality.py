@@ -26,17 +26,12 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from bench_tokenizers import PRESETS, engine_config, merge, spawn  # noqa: E402
-from release_models import spectok  # noqa: E402
+from harness import PRESETS, engine_config, merge, spawn, spectok
 
 REPO = Path(__file__).resolve().parents[1]
 

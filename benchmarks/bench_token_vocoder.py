@@ -19,16 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from bench_tokenizers import PRESETS, engine_config, spawn  # noqa: E402
-from release_models import spectok  # noqa: E402  (``spectok(ARGS, THREADS, LOG)``)
+from harness import PRESETS, engine_config, spawn, spectok  # spectok(ARGS, THREADS, LOG) -> child CPU-s
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "runs" / "data" / "release" / "speech16k"

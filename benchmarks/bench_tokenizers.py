@@ -25,20 +25,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
-import resource
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import yaml
+from harness import DATA, PRESETS, engine_config, merge, spawn
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
-PRESETS = REPO / "configs" / "tokenizer"
 SPEECH_22K = ["dctts-spectrogram-vq", "grid-fsq", "default"]
 SPEECH_16K = ["vqvae-l2arctic", "vqvae-speech-commands"]
 
@@ -101,22 +95,6 @@ CANDIDATES: dict[str, dict] = {
 }
 
 
-def merge(base: dict, over: dict) -> dict:
-    """Recursive dict update; a change of model ``class`` or quantizer ``type`` replaces that section."""
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        if k == "model" and "class" in v and v["class"] != out["model"].get("class"):
-            out["model"] = {"mel": out["model"]["mel"], "norm_mean": out["model"].get("norm_mean", -5.0),
-                            "norm_std": out["model"].get("norm_std", 2.0), **copy.deepcopy(v)}
-        elif k == "quantizer" and "type" in v and v["type"] != out.get(k, {}).get("type"):
-            out[k] = copy.deepcopy(v)
-        elif isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
-
 def model_config(name: str) -> dict:
     if name in CANDIDATES:
         base = yaml.safe_load((PRESETS / "dctts-spectrogram-vq.yaml").read_text())
@@ -167,61 +145,6 @@ def data_for(cfg: dict, work: Path) -> Path:
     return prepared(work, cfg["model"]["mel"])
 
 
-# ---- one run (in a subprocess) ---------------------------------------------------------------
-def run_one(job: dict) -> dict:
-    import torch
-
-    from spectok.training.engine import Trainer
-
-    torch.set_num_threads(int(job.get("threads", 2)))
-    cfg = job["config"]
-    budget = job.get("cpu_budget")
-
-    class BudgetTrainer(Trainer):
-        """The engine, told to finish (final validation, checkpoint) once the CPU budget is spent."""
-
-        def _train_step(self, batch):
-            super()._train_step(batch)
-            marks.append((time.process_time(), time.time()))
-            if budget is not None and time.process_time() - start_cpu >= budget:
-                self.cfg.steps = self.step
-
-    marks: list[tuple[float, float]] = []  # (CPU s, wall s) after each step
-    trainer = BudgetTrainer(cfg, job["run_dir"])
-    start_cpu, start_wall = time.process_time(), time.time()
-    result = trainer.fit()
-    cpu, wall = time.process_time() - start_cpu, time.time() - start_wall
-    model = trainer.task.model
-    if job.get("artifact"):  # the trained model as a release artifact, for `spectok eval`
-        from spectok.artifacts import save_release
-
-        save_release(model, job["artifact"], training={"step": result["step"], "valid": result["valid"],
-                                                       "config": cfg, **trainer.task.training_summary()})
-    return {"steps": result["step"], "cpu_s": cpu, "wall_s": wall, "valid": result["valid"],
-            "params": sum(p.numel() for p in model.parameters()),
-            "bitrate": getattr(model, "bitrate", None) if getattr(model, "mel_config", None) else None,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "marks": marks}
-
-
-def spawn(job: dict) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS=str(job.get("threads", 2)), PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, __file__, "--job", json.dumps(job)], capture_output=True, text=True,
-                          env=env)
-    if proc.returncode != 0:
-        raise SystemExit(f"run {job['name']} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def engine_config(cfg: dict, data: Path, steps: int, budget: bool) -> dict:
-    cfg = copy.deepcopy(cfg)
-    train = cfg.setdefault("train", {})
-    train.update(steps=steps, prepared=str(data), device="cpu", progress=False, num_workers=0,
-                 valid_every=10**9 if budget else 0, checkpoint_every=0, media_every=0, log_every=10**9, seed=0)
-    if cfg["task"] == "image-tokenizer":
-        cfg.setdefault("data", {}).update(train_limit=2048, valid_limit=500)
-    return cfg
-
-
 def speed(names: list[str], steps: int, work: Path) -> None:
     print(f"\n## Training speed: {steps} steps timed after 1 warm-up step, preset batch and crop, 2 threads")
     print(f"{'preset':26s} {'batch x frames':>15s} {'params':>8s} {'steps/s':>8s} {'CPU s/step':>10s} "
@@ -269,11 +192,7 @@ def main() -> None:
                     "(speech-16k trains on the LibriSpeech subset: ~25 min of speech instead of LJSpeech's 3)")
     ap.add_argument("--speed-steps", type=int, default=4)
     ap.add_argument("--work", default="/tmp/spectok-bench-tokenizers", help="scratch folder (prepared data, runs)")
-    ap.add_argument("--job", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.job:
-        print(json.dumps(run_one(json.loads(args.job))))
-        return
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     print(f"torch threads 2; CPU: {os.cpu_count()} visible cores; data: {DATA}")

@@ -30,16 +30,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 import yaml
+from harness import spectok, training_cpu_s  # spectok(ARGS, THREADS, LOG) -> child CPU-s
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "runs" / "data" / "release" / "speech16k"
 DECODED = REPO / "runs" / "data" / "release" / "speech16k-decoded"
-sys.path.insert(0, str(REPO / "scripts"))
-from release_models import spectok, training_cpu_s  # noqa: E402  (``spectok(ARGS, THREADS, LOG)``)
 
 PRESETS = REPO / "configs" / "vocoder"
 SPECTRAL = {"stft_weight": 1.0, "mel_weight": 1.0,

@@ -23,7 +23,6 @@ from pathlib import Path
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
 
 from spectok.audio.io import resample, save_audio  # noqa: E402
 from spectok.fsutil import write_text_atomic  # noqa: E402

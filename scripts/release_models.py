@@ -21,18 +21,15 @@ import json
 import math
 import os
 import platform
-import resource
-import shlex
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from spectok.training.accounting import run_spectok as spectok
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 MODELS = REPO / "src" / "spectok" / "models"
-sys.path.insert(0, str(REPO / "scripts"))
 
 
 @dataclass(frozen=True)
@@ -59,33 +56,6 @@ RECIPES = {
         ood=("multi-speaker read speech (LibriTTS test-clean, 23 clips, 24 kHz)", str(DATA / "extra" / "LibriTTS")),
         use="LJSpeech text-to-speech (the DCTTS setting: HiFi-GAN 22 kHz mels)"),
 }
-
-
-def spectok(args: list[str], threads: int, log: Path | None = None) -> float:
-    """Run ``spectok ARGS`` with ``threads`` threads; returns the child's CPU seconds."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    print("$ spectok " + shlex.join(args), flush=True)
-    with open(log, "a") if log else open(os.devnull, "w") as sink:
-        code = subprocess.call([sys.executable, "-m", "spectok", *args], env=env, stdout=sink if log else None)
-    if code:
-        raise SystemExit(f"spectok {args[0]} failed with exit status {code}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-
-
-def training_cpu_s(rows: list[dict]) -> float:
-    """CPU seconds of a run's training over all its processes, from its ``metrics.jsonl`` rows (each
-    resume restarts ``perf/process_cpu_s``)."""
-    total = last = 0.0
-    for r in rows:
-        cpu = r.get("perf/process_cpu_s")
-        if cpu is None:
-            continue
-        if cpu < last:  # a resumed process: bank the one before
-            total += last
-        last = cpu
-    return total + last
 
 
 def preset_section(preset: str, key: str) -> dict:
