@@ -7,9 +7,13 @@ import itertools
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from spectok.cli.common import add_command
 from spectok.errors import SpectokError
+
+if TYPE_CHECKING:  # numpy stays out of `spectok --help`'s start-up
+    import numpy as np
 
 
 def register(sub) -> None:
@@ -26,7 +30,7 @@ def register(sub) -> None:
     p.add_argument("-o", "--out", required=True, type=Path, help="the code model to write (.json)")
 
 
-def _codes(inputs: list[Path], split: str) -> Iterator[tuple[list[int], str, object]]:
+def _codes(inputs: list[Path], split: str) -> Iterator[tuple[list[int], str, np.ndarray]]:
     """``(codebook sizes, tokenizer fingerprint, [K, T'] codes)`` of every utterance in the inputs."""
     from spectok.cli.codec import collect_some
     from spectok.data.token_loader import TokenDataset
@@ -36,7 +40,7 @@ def _codes(inputs: list[Path], split: str) -> Iterator[tuple[list[int], str, obj
         if (root / "dataset.json").is_file():
             ds = TokenDataset(root, split)
             for item in ds:
-                yield ds.card["codebook_sizes"], ds.card["fingerprint"], item["codes"].numpy()
+                yield list(ds.card["codebook_sizes"]), str(ds.card["fingerprint"]), item["codes"].numpy()
         else:
             for path, _ in collect_some([root], (".sptk",), "token files (.sptk)"):
                 tf = read_tokens(path)
@@ -48,28 +52,27 @@ def run(args: argparse.Namespace) -> int:
     from spectok.fsutil import check_output_file
 
     check_output_file(args.out, args.inputs, suffix=".json")
-    seen: dict[str, object] = {}
-
-    def codes() -> Iterator[object]:
-        for sizes, fingerprint, c in _codes(args.inputs, args.split):
-            if seen.setdefault("sizes", sizes) != sizes or seen.setdefault("fingerprint", fingerprint) != fingerprint:
-                raise SpectokError(f"the inputs mix tokenizers ({seen['fingerprint']} with codebooks "
-                                   f"{seen['sizes']}, and {fingerprint} with {sizes}); give one tokenizer's tokens")
-            seen["utterances"] = int(seen.get("utterances", 0)) + 1
-            yield c
-
-    it = codes()
-    first = next(it, None)
-    if first is None:
+    items = _codes(args.inputs, args.split)
+    head = next(items, None)
+    if head is None:
         raise SpectokError(f"no token files or dataset utterances in {', '.join(map(str, args.inputs))}")
-    model = CodeModel.fit(itertools.chain([first], it), seen["sizes"],
-                          {"tokenizer_fingerprint": seen["fingerprint"],
-                           "fitted_on": [str(p) for p in args.inputs], "split": args.split})
-    model.info["utterances"] = seen["utterances"]
-    model.save(args.out)
-    bits = model.info["entropy_bits_per_column"]
-    print(f"{args.out}: code model {model.digest} from {seen['utterances']} utterances, "
-          f"{model.info['columns']:,} columns; entropy {bits:.1f} bits per column "
-          f"(nominal {sum(math.log2(k) for k in seen['sizes']):.1f})")
-    return 0
+    sizes, fingerprint, _ = head
+    count = 0
 
+    def checked() -> Iterator[np.ndarray]:
+        nonlocal count
+        for other_sizes, other, codes in itertools.chain([head], items):
+            if other_sizes != sizes or other != fingerprint:
+                raise SpectokError(f"the inputs mix tokenizers ({fingerprint} with codebooks {sizes}, and {other} "
+                                   f"with {other_sizes}); give one tokenizer's tokens")
+            count += 1
+            yield codes
+
+    model = CodeModel.fit(checked(), sizes, {"tokenizer_fingerprint": fingerprint,
+                                             "fitted_on": [str(p) for p in args.inputs], "split": args.split})
+    model.info["utterances"] = count
+    model.save(args.out)
+    print(f"{args.out}: code model {model.digest} from {count} utterances, {model.info['columns']:,} columns; "
+          f"entropy {model.info['entropy_bits_per_column']:.1f} bits per column "
+          f"(nominal {sum(math.log2(k) for k in sizes):.1f})")
+    return 0
