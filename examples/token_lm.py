@@ -197,7 +197,7 @@ def main() -> None:
         if step % 250 == 0:
             rate = validate(model, valid, pad, args.batch) / valid_columns * frame_rate
             curve.append({"step": step, "cpu_s": round(used, 1), "valid_bits_per_second": rate})
-            print(f"step {step}  cpu {curve[-1]['cpu_s']:.0f} s  train {float(loss) * k:.2f} bits/column  "
+            print(f"step {step}  cpu {curve[-1]['cpu_s']:.0f} s  train {loss.item() * k:.2f} bits/column  "
                   f"valid {curve[-1]['valid_bits_per_second']:.0f} bit/s", flush=True)
     lm = validate(model, valid, pad, args.batch) / valid_columns
     result = {"name": name, "tokenizer": args.tokenizer, "codebooks": sizes, "frame_rate": frame_rate,

@@ -66,7 +66,7 @@ SUFFIX = ".sptk"
 _PREFIX = struct.Struct("<4sHI")  # magic, version, header length
 _CRC = struct.Struct("<I")
 _MAX_HEADER = 1 << 20  # a header above 1 MiB means a foreign or corrupt file
-_DTYPES = {"uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32}
+_DTYPES: dict[str, type[np.unsignedinteger]] = {"uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32}
 
 
 def smallest_dtype(codebook_sizes: list[int] | tuple[int, ...]) -> np.dtype:
@@ -196,7 +196,8 @@ def _whole(value: Any, what: str) -> int:
     """``value`` as an int when it is a whole number (not a bool, NaN, infinity or string)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TokenFileError(f"{what} must be an integer, got {value!r}")
-    if not math.isfinite(value) or value != int(value) or abs(value) >= 2 ** 62:
+    number = float(value)
+    if not math.isfinite(number) or value != int(value) or abs(number) >= 2 ** 62:
         raise TokenFileError(f"{what} must be an integer of sensible size, got {value!r}")
     return int(value)
 
@@ -316,9 +317,12 @@ def _size_or_checksum_reason(data: bytes, hlen: int) -> str:
     try:
         h = _header(data[_PREFIX.size:_PREFIX.size + hlen], 2)
         k, t = (int(x) for x in h["shape"])
-        expected = _PREFIX.size + hlen + _payload_bytes(h, k, t) + _CRC.size
-    except Exception:  # also a range-coded file, whose size its header does not give
+        payload = _payload_bytes(h, k, t)
+    except Exception:
+        payload = None
+    if payload is None:  # also a range-coded file, whose size its header does not give
         return "corrupt token file (checksum mismatch)"
+    expected = _PREFIX.size + hlen + payload + _CRC.size
     if len(data) < expected:
         return f"truncated token file ({len(data)} of {expected} bytes)"
     if len(data) > expected:
