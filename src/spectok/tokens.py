@@ -323,10 +323,13 @@ def _size_or_checksum_reason(data: bytes, hlen: int) -> str:
     if payload is None:  # also a range-coded file, whose size its header does not give
         return "corrupt token file (checksum mismatch)"
     expected = _PREFIX.size + hlen + payload + _CRC.size
+    # the header itself may be what changed, so the sizes it implies are a guess: say so
     if len(data) < expected:
-        return f"truncated token file ({len(data)} of {expected} bytes)"
+        return (f"truncated token file, or altered ({len(data)} of the {expected} bytes its header implies; "
+                "checksum mismatch)")
     if len(data) > expected:
-        return f"token file has {len(data) - expected} unexpected trailing bytes"
+        return (f"token file has {len(data) - expected} unexpected trailing bytes, or was altered "
+                "(checksum mismatch)")
     return "corrupt token file (checksum mismatch: the file was altered)"
 
 

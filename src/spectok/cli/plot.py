@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from spectok.cli.common import Runner, add_command, add_tokenizer_option
-from spectok.errors import SpectokError
+from spectok.errors import AudioError, SpectokError
 
 
 def register(sub) -> None:
@@ -67,8 +67,11 @@ def _reconstruction(args: argparse.Namespace) -> int:
     _check_out(args, args.audio, Path(args.tokenizer))
     pipe = Pipeline(load_tokenizer(args.tokenizer))
     wav, _ = load_audio(args.audio, pipe.sample_rate)
-    mel = pipe.log_mel(wav)
-    rec = pipe.decode_mel(pipe.encode(wav, pipe.sample_rate).codes)[:, :mel.shape[-1]]
+    try:
+        mel = pipe.log_mel(wav)
+        rec = pipe.decode_mel(pipe.encode(wav, pipe.sample_rate).codes)[:, :mel.shape[-1]]
+    except AudioError as e:  # "waveform: too short" -> the file's name
+        raise AudioError(args.audio, e.reason) from None
     return _done(plot_reconstruction(mel, rec, pipe.mel_config, args.out, title=args.audio.name))
 
 

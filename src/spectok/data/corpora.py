@@ -23,7 +23,7 @@ from typing import ClassVar
 import numpy as np
 
 from spectok.audio.io import AUDIO_EXTENSIONS
-from spectok.errors import DataError
+from spectok.errors import DataError, SpectokError
 
 SPLITS = ("train", "valid", "test")
 _SAFE = re.compile(r"[^A-Za-z0-9._+-]")
@@ -46,6 +46,14 @@ class CorpusItem:
     speaker: str
     split: str
     text: str | None = None
+
+    def failure(self, error: BaseException) -> dict:
+        """``{"id", "path", "error"}`` for a failure record: the reason always names this item's file
+        (a spectok error as it is, another with its type)."""
+        reason = str(error) if isinstance(error, SpectokError) else f"{type(error).__name__}: {error}"
+        if not reason.startswith(str(self.path)):
+            reason = f"{self.path}: {reason}"
+        return {"id": self.id, "path": str(self.path), "error": reason}
 
 
 def safe_id(name: str) -> str:

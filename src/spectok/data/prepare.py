@@ -34,7 +34,7 @@ from spectok._version import __version__
 from spectok.audio.mel import MelConfig
 from spectok.data.corpora import Cifar10, CorpusItem, in_shard
 from spectok.data.prepared import PreparedSet, open_prepared, read_meta, read_rows
-from spectok.errors import DataError, SpectokError
+from spectok.errors import DataError
 from spectok.fsutil import atomic_path, write_json_atomic, write_text_atomic
 
 #: longest clip, in mel frames, whose STFT is computed in one piece; longer ones go in pieces of
@@ -117,10 +117,8 @@ class _Worker:
         """Prepare one item; returns a manifest row, or ``{"id", "path", "error"}``."""
         try:
             return cls._prepare(item)
-        except SpectokError as e:
-            return {"id": item.id, "path": str(item.path), "error": str(e)}
         except Exception as e:  # noqa: BLE001  (one bad file must not stop the run; the reason is kept)
-            return {"id": item.id, "path": str(item.path), "error": f"{item.path}: {type(e).__name__}: {e}"}
+            return item.failure(e)
 
     @classmethod
     def run_many(cls, items: list[CorpusItem]) -> list[dict]:

@@ -193,11 +193,8 @@ class _Worker:
             try:
                 wav, _ = load_audio(it.path, sr)
                 tokens = cls.pipe.encode(wav, sample_rate=sr)
-            except SpectokError as e:
-                failures.append({"id": it.id, "path": str(it.path), "error": str(e)})
-                continue
             except Exception as e:  # noqa: BLE001  (one bad file must not stop the run; the reason is kept)
-                failures.append({"id": it.id, "path": str(it.path), "error": f"{it.path}: {type(e).__name__}: {e}"})
+                failures.append(it.failure(e))
                 continue
             for key, value in (("id", it.id), ("speaker", it.speaker), ("split", it.split), ("text", it.text),
                                ("codes", list(np.asarray(tokens.codes).astype(cls.dtype))),
