@@ -5,8 +5,9 @@ user would feed them. Each case asserts
 - for a refusal, a one-line message naming the file (or option) and the reason, and no traceback;
 - every input unchanged (SHA-256 of every file under the inputs folder, before and after);
 - no temporary file left behind anywhere, and nothing half-written (no output of a refused input);
-- a bounded wall time (a hang is a failure: SIGALRM after 90 s) and a bounded peak memory (the case
-  runs in a child with a 4 GiB address-space limit in the slow run, ``-m slow``).
+- a bounded wall time (a hang is a failure: SIGALRM after 90 s) and a bounded peak memory (the test
+  process's peak resident size stays under 3 GiB after every case: a file that makes a command reserve
+  gigabytes fails the case that fed it, or the first one after it).
 
 The default run takes one case of each kind of attack (``FAST``); ``-m slow`` runs all of them.
 """
@@ -18,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import signal
 import struct
 import zlib
@@ -240,6 +242,9 @@ def deadline(seconds: int = 90):
         signal.signal(signal.SIGALRM, old)
 
 
+PEAK_GIB = 3.0
+
+
 @dataclass
 class Outcome:
     code: int
@@ -254,6 +259,8 @@ def run_cli(argv: list, capsys) -> Outcome:
             code = main([str(a) for a in argv])
         except SystemExit as e:  # argparse's usage errors
             code = int(e.code or 0)
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20)  # ru_maxrss is in KiB
+    assert peak_gib < PEAK_GIB, f"peak resident memory {peak_gib:.1f} GiB"
     return Outcome(code, capsys.readouterr().err)
 
 
