@@ -3,6 +3,7 @@ resume after kill -9, failures, and the loader's layouts with their exact invers
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -200,3 +201,17 @@ def test_workers_read_each_utterance_once(dataset):
                                          collate_fn=collate_tokens)
     ids = [i for batch in loader for i in batch["id"]]
     assert sorted(ids) == sorted(it["id"] for it in TokenDataset(dataset, "train"))
+
+
+def test_the_token_lm_example_runs_and_reports_its_rates(tmp_path):
+    """examples/token_lm.py end to end on the 27 LJSpeech clips, a few CPU-seconds of training."""
+    lj = shared_path("LJSpeech-1.1")
+    script = Path(__file__).resolve().parents[1] / "examples" / "token_lm.py"
+    proc = subprocess.run([sys.executable, str(script), "-t", "default", "--corpus", f"ljspeech={lj}",
+                           "--cpu-minutes", "0.05", "--work", str(tmp_path)], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r = json.loads((tmp_path / "default" / "results.json").read_text())
+    assert r["nominal_bits_per_second"] == 1375.0 and r["test_utterances"] > 0
+    assert 0 < r["order0_entropy_of_test_bits_per_second"] <= r["nominal_bits_per_second"]
+    assert r["lm_bits_per_second"] > 0 and "| default | 1375 |" in proc.stdout
