@@ -390,3 +390,8 @@ def test_export_of_an_unknown_name_lists_the_released_ones(tmp_path, capsys) -> 
     assert code == 1 and "nosuchname: no such run folder or checkpoint" in err and "default" in err
     code, err = run(["export", "default", "-o", tmp_path / "x.safetensors"], capsys)
     assert code == 1 and "default is a released model" in err and not (tmp_path / "x.safetensors").exists()
+
+
+def test_a_missing_input_named_alone_is_refused_before_any_work(tmp_path, capsys):
+    code, err = run(["encode", tmp_path / "missing.wav", "-o", tmp_path / "out"], capsys)
+    assert code == 1 and "missing.wav: file not found" in err and not (tmp_path / "out").exists()

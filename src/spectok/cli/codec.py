@@ -131,7 +131,12 @@ def positive_int(text: str) -> int:
 
 
 def collect_some(inputs: list[Path], suffixes: tuple[str, ...], what: str) -> list[tuple[Path, Path]]:
-    """:func:`collect`, raising :class:`SpectokError` ("no {what} found in ...") when it finds nothing."""
+    """:func:`collect`, raising :class:`SpectokError` before any work when every input named is missing
+    ("PATH: file not found") or when it finds nothing ("no {what} found in ...")."""
+    missing = [p for p in inputs if not p.exists() and not p.is_symlink()]
+    if missing and len(missing) == len(inputs):
+        raise SpectokError(f"{missing[0]}: file not found" + (f" (and {len(missing) - 1} more)" if len(missing) > 1
+                                                              else ""))
     files = collect(inputs, suffixes)
     if not files:
         raise SpectokError(f"no {what} found in {', '.join(map(str, inputs))}")
