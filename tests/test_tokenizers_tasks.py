@@ -210,8 +210,17 @@ def test_train_and_export_end_to_end(tiny_prepared, tmp_path):
 def test_config_mistakes_raise_clear_errors():
     from spectok.errors import SpectokError
 
-    with pytest.raises(SpectokError, match="unknown keys \\['disc_start'\\]"):
-        TokenizerTask({"model": TINY_1D, "loss": {"disc_start": 5}})
+    with pytest.raises(SpectokError, match="config loss: unknown key 'disc_start'"):
+        TokenizerTask.check_config({"model": TINY_1D, "loss": {"disc_start": 5}})
+    with pytest.raises(SpectokError, match="config data: unknown key 'crop_frame'; did you mean 'crop_frames'"):
+        TokenizerTask.check_config({"model": TINY_1D, "data": {"crop_frame": 5}})
+    with pytest.raises(SpectokError, match="reads no discriminator section"):
+        TokenizerTask.check_config({"model": TINY_1D, "discriminator": {"width": 1}})
+    with pytest.raises(SpectokError, match="config discriminator: unknown key 'chanels'; did you mean 'channels'"):
+        VQGANTask({"model": TINY_1D, "discriminator": {"chanels": 8}})
+    with pytest.raises(SpectokError, match=r"config model \(conv1d-vqvae\).groups: expected an integer"):
+        TokenizerTask({"model": {**TINY_1D, "groups": "abc"}})
+    VQGANTask.check_config({"model": TINY_1D, "loss": {"disc_start": 5}, "discriminator": {"channels": 8}})
     with pytest.raises(SpectokError, match="reconstruction"):
         TokenizerTask({"model": TINY_1D, "loss": {"reconstruction": "l3"}})
     with pytest.raises(SpectokError, match="class"):

@@ -30,6 +30,7 @@ import torch
 
 from spectok.errors import ArtifactError
 from spectok.fsutil import atomic_path
+from spectok.validation import check_kwargs
 
 FORMAT_VERSION = 1
 _REGISTRY: dict[str, tuple[type, str]] = {}
@@ -96,7 +97,9 @@ def build(name: str, config: dict[str, Any]) -> torch.nn.Module:
     _import_model_modules()
     if name not in _REGISTRY:
         raise ArtifactError(f"unknown model class {name!r}; known: {sorted(_REGISTRY)}")
-    return _REGISTRY[name][0](**config)
+    cls = _REGISTRY[name][0]
+    check_kwargs(f"model ({name})", cls, config)
+    return cls(**config)
 
 
 def build_section(section: dict[str, Any] | None, kind: str) -> torch.nn.Module:

@@ -31,6 +31,7 @@ from typing import Any
 from spectok.errors import SpectokError
 from spectok.training.schedules import check_spec
 from spectok.training.task import OptimizerSpec
+from spectok.validation import check_keys, check_type
 
 
 @dataclass
@@ -86,16 +87,11 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> TrainConfig:
-        import difflib
-
         d = dict(d or {})
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        for key in sorted(set(d) - set(fields)):
-            near = difflib.get_close_matches(key, list(fields), n=1)
-            hint = f"did you mean {near[0]!r}? " if near else ""
-            raise SpectokError(f"config train: unknown key {key!r}; {hint}known: {', '.join(sorted(fields))}")
+        check_keys("train", d, fields)
         for key, value in d.items():
-            _check_type(f"train.{key}", value, str(fields[key].type))
+            check_type(f"train.{key}", value, str(fields[key].type))
         cfg = cls(**d)
         if cfg.threads is not None and cfg.threads < 1:
             raise SpectokError(f"config train: threads must be >= 1, got {cfg.threads}")
@@ -112,24 +108,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
-_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true/false", "None": "null"}
-
-
-def _check_type(name: str, value: Any, annotation: str) -> None:
-    """Refuse ``value`` unless it fits a simple annotation (``"int"``, ``"float | None"``, ...), naming the
-    expected type: ``train.batch_size=abc`` is an error here, not a TypeError deep in training."""
-    options = [t.strip() for t in annotation.split("|")]
-    if value is None and "None" in options:
-        return
-    allowed = tuple(t for o in options if o != "None" for t in _TYPES.get(o, (object,)))
-    if isinstance(value, bool) and "bool" not in options:  # YAML's true is not the integer 1 here
-        allowed = ()
-    if not isinstance(value, allowed):
-        expected = " or ".join(_WORDS.get(o, o) for o in options)
-        raise SpectokError(f"config {name}: expected {expected}, got {value!r}")
 
 
 def resolve_config(config: dict[str, Any], prepared: str | None = None) -> dict[str, Any]:

@@ -117,7 +117,10 @@ class Trainer:
             raise SpectokError("no prepared data folder (pass --data PREPARED)")
 
         seed_everything(cfg.seed)  # the same on every rank: models start identical
-        self.task = task_class(self.config["task"])(self.config)
+        cls = task_class(self.config["task"])
+        if not resume:  # a fresh run's config is checked whole; a stored one was accepted when it started
+            cls.check_config(self.config)
+        self.task = cls(self.config)
         self.models = self.task.models()
         for m in self.models.values():
             m.to(self.device).train()

@@ -30,6 +30,8 @@ import torch
 from torch import nn
 
 from spectok.data.spec import DataSpec
+from spectok.errors import SpectokError
+from spectok.validation import check_keys
 
 
 @dataclass
@@ -91,8 +93,29 @@ class TrainTask(ABC):
     #: Validation metric that selects ``best.pt`` unless ``train.best_metric`` is set.
     best_metric: str = "total"
 
+    #: the keys each config section this task reads may hold (``{"loss": (...), "data": (...)}``; None: the
+    #: section's keys are checked where it is built, e.g. a discriminator's constructor arguments)
+    section_keys: dict[str, tuple[str, ...] | None] = {}
+
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
+
+    @classmethod
+    def check_config(cls, config: dict[str, Any]) -> None:
+        """Refuse, before a run starts, a key this task would ignore (with the nearest valid one) and a
+        ``loss``, ``data`` or ``discriminator`` section it does not read at all. A stored run is not
+        checked again on load, so a checkpoint written before a check existed still exports. A task that
+        declares no ``section_keys`` (one defined outside spectok) is not checked."""
+        if not cls.section_keys:
+            return
+        for section in ("loss", "data", "discriminator"):
+            given = dict(config.get(section) or {})
+            if section not in cls.section_keys and given:
+                raise SpectokError(f"config {section}: task {config.get('task')!r} reads no {section} section "
+                                   f"(keys {sorted(given)})")
+            known = cls.section_keys.get(section)
+            if known is not None:
+                check_keys(section, given, known)
 
     @abstractmethod
     def models(self) -> dict[str, nn.Module]:

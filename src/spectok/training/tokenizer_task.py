@@ -44,6 +44,7 @@ from spectok.losses import feature_matching_loss, hinge_d_loss, hinge_g_loss, ma
 from spectok.tokenizers.vqgan import PatchGANDiscriminator, adaptive_weight, gan_active
 from spectok.training.media import log_tokenizer_media
 from spectok.training.task import OptimizerSpec, TrainTask
+from spectok.validation import check_kwargs
 
 RECONSTRUCTION = {"l1": masked_l1, "mse": masked_mse}
 
@@ -92,16 +93,13 @@ class TokenizerTask(TrainTask):
 
     kind = "tokenizer"
     best_metric = "l1"
-    loss_keys = ("reconstruction", "reconstruction_weight", "quantizer_weight", "delta_weight")
+    section_keys = {"loss": ("reconstruction", "reconstruction_weight", "quantizer_weight", "delta_weight"),
+                    "data": ("crop_frames", "valid_frames", "min_frames")}
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
         self.model = artifacts.build_section(config.get("model", {}), "tokenizer")
         loss = dict(config.get("loss", {}))
-        unknown = sorted(set(loss) - set(self.loss_keys))
-        if unknown:
-            raise SpectokError(f"loss: unknown keys {unknown} for task {type(self).__name__}; "
-                               f"known: {list(self.loss_keys)}")
         kind = loss.get("reconstruction", "l1")
         if kind not in RECONSTRUCTION:
             raise SpectokError(f"loss.reconstruction must be one of {sorted(RECONSTRUCTION)}, got {kind!r}")
@@ -207,12 +205,15 @@ class VQGANTask(TokenizerTask):
     frames of the fake set to the real (silence) frames.
     """
 
-    loss_keys = (*TokenizerTask.loss_keys, "disc_start", "disc_weight", "adaptive_weight_max",
-                 "feature_matching_weight")
+    section_keys = {**TokenizerTask.section_keys, "discriminator": None,
+                    "loss": ("reconstruction", "reconstruction_weight", "quantizer_weight", "delta_weight",
+                             "disc_start", "disc_weight", "adaptive_weight_max", "feature_matching_weight")}
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
-        self.discriminator = PatchGANDiscriminator(**dict(config.get("discriminator", {})))
+        disc = dict(config.get("discriminator", {}))
+        check_kwargs("discriminator", PatchGANDiscriminator, disc)
+        self.discriminator = PatchGANDiscriminator(**disc)
         self.disc_start = int(self.loss_config.get("disc_start", 10_000))
         self.disc_weight = float(self.loss_config.get("disc_weight", 1.0))
         self.max_weight = float(self.loss_config.get("adaptive_weight_max", 1e4))
@@ -284,6 +285,8 @@ class ImageTokenizerTask(TokenizerTask):
     ``data.valid_limit`` keep the first N images). Batches are ``{"image": float32 [B, 3, 32, 32]}``.
     Validation metrics: ``mse``, ``psnr`` (dB, peak-to-peak 2) and codebook statistics.
     """
+
+    section_keys = {**TokenizerTask.section_keys, "data": ("train_limit", "valid_limit")}
 
     best_metric = "mse"
 

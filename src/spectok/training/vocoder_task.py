@@ -50,6 +50,7 @@ from spectok.losses import (
     multi_resolution_stft_loss,
 )
 from spectok.training.task import OptimizerSpec, TrainTask
+from spectok.validation import check_kwargs
 from spectok.vocoders.discriminators import HiFiGANDiscriminator
 
 
@@ -58,6 +59,8 @@ class VocoderTask(TrainTask):
 
     kind = "vocoder"
     best_metric = "mel_l1"
+    section_keys = {"loss": ("stft_weight", "resolutions", "mel_weight", "phase_weight"),
+                    "data": ("segment_samples", "valid_segment_samples", "cache_audio")}
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -155,12 +158,18 @@ class VocoderTask(TrainTask):
 class GANVocoderTask(VocoderTask):
     """HiFi-GAN-style adversarial training: phases "generator" then "discriminator"."""
 
+    section_keys = {**VocoderTask.section_keys, "discriminator": None,
+                    "loss": ("stft_weight", "resolutions", "mel_weight", "phase_weight", "adv_weight",
+                             "feature_matching_weight", "disc_start")}
+
     def __init__(self, config: dict[str, Any]) -> None:
         loss = dict(config.get("loss", {}))
         loss.setdefault("mel_weight", 45.0)
         loss.setdefault("stft_weight", 0.0)
         super().__init__({**config, "loss": loss})
-        self.discriminator = HiFiGANDiscriminator(**dict(config.get("discriminator", {})))
+        disc = dict(config.get("discriminator", {}))
+        check_kwargs("discriminator", HiFiGANDiscriminator, disc)
+        self.discriminator = HiFiGANDiscriminator(**disc)
         self.w_adv = float(loss.get("adv_weight", 1.0))
         self.w_fm = float(loss.get("feature_matching_weight", 2.0))
         self.disc_start = int(loss.get("disc_start", 0))
