@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from spectok import models
@@ -62,10 +64,12 @@ def test_load_by_name_and_alias(released) -> None:
     assert type(spectok.load_vocoder("default", tokenizer=a)).__name__ == "GriffinLim"
 
 
-def test_unknown_name_is_one_line_listing_the_names(released, capsys) -> None:
+def test_unknown_name_is_one_line_listing_the_names(released, capsys, tmp_path) -> None:
     with pytest.raises(ArtifactError, match=r"nosuch: neither a file nor a released model \(released: tiny, tiny22k"):
         models.resolve_tokenizer("nosuch")
-    assert main(["encode", "x.wav", "-t", "nosuch", "-o", "out"]) == 1
+    clip = tmp_path / "x.wav"
+    sf.write(clip, np.zeros(16000, np.float32), 16000)
+    assert main(["encode", str(clip), "-t", "nosuch", "-o", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "tiny, tiny22k" in err
 
