@@ -12,15 +12,14 @@ from torch import nn
 
 from spectok.artifacts import register
 from spectok.audio.mel import MelConfig
-from spectok.tokenizers.base import Tokenizer
-from spectok.vocoders.base import Vocoder
+from spectok.contracts import AudioTokenizer, Vocoder
 
 SMALL_MEL = MelConfig(sample_rate=16000, n_fft=512, hop_length=128, win_length=512, n_mels=32,
                       fmin=0.0, fmax=8000.0)
 
 
 @register("test-tiny-tokenizer", "tokenizer")
-class TinyTokenizer(Tokenizer):
+class TinyTokenizer(AudioTokenizer):
     """Conv encoder (time stride ``d``) + K nearest-code rows of ``dim`` each; no normalisation over time.
 
     mel ``[B, n_mels, T]`` -> codes ``[B, rows, ceil(T / d)]``; decode -> ``[B, n_mels, T' d]``.

@@ -1,5 +1,5 @@
 """The import graph flows one way (docs/architecture.md): cli -> evaluation, training -> pipeline,
-inference, data -> models (tokenizers, vocoders, quantizers) -> audio, errors. Every import counts, at
+inference, data -> models (tokenizers, vocoders, quantizers) -> contracts -> audio, errors. Every import counts, at
 the top of a module or inside a function, so a lazy import cannot hide an arrow that runs back up."""
 
 from __future__ import annotations
@@ -19,7 +19,11 @@ FORBIDDEN = {
     ("spectok.pipeline", "spectok.inference", "spectok.data", "spectok.artifacts"):
         ("spectok.training", "spectok.evaluation", "spectok.cli"),
     ("spectok.training", "spectok.evaluation"): ("spectok.cli",),
-    ("spectok.audio", "spectok.errors"): ("spectok.tokenizers", "spectok.vocoders", "spectok.quantizers",
+    ("spectok.contracts",): ("spectok.tokenizers", "spectok.vocoders", "spectok.quantizers", "spectok.training",
+                             "spectok.data", "spectok.pipeline", "spectok.inference", "spectok.evaluation",
+                             "spectok.cli", "spectok.artifacts", "spectok.tokens"),
+    ("spectok.audio", "spectok.errors"): ("spectok.contracts", "spectok.tokenizers", "spectok.vocoders",
+                                         "spectok.quantizers",
                                          "spectok.training", "spectok.data", "spectok.pipeline", "spectok.inference",
                                          "spectok.evaluation", "spectok.cli"),
 }

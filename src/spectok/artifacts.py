@@ -135,8 +135,7 @@ def identity(model: torch.nn.Module) -> dict[str, Any]:
     """What identifies a model in an exported file: ``class`` and ``kind`` (registered names, else
     the Python class name and ``None``), its ``mel`` config and ``mel_fingerprint`` when it has one,
     and its own ``fingerprint`` when it defines one."""
-    from spectok.tokenizers.base import Tokenizer
-    from spectok.vocoders.base import Vocoder
+    from spectok.contracts import Tokenizer, Vocoder
 
     info: dict[str, Any] = {"class": getattr(model, "registered_name", type(model).__name__),
                             "kind": getattr(model, "registered_kind", None)}

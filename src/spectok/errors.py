@@ -30,3 +30,7 @@ class TokenFileError(SpectokError):
 
 class DataError(SpectokError):
     """A corpus, prepared folder or manifest is missing or malformed."""
+
+
+class ConfigError(SpectokError, ValueError):
+    """A configuration value is wrong (an unknown quantizer type, a bad argument)."""

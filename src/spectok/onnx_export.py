@@ -39,10 +39,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from spectok.artifacts import identity
+from spectok.contracts import Tokenizer, Vocoder
 from spectok.errors import SpectokError
 from spectok.fsutil import atomic_path, write_json_atomic
-from spectok.tokenizers.base import Tokenizer
-from spectok.vocoders.base import Vocoder
 
 OPSET = 18
 

@@ -40,6 +40,7 @@ from torch import nn
 
 from spectok.audio.io import AudioReader, resample
 from spectok.audio.mel import INFERENCE_STFT_DTYPE, MelConfig, MelSpectrogram
+from spectok.contracts import Tokenizer, Vocoder, audio_tokenizer, eval_mode
 from spectok.errors import AudioError, SpectokError, TokenFileError
 from spectok.inference.chunking import (
     ChunkedEncoder,
@@ -51,7 +52,6 @@ from spectok.inference.chunking import (
     vocode_pieces,
 )
 from spectok.inference.streaming import StreamDecoder, StreamEncoder
-from spectok.tokenizers.base import eval_mode
 from spectok.tokens import TokenFile
 
 Audio = np.ndarray | torch.Tensor
@@ -81,7 +81,7 @@ def _as_list(audio: Audio | Sequence[Audio]) -> tuple[list[np.ndarray], bool]:
 
 def _inference(fn: Callable) -> Callable:
     """A Pipeline method run under ``torch.no_grad`` with the tokenizer and vocoder in eval mode
-    (:func:`~spectok.tokenizers.base.eval_mode`), every module back to its own mode after the call,
+    (:func:`~spectok.contracts.eval_mode`), every module back to its own mode after the call,
     or, for a generator, around each step, so the caller's models are left as they were."""
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
@@ -107,10 +107,10 @@ class Pipeline:
     """A tokenizer and (optionally) a vocoder joined for inference.
 
     Args:
-        tokenizer: a :class:`~spectok.tokenizers.base.Tokenizer`. Every call runs it (and the
+        tokenizer: an :class:`~spectok.contracts.AudioTokenizer`. Every call runs it (and the
             vocoder) in eval mode and leaves both in the modes they had, so a model being trained
             can be scored through a Pipeline mid-run.
-        vocoder: a :class:`~spectok.vocoders.base.Vocoder`; ``None`` means Griffin-Lim on
+        vocoder: a :class:`~spectok.contracts.Vocoder`; ``None`` means Griffin-Lim on
             the tokenizer's mel config, built when first needed.
         chunk_seconds: longest stretch processed in one piece; longer inputs are chunked.
         batch_size: items per forward pass for lists of short inputs of equal length (items of
@@ -127,15 +127,13 @@ class Pipeline:
             message names the differing fields).
     """
 
-    def __init__(self, tokenizer: nn.Module, vocoder: nn.Module | None = None, *, chunk_seconds: float = 30.0,
+    def __init__(self, tokenizer: Tokenizer, vocoder: Vocoder | None = None, *, chunk_seconds: float = 30.0,
                  batch_size: int = 1, stft_dtype: torch.dtype = INFERENCE_STFT_DTYPE) -> None:
-        if getattr(tokenizer, "mel_config", None) is None:
-            raise SpectokError(f"{type(tokenizer).__name__} has no mel config: Pipeline is for audio tokenizers")
         if not (math.isfinite(chunk_seconds) and chunk_seconds > 0) or int(batch_size) < 1:
             raise SpectokError(f"Pipeline: chunk_seconds must be finite and > 0 and batch_size >= 1 "
                                f"(got {chunk_seconds}, {batch_size})")
-        self.tokenizer = tokenizer  # modes left as they are: each call runs them in eval mode (_inference)
-        self.mel_config: MelConfig = tokenizer.mel_config
+        self.tokenizer = audio_tokenizer(tokenizer)  # modes left as they are: each call runs them in eval mode
+        self.mel_config: MelConfig = self.tokenizer.mel_config
         self._vocoder = None
         if vocoder is not None:
             self.vocoder = vocoder

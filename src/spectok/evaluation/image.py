@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spectok.contracts import Tokenizer
 from spectok.data.corpora import Cifar10
 from spectok.fsutil import atomic_path
 from spectok.plots import plot_image_grid
 from spectok.quantizers.stats import CodebookStats
-from spectok.tokenizers.base import Tokenizer
 from spectok.tokenizers.image import to_model_range
 
 

@@ -41,13 +41,13 @@ from torch import nn
 
 from spectok.audio.io import AudioReader
 from spectok.audio.mel import MelSpectrogram
+from spectok.contracts import Tokenizer
 from spectok.errors import SpectokError
 from spectok.evaluation import metrics as M
 from spectok.evaluation.aggregate import aggregate, rank, speed
 from spectok.evaluation.isolation import CallFailed, Isolated, WorkerDied
 from spectok.evaluation.sources import Collection, EvalItem
 from spectok.memory import release_free_memory
-from spectok.tokenizers.base import Tokenizer
 
 
 @dataclass
@@ -99,8 +99,8 @@ class Evaluator:
     """Runs utterances through a tokenizer and a vocoder that share one mel front end.
 
     Args:
-        tokenizer: an audio :class:`~spectok.tokenizers.base.Tokenizer` (put in eval mode).
-        vocoder: a :class:`~spectok.vocoders.base.Vocoder` with the same ``mel_config``.
+        tokenizer: an :class:`~spectok.contracts.AudioTokenizer` (put in eval mode).
+        vocoder: a :class:`~spectok.contracts.Vocoder` with the same ``mel_config``.
         device: where the models run; metrics run on the CPU.
         dnsmos: measure DNSMOS; ``None``: when ``speechmos`` is installed.
         n_cepstra: MCD order (cepstra ``c_1 .. c_n``).

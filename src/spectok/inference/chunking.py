@@ -38,8 +38,7 @@ import torch
 from torch import nn
 
 from spectok.audio.mel import MelSpectrogram
-from spectok.tokenizers.base import Tokenizer
-from spectok.vocoders.base import Vocoder
+from spectok.contracts import AudioTokenizer, Vocoder
 
 SampleReader = Callable[[int, int], np.ndarray]
 """``read(a, b) -> float32 samples [b - a]`` of the original waveform, ``0 <= a < b <= T``."""
@@ -57,7 +56,7 @@ def is_time_local(module: nn.Module) -> bool:
     return True
 
 
-def encoder_geometry(tokenizer: Tokenizer) -> tuple[int, int | None]:
+def encoder_geometry(tokenizer: AudioTokenizer) -> tuple[int, int | None]:
     """``(time_downsample d, receptive_field r in mel frames or None)``: what the contract declares."""
     rf = tokenizer.receptive_field
     return int(tokenizer.time_downsample), (int(rf) if rf is not None else None)
@@ -115,7 +114,7 @@ class ChunkedEncoder:
     """Encode a long log-mel piecewise, with codes equal to a whole-file encode (see module doc).
 
     Args:
-        tokenizer: a :class:`~spectok.tokenizers.base.Tokenizer` in eval mode.
+        tokenizer: a :class:`~spectok.contracts.AudioTokenizer` in eval mode.
         chunk_frames: mel frames owned by each chunk (rounded up to a multiple of ``d``).
         receptive_field: encoder receptive field in mel frames; ``None`` reads it from the
             tokenizer (:func:`encoder_geometry`).
@@ -181,7 +180,7 @@ def _overlap_keep_middle(fn, x: torch.Tensor, chunk: int, context: int) -> torch
 
 
 @torch.no_grad()
-def decode_chunked(tokenizer: Tokenizer, codes: torch.Tensor, chunk_columns: int,
+def decode_chunked(tokenizer: AudioTokenizer, codes: torch.Tensor, chunk_columns: int,
                    context_columns: int | None = None) -> torch.Tensor:
     """``codes [K, T'] -> mel [n_mels, T' * d]``, decoded ``chunk_columns`` at a time with context
     (``None``: from the tokenizer's ``decoder_receptive_field``, exact; 16 columns when not stated)."""

@@ -31,10 +31,9 @@ import numpy as np
 import torch
 
 from spectok.audio.mel import MelSpectrogram
+from spectok.contracts import AudioTokenizer, Vocoder
 from spectok.errors import AudioError, SpectokError
 from spectok.inference.chunking import ChunkedMel, encoder_geometry, is_time_local, side_context
-from spectok.tokenizers.base import Tokenizer
-from spectok.vocoders.base import Vocoder
 
 
 def _refuse_non_local(module: torch.nn.Module, what: str) -> None:
@@ -80,7 +79,7 @@ class StreamEncoder:
     [K, m]`` (the rest, once the end is known); :attr:`num_samples` counts what was pushed.
     """
 
-    def __init__(self, tokenizer: Tokenizer, mel: MelSpectrogram) -> None:
+    def __init__(self, tokenizer: AudioTokenizer, mel: MelSpectrogram) -> None:
         d, rf = encoder_geometry(tokenizer)
         if rf is None:
             raise SpectokError(f"{type(tokenizer).__name__} does not state its receptive_field: it cannot stream")
@@ -172,7 +171,7 @@ class StreamDecoder:
     has ``num_samples`` samples when given (as a token file's header says), else every frame's.
     """
 
-    def __init__(self, tokenizer: Tokenizer, vocoder: Vocoder, step_frames: int | None = None) -> None:
+    def __init__(self, tokenizer: AudioTokenizer, vocoder: Vocoder, step_frames: int | None = None) -> None:
         for model, field, what in ((tokenizer, tokenizer.decoder_receptive_field, "decoder_receptive_field"),
                                    (vocoder, vocoder.receptive_field, "receptive_field")):
             if field is None:

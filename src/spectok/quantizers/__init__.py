@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from spectok.errors import ConfigError
 from spectok.quantizers.base import Quantizer, QuantizerOutput
 from spectok.quantizers.fsq import FSQ
 from spectok.quantizers.residual import ResidualVQ
@@ -22,18 +23,18 @@ def build_quantizer(config: dict[str, Any]) -> Quantizer:
     """Build a quantizer from ``{"type": "vq" | "rvq" | "fsq", **kwargs}``.
 
     Raises:
-        ValueError: naming the unknown type or the bad keyword arguments.
+        ConfigError: (a ``ValueError``) naming the unknown type or the bad keyword arguments.
     """
     if not isinstance(config, dict) or "type" not in config:
-        raise ValueError(f"quantizer config must be a dict with a 'type' key, got {config!r}")
+        raise ConfigError(f"quantizer config must be a dict with a 'type' key, got {config!r}")
     kwargs = dict(config)
     kind = kwargs.pop("type")
     if kind not in _TYPES:
-        raise ValueError(f"unknown quantizer type {kind!r}; choose one of {sorted(_TYPES)}")
+        raise ConfigError(f"unknown quantizer type {kind!r}; choose one of {sorted(_TYPES)}")
     try:
         return _TYPES[kind](**kwargs)
-    except TypeError as e:
-        raise ValueError(f"bad arguments for quantizer type {kind!r}: {e}") from e
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"quantizer {config!r}: bad arguments for quantizer type {kind!r}: {e}") from e
 
 
 __all__ = ["CodebookStats", "FSQ", "Quantizer", "QuantizerOutput", "ResidualVQ", "VectorQuantizer",

@@ -2,30 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 from torch import nn
 
-
-@dataclass
-class QuantizerOutput:
-    """What a quantizer returns.
-
-    Attributes:
-        quantized: ``[B, D, *spatial]`` float, the straight-through quantized latents
-            (same shape as the input ``z``).
-        codes: ``[B, K, *spatial]`` int64, code indices for K codebooks (K = 1 for plain
-            VQ, K = stages for residual VQ; FSQ uses K = 1 with the implicit index).
-        loss: scalar, the quantizer's own training loss (codebook + beta * commitment),
-            already weighted; 0 where the quantizer has none (EMA codebook, FSQ).
-        metrics: scalar floats for logging, e.g. ``{"perplexity": ..., "commitment": ...}``.
-    """
-
-    quantized: torch.Tensor
-    codes: torch.Tensor
-    loss: torch.Tensor
-    metrics: dict[str, float] = field(default_factory=dict)
+from spectok.contracts import QuantizerOutput  # noqa: F401  (re-exported: a quantizer's output)
 
 
 class Quantizer(nn.Module):

@@ -10,7 +10,7 @@
 Their training tasks live in :mod:`spectok.training.tokenizer_task`.
 """
 
-from spectok.tokenizers.base import Tokenizer
+from spectok.contracts import Tokenizer
 from spectok.tokenizers.conv import ConvVQVAE, ConvVQVAE1d, ConvVQVAE2d, TokenizerOutput
 from spectok.tokenizers.image import ImageVQVAE
 from spectok.tokenizers.loading import load_tokenizer

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -38,26 +36,10 @@ from torch import nn
 
 from spectok.artifacts import register
 from spectok.audio.mel import MelConfig
+from spectok.contracts import AudioTokenizer, TokenizerOutput, eval_mode
 from spectok.errors import SpectokError
-from spectok.quantizers.base import QuantizerOutput
-from spectok.tokenizers.base import Tokenizer, eval_mode
+from spectok.quantizers import build_quantizer
 from spectok.tokenizers.blocks import ConvDecoder, ConvEncoder
-
-
-@dataclass
-class TokenizerOutput:
-    """What a tokenizer's ``forward`` returns in training.
-
-    Attributes:
-        reconstruction: ``[B, n_mels, T]`` log-mel (same units and length as the input).
-        quantizer: the quantizer's output on the latent (``quantized``, raw ``codes``,
-            ``loss``, ``metrics``).
-        codes: ``[B, K, T']`` int64, the tokens in the :meth:`Tokenizer.encode` layout.
-    """
-
-    reconstruction: torch.Tensor
-    quantizer: QuantizerOutput
-    codes: torch.Tensor
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int, value: float) -> torch.Tensor:
@@ -66,18 +48,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, value: float) -> torch.Tenso
     return F.pad(x, (0, extra), value=value) if extra else x
 
 
-def _build_quantizer(spec: dict[str, Any]) -> nn.Module:
-    from spectok.quantizers import build_quantizer
-
-    if not isinstance(spec, dict) or "type" not in spec:
-        raise SpectokError(f"quantizer must be a dict with a 'type' key, got {spec!r}")
-    try:
-        return build_quantizer(dict(spec))
-    except ValueError as e:
-        raise SpectokError(f"quantizer {spec!r}: {e}") from e
-
-
-class ConvVQVAE(Tokenizer):
+class ConvVQVAE(AudioTokenizer):
     """Shared pipeline of the 1-D and 2-D convolutional VQ-VAEs (not registered itself).
 
     Subclasses set ``self.encoder``, ``self.decoder``, ``self.quantizer``,
@@ -94,7 +65,7 @@ class ConvVQVAE(Tokenizer):
         if norm_std <= 0:
             raise SpectokError(f"norm_std must be positive, got {norm_std}")
         self.norm_mean, self.norm_std = float(norm_mean), float(norm_std)
-        self.quantizer = _build_quantizer(quantizer)
+        self.quantizer = build_quantizer(quantizer)
         self._quantizer_takes_mask = "mask" in inspect.signature(self.quantizer.forward).parameters
         self.time_downsample = int(self.encoder.downsample[-1])
         conv = nn.Conv1d if self.dims == 1 else nn.Conv2d

@@ -17,11 +17,10 @@ import numpy as np
 import torch
 
 from spectok.artifacts import register
+from spectok.contracts import ImageTokenizer, QuantizerOutput, TokenizerOutput
 from spectok.errors import SpectokError
-from spectok.quantizers.base import QuantizerOutput
-from spectok.tokenizers.base import Tokenizer
+from spectok.quantizers import build_quantizer
 from spectok.tokenizers.blocks import ConvDecoder, ConvEncoder
-from spectok.tokenizers.conv import TokenizerOutput, _build_quantizer
 
 
 def to_model_range(images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -33,7 +32,7 @@ def to_model_range(images: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 @register("image-vqvae", "tokenizer")
-class ImageVQVAE(Tokenizer):
+class ImageVQVAE(ImageTokenizer):
     """VQ-VAE over RGB images.
 
     Args:
@@ -55,7 +54,7 @@ class ImageVQVAE(Tokenizer):
         kw = dict(dims=2, num_res_blocks=num_res_blocks, norm=norm, act=act)
         self.encoder = ConvEncoder(in_channels, list(channels), [tuple(s) for s in strides], **kw)
         self.decoder = ConvDecoder(in_channels, list(channels), [tuple(s) for s in strides], **kw)
-        self.quantizer = _build_quantizer(quantizer)
+        self.quantizer = build_quantizer(quantizer)
         self.pre_quant = torch.nn.Conv2d(channels[-1], self.quantizer.dim, 1)
         self.post_quant = torch.nn.Conv2d(self.quantizer.dim, channels[-1], 1)
         self.image_size, self.in_channels = int(image_size), int(in_channels)

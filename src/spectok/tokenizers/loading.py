@@ -6,8 +6,8 @@ import os
 
 import torch
 
+from spectok.contracts import Tokenizer
 from spectok.errors import ArtifactError
-from spectok.tokenizers.base import Tokenizer
 
 
 def load_tokenizer(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Tokenizer:

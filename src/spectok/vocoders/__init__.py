@@ -8,7 +8,7 @@
 Trained vocoders are release artifacts: :func:`load_vocoder` loads them (and Griffin-Lim by name).
 """
 
-from spectok.vocoders.base import Vocoder
+from spectok.contracts import Vocoder
 from spectok.vocoders.cnn import CNNVocoder
 from spectok.vocoders.griffin_lim import GriffinLim
 from spectok.vocoders.hifigan import HiFiGANGenerator

@@ -24,8 +24,8 @@ from torch import nn
 
 import spectok.artifacts as artifacts
 from spectok.audio.mel import MelConfig
+from spectok.contracts import Vocoder
 from spectok.errors import SpectokError
-from spectok.vocoders.base import Vocoder
 
 
 def upsample_factors(hop: int) -> list[int]:

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 
 from spectok.audio.mel import MelConfig, MelSpectrogram
 from spectok.audio.spectral import overlap_add, padded_window, window_envelope
+from spectok.contracts import Vocoder
 from spectok.errors import SpectokError
-from spectok.vocoders.base import Vocoder
 
 
 class GriffinLim(Vocoder):

@@ -31,8 +31,8 @@ from torch.nn.utils.parametrizations import weight_norm
 
 import spectok.artifacts as artifacts
 from spectok.audio.mel import MelConfig
+from spectok.contracts import Vocoder
 from spectok.errors import SpectokError
-from spectok.vocoders.base import Vocoder
 
 LRELU_SLOPE = 0.1
 

@@ -28,8 +28,8 @@ from torch import nn
 import spectok.artifacts as artifacts
 from spectok.audio.mel import MelConfig
 from spectok.audio.spectral import overlap_add
+from spectok.contracts import Vocoder
 from spectok.errors import SpectokError
-from spectok.vocoders.base import Vocoder
 
 
 class ConvNeXtBlock(nn.Module):

@@ -10,8 +10,8 @@ import torch
 
 import spectok.models as models
 from spectok.audio.mel import MelConfig
+from spectok.contracts import Vocoder
 from spectok.errors import ArtifactError, MelMismatchError, SpectokError
-from spectok.vocoders.base import Vocoder
 
 #: Vocoders built by name, without weights: name -> class path. Each needs a mel config.
 NAMED: dict[str, str] = {"griffin-lim": "spectok.vocoders.griffin_lim:GriffinLim"}
