@@ -175,7 +175,8 @@ def test_errors_are_one_line_and_tracebacks_need_debug(capsys, tmp_path, monkeyp
             "--set", "model.groups=abc"]
     assert main(argv) == 1
     err = capsys.readouterr().err.strip()
-    assert err.splitlines() == ["spectok train: error: ValueError: invalid literal for int() with base 10: 'abc'"]
+    assert err.splitlines() == ["spectok train: error: config model (conv1d-vqvae).groups: expected an integer, "
+                                "got 'abc'"]
     with pytest.raises(ValueError):
         main(["--debug", *argv])
     monkeypatch.setenv("SPECTOK_DEBUG", "1")

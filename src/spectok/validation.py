@@ -9,7 +9,7 @@ import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from spectok.errors import SpectokError
+from spectok.errors import ConfigError
 
 _TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
 _WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true/false", "None": "null"}
@@ -21,7 +21,7 @@ def check_keys(where: str, given: Mapping[str, Any], known: Iterable[str]) -> No
     for key in sorted(set(given) - set(known)):
         near = difflib.get_close_matches(str(key), known, n=1)
         hint = f"did you mean {near[0]!r}? " if near else ""
-        raise SpectokError(f"config {where}: unknown key {key!r}; {hint}known: {', '.join(known) or 'none'}")
+        raise ConfigError(f"config {where}: unknown key {key!r}; {hint}known: {', '.join(known) or 'none'}")
 
 
 def check_type(name: str, value: Any, annotation: str) -> None:
@@ -36,7 +36,7 @@ def check_type(name: str, value: Any, annotation: str) -> None:
     if isinstance(value, bool) and "bool" not in options:  # YAML's true is not the integer 1 here
         allowed = ()
     if not isinstance(value, allowed):
-        raise SpectokError(f"config {name}: expected {' or '.join(_WORDS[o] for o in options)}, got {value!r}")
+        raise ConfigError(f"config {name}: expected {' or '.join(_WORDS[o] for o in options)}, got {value!r}")
 
 
 def check_kwargs(where: str, cls: type, kwargs: Mapping[str, Any]) -> None:
