@@ -10,9 +10,9 @@ import pytest
 import torch
 import yaml
 
+from spectok import registry
 from spectok.audio.mel import MelConfig
 from spectok.tokenizers.vqgan import adaptive_weight
-from spectok.training.registry import task_class
 from spectok.training.tokenizer_task import ImageTokenizerTask, TokenizerTask, VQGANTask
 
 PRESETS = Path(__file__).resolve().parents[1] / "configs" / "tokenizer"
@@ -41,9 +41,9 @@ def vqgan(disc_start: int = 0, fm: float = 0.0) -> VQGANTask:
 
 
 def test_registry_names_the_tasks():
-    assert task_class("tokenizer") is TokenizerTask
-    assert task_class("vqgan") is VQGANTask
-    assert task_class("image-tokenizer") is ImageTokenizerTask
+    assert registry.get("task", "tokenizer") is TokenizerTask
+    assert registry.get("task", "vqgan") is VQGANTask
+    assert registry.get("task", "image-tokenizer") is ImageTokenizerTask
 
 
 def test_discriminator_step_uses_detached_fakes():
@@ -153,7 +153,7 @@ def test_validation_bitrates_count_every_row(model):
 @pytest.mark.parametrize("path", sorted(PRESETS.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_preset_builds_trains_a_step_and_states_its_bitrate(path):
     config = yaml.safe_load(path.read_text())
-    task = task_class(config["task"])(config)
+    task = registry.get("task", config["task"])(config)
     model = task.model.train()
     stated, unit = _bitrate_comment(path)
     if unit == "bit/s":

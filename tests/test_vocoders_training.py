@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from spectok import registry
 from spectok.audio.mel import MelSpectrogram
 from spectok.data.audio_segments import AudioSegmentDataset, collate_segments, segment_data_spec
 from spectok.data.prepare import open_prepared
 from spectok.errors import DataError, MelMismatchError
-from spectok.training.registry import task_class
 from spectok.training.vocoder_task import GANVocoderTask, VocoderTask
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -27,7 +27,7 @@ def _batch(b: int = 2, frames: int = 8) -> dict[str, torch.Tensor]:
 
 
 def test_registry_names_the_tasks():
-    assert task_class("vocoder") is VocoderTask and task_class("vocoder-gan") is GANVocoderTask
+    assert registry.get("task", "vocoder") is VocoderTask and registry.get("task", "vocoder-gan") is GANVocoderTask
     assert VocoderTask.kind == GANVocoderTask.kind == "vocoder"
 
 

@@ -28,14 +28,12 @@ from typing import Any
 
 import torch
 
+from spectok import registry
 from spectok.errors import ArtifactError
 from spectok.fsutil import atomic_path
 from spectok.validation import check_kwargs
 
 FORMAT_VERSION = 1
-_REGISTRY: dict[str, tuple[type, str]] = {}
-
-
 def _jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
@@ -55,8 +53,7 @@ def register(name: str, kind: str):
     and record its constructor kwargs in ``self.hparams`` (JSON-friendly)."""
 
     def deco(cls: type) -> type:
-        if name in _REGISTRY and _REGISTRY[name][0] is not cls:
-            raise ValueError(f"model name {name!r} registered twice")
+        registry.add(kind, name, cls)  # refuses a second class under the same name
         init = cls.__init__
         sig = inspect.signature(init)
 
@@ -80,24 +77,18 @@ def register(name: str, kind: str):
         cls.__init__ = wrapped
         cls.registered_name = name
         cls.registered_kind = kind
-        _REGISTRY[name] = (cls, kind)
         return cls
 
     return deco
 
 
-def registered(kind: str | None = None) -> dict[str, type]:
-    """Registered model classes, optionally only those of one kind."""
-    _import_model_modules()
-    return {n: c for n, (c, k) in _REGISTRY.items() if kind is None or k == kind}
-
-
 def build(name: str, config: dict[str, Any]) -> torch.nn.Module:
-    """Build a registered model from its constructor kwargs."""
-    _import_model_modules()
-    if name not in _REGISTRY:
-        raise ArtifactError(f"unknown model class {name!r}; known: {sorted(_REGISTRY)}")
-    cls = _REGISTRY[name][0]
+    """Build a registered model (tokenizer, vocoder, discriminator) from its constructor kwargs."""
+    kind = registry.model_kind(name)
+    if kind is None:
+        known = sorted(n for k in registry.MODEL_KINDS for n in registry.names(k))
+        raise ArtifactError(f"unknown model class {name!r}; known: {known}")
+    cls = registry.get(kind, name)
     check_kwargs(f"model ({name})", cls, config)
     return cls(**config)
 
@@ -107,18 +98,10 @@ def build_section(section: dict[str, Any] | None, kind: str) -> torch.nn.Module:
     (a registered name) and the constructor kwargs."""
     section = dict(section or {})
     name = section.pop("class", None)
-    known = sorted(registered(kind))
+    known = registry.names(kind)
     if name not in known:
         raise ArtifactError(f"the model section needs a {kind} 'class', one of {', '.join(known)} (got {name!r})")
     return build(name, section)
-
-
-def _import_model_modules() -> None:
-    """Import the packages whose modules register models (lazily, to keep start-up light)."""
-    import importlib
-
-    for pkg in ("spectok.tokenizers", "spectok.vocoders"):
-        importlib.import_module(pkg)
 
 
 def describe(model: torch.nn.Module, training: dict | None = None) -> dict[str, Any]:

@@ -102,15 +102,15 @@ def init_config(name_or_file: str, kind: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from spectok import registry
     from spectok.errors import SpectokError
     from spectok.fsutil import check_output_folder
     from spectok.training.engine import Trainer
-    from spectok.training.registry import task_class
 
     if args.data:  # a run folder inside the data (or holding it) would mix checkpoints with what is read
         check_output_folder(args.out, [args.data])
     config = build_config(args)
-    cls = task_class(config["task"])
+    cls = registry.get("task", config["task"])
     kind = getattr(cls, "kind", None)
     if kind is not None and kind != args.kind:
         raise SpectokError(f"task {config['task']!r} trains a {kind}, not a {args.kind} "

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from spectok import registry
 from spectok.errors import ConfigError
 from spectok.quantizers.base import Quantizer, QuantizerOutput
 from spectok.quantizers.fsq import FSQ
 from spectok.quantizers.residual import ResidualVQ
 from spectok.quantizers.stats import CodebookStats
 from spectok.quantizers.vq import VectorQuantizer
-
-_TYPES: dict[str, type[Quantizer]] = {"vq": VectorQuantizer, "rvq": ResidualVQ, "fsq": FSQ}
 
 
 def build_quantizer(config: dict[str, Any]) -> Quantizer:
@@ -29,10 +28,10 @@ def build_quantizer(config: dict[str, Any]) -> Quantizer:
         raise ConfigError(f"quantizer config must be a dict with a 'type' key, got {config!r}")
     kwargs = dict(config)
     kind = kwargs.pop("type")
-    if kind not in _TYPES:
-        raise ConfigError(f"unknown quantizer type {kind!r}; choose one of {sorted(_TYPES)}")
+    if kind not in registry.names("quantizer"):
+        raise ConfigError(f"unknown quantizer type {kind!r}; choose one of {registry.names('quantizer')}")
     try:
-        return _TYPES[kind](**kwargs)
+        return registry.get("quantizer", kind)(**kwargs)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"quantizer {config!r}: bad arguments for quantizer type {kind!r}: {e}") from e
 

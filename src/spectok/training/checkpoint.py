@@ -195,10 +195,10 @@ def load_task(path: str | os.PathLike, map_location: str | torch.device = "cpu")
 
     Returns ``(task, state)``; the task's models are in eval mode on ``map_location``.
     """
-    from spectok.training.registry import task_class
+    from spectok import registry
 
     state = load_checkpoint(path, map_location=map_location)
-    task = task_class(state["config"]["task"])(state["config"])
+    task = registry.get("task", state["config"]["task"])(state["config"])
     models = task.models()
     load_models(state, models, path)
     for m in models.values():

@@ -3,7 +3,7 @@ section with its defaults, and ``optim:`` overrides of a task's optimizer specs.
 
 A training config is one YAML mapping::
 
-    task: vqvae                # a name in spectok.training.registry.TASKS, or "module:Class"
+    task: vqvae                # a task registered in spectok.registry, or "module:Class"
     mel: {...}                 # task sections, read by the task only (mel, model, loss, data, ...)
     train: {steps: 20000, batch_size: 16, ...}   # the engine's section, see TrainConfig
     optim:                     # optional: per phase name, OptimizerSpec fields to override

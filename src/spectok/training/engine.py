@@ -15,7 +15,7 @@ Run folder::
     RUN/train.log            plain-text log
     RUN/metrics.jsonl        one JSON line per "train" / "valid" event, same scalar names
 
-Config keys (YAML): ``task`` (a name in :data:`spectok.training.registry.TASKS` or
+Config keys (YAML): ``task`` (a name in :mod:`spectok.registry` (kind ``task``) or
 "module:Class"); task sections (``mel``, ``model``, ``loss``, ``data``, ...) read by the
 task; ``train`` (the engine: see :class:`spectok.training.config.TrainConfig` for every
 key and default: steps, batch_size, valid_batch_size, num_workers, valid_every,
@@ -52,6 +52,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from spectok import registry
 from spectok.data.datasets import EpochIndexed
 from spectok.errors import DataError, SpectokError
 from spectok.fsutil import write_text_atomic
@@ -72,7 +73,6 @@ from spectok.training.config import (
     resolve_optimizer_specs,
     specs_to_config,
 )
-from spectok.training.registry import task_class
 from spectok.training.runlog import RunLogger
 from spectok.training.schedules import build_optimizer, lr_at
 
@@ -117,7 +117,7 @@ class Trainer:
             raise SpectokError("no prepared data folder (pass --data PREPARED)")
 
         seed_everything(cfg.seed)  # the same on every rank: models start identical
-        cls = task_class(self.config["task"])
+        cls = registry.get("task", self.config["task"])
         if not resume:  # a fresh run's config is checked whole; a stored one was accepted when it started
             cls.check_config(self.config)
         self.task = cls(self.config)

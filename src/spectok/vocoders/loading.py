@@ -9,12 +9,12 @@ from typing import Any
 import torch
 
 import spectok.models as models
+from spectok import registry
 from spectok.audio.mel import MelConfig
 from spectok.contracts import Vocoder
 from spectok.errors import ArtifactError, MelMismatchError, SpectokError
 
 #: Vocoders built by name, without weights: name -> class path. Each needs a mel config.
-NAMED: dict[str, str] = {"griffin-lim": "spectok.vocoders.griffin_lim:GriffinLim"}
 
 
 def resolve_vocoder(path_or_name: str | os.PathLike, tokenizer: Any = None) -> str:
@@ -53,23 +53,21 @@ def load_vocoder(path_or_name: str | os.PathLike, mel_config: MelConfig | dict |
         ArtifactError: a missing, corrupt or non-vocoder artifact.
         MelMismatchError: ``mel_config`` differs from the artifact's (naming the fields).
     """
-    import importlib
-
     name = resolve_vocoder(path_or_name, tokenizer)
     if tokenizer is not None and mel_config is None:
         mel_config = tokenizer.mel_config
     if name == "griffin-lim" and mel_config is None and models.find(str(path_or_name)) is not None:
         mel_config = MelConfig.coerce(models.find(str(path_or_name)).tokenizer_mel())
-    if name in NAMED:
+    named = registry.names("named-vocoder")
+    if name in named:
         if mel_config is None:
             raise SpectokError(f"vocoder {name!r} needs a mel config: load_vocoder({name!r}, mel_config=...)")
-        module, cls = NAMED[name].split(":")
-        return getattr(importlib.import_module(module), cls)(mel_config, **kwargs).to(map_location).eval()
+        return registry.get("named-vocoder", name)(mel_config, **kwargs).to(map_location).eval()
     if kwargs:
-        raise SpectokError(f"options {sorted(kwargs)} apply only to named vocoders {sorted(NAMED)}")
+        raise SpectokError(f"options {sorted(kwargs)} apply only to named vocoders {named}")
     p = Path(name)
     if not p.exists():
-        raise ArtifactError(f"{p}: no such vocoder artifact, and not a vocoder name ({', '.join(sorted(NAMED))}) "
+        raise ArtifactError(f"{p}: no such vocoder artifact, and not a vocoder name ({', '.join(named)}) "
                             f"or a released model ({', '.join(models.all_names()) or 'none'})")
     import spectok.artifacts as artifacts
 
