@@ -320,20 +320,24 @@ def _params(commands: dict, table: dict) -> list:
 
 # what a folder command makes of a row that is not a file in a folder
 FOLDER_SKIP = {"missing", "symlink-loop", "directory-named-wav"}
-# plot reconstruction takes one clip: what it cannot say per file
-PLOT_ACCEPTS_NOTHING_ODD = {"name-with-newline", "spaces-non-ascii"}
 
 
-@pytest.mark.parametrize("command, row", _params(AUDIO_COMMANDS, AUDIO))
-def test_audio_attack(command, row, tmp_path, capsys):
-    make, refused, reason = AUDIO[row]
+def _one_input_attack(table: dict, argv: Callable[[Path, Path], list], row: str, tmp_path: Path, capsys,
+                      refused: bool | None = None) -> None:
+    """Make row ``row`` of ``table`` in ``tmp_path/in``, run ``argv(given, out)``, check the outcome."""
+    make, expected, reason = table[row]
     folder = tmp_path / "in"
     folder.mkdir()
     given = make(folder)
     inputs = _digests(folder)
     out = tmp_path / "out"
-    outcome = run_cli(AUDIO_COMMANDS[command](given, out), capsys)
-    check(outcome, refused, reason, printable_name(given), tmp_path, inputs, out)
+    outcome = run_cli(argv(given, out), capsys)
+    check(outcome, expected if refused is None else refused, reason, printable_name(given), tmp_path, inputs, out)
+
+
+@pytest.mark.parametrize("command, row", _params(AUDIO_COMMANDS, AUDIO))
+def test_audio_attack(command, row, tmp_path, capsys):
+    _one_input_attack(AUDIO, AUDIO_COMMANDS[command], row, tmp_path, capsys)
 
 
 @pytest.mark.parametrize("command, row", _params(FOLDER_COMMANDS, {k: v for k, v in AUDIO.items()
@@ -354,18 +358,12 @@ def test_audio_attack_inside_a_corpus_folder(command, row, tmp_path, capsys):
 
 @pytest.mark.parametrize("command, row", _params(TOKEN_COMMANDS, TOKENS))
 def test_token_attack(command, row, tmp_path, capsys):
-    make, refused, reason = TOKENS[row]
-    folder = tmp_path / "in"
-    folder.mkdir()
-    given = make(folder)
-    inputs = _digests(folder)
-    out = tmp_path / "out"
-    outcome = run_cli(TOKEN_COMMANDS[command](given, out), capsys)
-    if command in ("code-model", "plot-tokens") and row == "other-tokenizer":
-        refused = False  # counting or drawing codes needs no decoder: another tokenizer's are fine
-    check(outcome, refused, reason, printable_name(given), tmp_path, inputs, out)
+    # counting or drawing codes needs no decoder: another tokenizer's are fine there
+    accepted = command in ("code-model", "plot-tokens") and row == "other-tokenizer"
+    _one_input_attack(TOKENS, TOKEN_COMMANDS[command], row, tmp_path, capsys, refused=False if accepted else None)
 
 
+TRAIN = ["train", "tokenizer", "--config", "default", "--data", "PREP", "--out", "OUT"]
 #: option attacks: argv (with IN for a good clip, TOK for a good token file, OUT) -> (exit code, reason)
 OPTIONS = {
     "chunk-seconds-0": (["decode", "TOK", "-o", "OUT", "--chunk-seconds", "0"], 2, r"--chunk-seconds"),
@@ -385,20 +383,13 @@ OPTIONS = {
     "eval-into-its-input": (["eval", "INDIR", "-o", "INDIR/report", "--no-dnsmos", "-q"], 1, r"inside the input"),
     "tokenize-into-its-input": (["tokenize", "folder", "INDIR", "INDIR/tok"], 1, r"inside the input"),
     "prepare-into-a-file": (["prepare", "folder", "INDIR", "TOK"], 1, r"is a file"),
-    "set-misspelled-section": (["train", "tokenizer", "--config", "default", "--data", "PREP", "--out", "OUT",
-                                "--set", "trian.batch_size=2"], 1, r"did you mean 'train'"),
-    "set-wrong-type": (["train", "tokenizer", "--config", "default", "--data", "PREP", "--out", "OUT",
-                        "--set", "train.batch_size=abc"], 1, r"expected an integer"),
-    "set-unknown-key": (["train", "tokenizer", "--config", "default", "--data", "PREP", "--out", "OUT",
-                         "--set", "train.batchsize=2"], 1, r"did you mean 'batch_size'"),
-    "set-without-value": (["train", "tokenizer", "--config", "default", "--data", "PREP", "--out", "OUT",
-                           "--set", "train.steps"], 1, r"expected key=value"),
-    "set-unknown-data-key": (["train", "tokenizer", "--config", "default", "--data", "PREP", "--out", "OUT",
-                              "--set", "data.crop_frame=5"], 1, r"did you mean 'crop_frames'"),
-    "set-model-wrong-type": (["train", "tokenizer", "--config", "default", "--data", "PREP", "--out", "OUT",
-                              "--set", "model.groups=abc"], 1, r"groups: expected an integer"),
-    "set-unread-section": (["train", "tokenizer", "--config", "default", "--data", "PREP", "--out", "OUT",
-                            "--set", "discriminator.width=2"], 1, r"reads no discriminator section"),
+    "set-misspelled-section": ([*TRAIN, "--set", "trian.batch_size=2"], 1, r"did you mean 'train'"),
+    "set-wrong-type": ([*TRAIN, "--set", "train.batch_size=abc"], 1, r"expected an integer"),
+    "set-unknown-key": ([*TRAIN, "--set", "train.batchsize=2"], 1, r"did you mean 'batch_size'"),
+    "set-without-value": ([*TRAIN, "--set", "train.steps"], 1, r"expected key=value"),
+    "set-unknown-data-key": ([*TRAIN, "--set", "data.crop_frame=5"], 1, r"did you mean 'crop_frames'"),
+    "set-model-wrong-type": ([*TRAIN, "--set", "model.groups=abc"], 1, r"groups: expected an integer"),
+    "set-unread-section": ([*TRAIN, "--set", "discriminator.width=2"], 1, r"reads no discriminator section"),
     "unknown-preset": (["train", "tokenizer", "--config", "nosuchpreset", "--data", "PREP", "--out", "OUT"], 1,
                        r"nosuchpreset"),
     "export-unknown-name": (["export", "nosuchrun", "-o", "OUT.safetensors"], 1, r"nosuchrun.*released"),
