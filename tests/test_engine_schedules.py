@@ -85,7 +85,7 @@ def test_optim_section_overrides_task_defaults_per_phase():
     assert resolve_optimizer_specs(defaults, {"lr": 3.0, "kind": "adam"}) == defaults
     with pytest.raises(SpectokError, match="unknown phases"):
         resolve_optimizer_specs(defaults, {"critic": {"lr": 1.0}})
-    with pytest.raises(SpectokError, match="unknown fields"):
+    with pytest.raises(SpectokError, match="config optim.generator: unknown key .learning_rate."):
         resolve_optimizer_specs(defaults, {"generator": {"learning_rate": 1.0}})
     with pytest.raises(SpectokError, match="unknown schedule"):
         resolve_optimizer_specs(defaults, {"generator": {"schedule": "linear"}})

@@ -386,6 +386,8 @@ OPTIONS = {
     "set-misspelled-section": ([*TRAIN, "--set", "trian.batch_size=2"], 1, r"did you mean 'train'"),
     "set-wrong-type": ([*TRAIN, "--set", "train.batch_size=abc"], 1, r"expected an integer"),
     "set-unknown-key": ([*TRAIN, "--set", "train.batchsize=2"], 1, r"did you mean 'batch_size'"),
+    "steps-0": ([*TRAIN[:-2], "--steps", "0", "--out", "OUT"], 2, r"--steps"),
+    "set-optim-unknown-field": ([*TRAIN, "--set", "optim.generator.lrr=1"], 1, r"did you mean 'lr'"),
     "set-without-value": ([*TRAIN, "--set", "train.steps"], 1, r"expected key=value"),
     "set-unknown-data-key": ([*TRAIN, "--set", "data.crop_frame=5"], 1, r"did you mean 'crop_frames'"),
     "set-model-wrong-type": ([*TRAIN, "--set", "model.groups=abc"], 1, r"groups: expected an integer"),

@@ -8,11 +8,18 @@ is non-zero only when nothing succeeded.
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from spectok.cli.common import Runner, add_command, add_tokenizer_option, add_vocoder_option, load_models
+from spectok.cli.common import (
+    Runner,
+    add_command,
+    add_tokenizer_option,
+    add_vocoder_option,
+    load_models,
+    positive_int,
+    positive_seconds,
+)
 from spectok.errors import SpectokError, TokenFileError
 from spectok.fsutil import resolved as _resolved
 
@@ -106,28 +113,6 @@ def collect(inputs: Iterable[Path], suffixes: tuple[str, ...]) -> list[tuple[Pat
 def hidden(rel: Path) -> bool:
     """A hidden file or one inside a hidden folder (``.x.tmp123.wav``, ``.cache/a.wav``): never an input."""
     return any(part.startswith(".") for part in rel.parts)
-
-
-def positive_seconds(text: str) -> float:
-    """argparse type: a finite number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def collect_some(inputs: list[Path], suffixes: tuple[str, ...], what: str) -> list[tuple[Path, Path]]:

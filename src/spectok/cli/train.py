@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from spectok.cli.common import add_command
+from spectok.cli.common import add_command, positive_int
 
 EXAMPLE = ("spectok train tokenizer --config default --data prepared/speech "
            "--out runs/default --set train.batch_size=8\n"
@@ -36,7 +36,7 @@ def register(sub) -> None:
                    help="fine-tune: start from a released model ('default', see 'spectok models') or a release "
                    "artifact, with a fresh optimizer; its own training config is used unless --config is given")
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
-    p.add_argument("--steps", type=int, help="total training steps (overrides train.steps)")
+    p.add_argument("--steps", type=positive_int, help="total training steps, >= 1 (overrides train.steps)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set train.batch_size=8 --set optim.generator.lr=1e-4")
 

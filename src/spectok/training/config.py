@@ -238,9 +238,7 @@ def resolve_optimizer_specs(defaults: list[OptimizerSpec], overrides: Any) -> li
     specs = []
     for spec in defaults:
         o = overrides.get(spec.name) or {}
-        bad = sorted(set(o) - fields)
-        if bad:
-            raise SpectokError(f"config optim.{spec.name}: unknown fields {bad}; known: {sorted(fields)}")
+        check_keys(f"optim.{spec.name}", o, fields)
         new = dataclasses.replace(spec, **o)
         new.betas = tuple(float(b) for b in new.betas)
         new.lr, new.weight_decay, new.eps = float(new.lr), float(new.weight_decay), float(new.eps)
