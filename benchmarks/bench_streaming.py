@@ -75,7 +75,7 @@ def bench(name: str, seconds: float) -> None:
     for ms in (10, 20, 100, 1000):
         n = rate * ms // 1000
         t, cols = timed(lambda n=n: torch.cat(list(pipe.stream_encode(
-            wav[i:i + n] for i in range(0, len(wav), n))), -1))
+            (wav[i:i + n] for i in range(0, len(wav), n)), rate)), -1))
         if not np.array_equal(cols.numpy(), whole.codes):
             raise SystemExit(f"{name}: streamed codes differ from whole-file codes at {ms} ms blocks")
         print(f"| stream_encode | {ms} ms | {dur / t:,.0f} | {t_whole / t:.2f} |")

@@ -438,6 +438,10 @@ def _api_cases() -> dict[str, tuple[Callable[[Path], object], type, str]]:
                        r"NaN|finite"),
         "encode-no-rate": (lambda d: pipe().encode(speech()), SpectokError, r"give sample_rate"),
         "reconstruct-no-rate": (lambda d: pipe().reconstruct(speech()), SpectokError, r"give sample_rate"),
+        "stream-encode-no-rate": (lambda d: list(pipe().stream_encode([speech()])), SpectokError,
+                                  r"give sample_rate=16000"),
+        "stream-encode-other-rate": (lambda d: list(pipe().stream_encode([speech(8000)], 8000)), SpectokError,
+                                     r"a stream is not resampled"),
         "encode-too-short": (lambda d: pipe().encode(np.zeros(10, np.float32), 16000), SpectokError, r"too short"),
         "save-nan": (lambda d: save_audio(d / "x.wav", np.full(100, np.nan), 16000), SpectokError, r"NaN"),
         "read-tokens-fifo": (lambda d: spectok.read_tokens(_fifo(d / "x.sptk")), SpectokError, r"not a regular file"),
@@ -454,7 +458,8 @@ def _api_cases() -> dict[str, tuple[Callable[[Path], object], type, str]]:
     }
 
 
-API = ["encode-nan", "encode-inf", "encode-no-rate", "reconstruct-no-rate", "encode-too-short", "save-nan",
+API = ["encode-nan", "encode-inf", "encode-no-rate", "reconstruct-no-rate", "stream-encode-no-rate",
+       "stream-encode-other-rate", "encode-too-short", "save-nan",
        "read-tokens-fifo", "read-tokens-dir", "load-missing-tokenizer", "load-audio-fifo", "token-file-bad-codes",
        "decode-wrong-codebooks"]
 

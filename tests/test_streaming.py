@@ -57,7 +57,7 @@ def test_streamed_codes_equal_whole_file_codes(tokenizer, speech, size):
     whole = pipe.encode(speech, pipe.sample_rate)
     if size == "random":
         size = list(np.random.default_rng(0).integers(1, 5_000, size=len(speech)))
-    cols = torch.cat(list(pipe.stream_encode(blocks_of(speech, size))), dim=-1).numpy()
+    cols = torch.cat(list(pipe.stream_encode(blocks_of(speech, size), pipe.sample_rate)), dim=-1).numpy()
     assert cols.dtype == np.int64 and cols.shape == whole.codes.shape
     assert np.array_equal(cols, whole.codes)
 
@@ -146,7 +146,7 @@ def test_streaming_yields_before_the_input_ends(tokenizer, speech):
             consumed.append(i)
             yield block
 
-    stream = pipe.stream_encode(source())
+    stream = pipe.stream_encode(source(), pipe.sample_rate)
     first = next(stream)
     assert first.shape[-1] >= 1 and len(consumed) < 10  # the first columns within a second of audio
     rest = list(stream)
@@ -176,7 +176,7 @@ def test_models_that_normalise_over_time_refuse_to_stream():
                       quantizer={"type": "fsq", "levels": [5, 5, 5], "dim": 3}).eval()
     pipe = Pipeline(tok)
     with pytest.raises(SpectokError, match="cannot stream"):
-        list(pipe.stream_encode([np.zeros(16_000, np.float32)]))
+        list(pipe.stream_encode([np.zeros(16_000, np.float32)], 16_000))
     with pytest.raises(SpectokError, match="cannot stream"):
         list(pipe.stream_decode([np.zeros((1, 4), np.int64)]))
 
@@ -207,7 +207,7 @@ def test_an_hour_streams_in_bounded_memory(speech, tmp_path):
                 block = np.resize(clip, 16000)  # 1 s blocks
                 sent += len(block)
                 yield block
-        cols = sum(c.shape[-1] for c in pipe.stream_encode(hour()))
+        cols = sum(c.shape[-1] for c in pipe.stream_encode(hour(), pipe.sample_rate))
         grew = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
         print(cols, grew)
     """)

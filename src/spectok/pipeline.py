@@ -18,7 +18,7 @@ the length, and the codes equal those of a whole-file encode for time-local enco
 Streaming (:meth:`Pipeline.stream_encode`, :meth:`Pipeline.stream_decode`) takes blocks of any
 size and yields each output as soon as it is final, equal to the whole-file result::
 
-    for codes in pipe.stream_encode(microphone_blocks()):   # codes [K, m] int64
+    for codes in pipe.stream_encode(microphone_blocks(), 16000):   # codes [K, m] int64
         send(codes)
     for audio in pipe.stream_decode(received_columns()):    # float32 blocks
         play(audio)
@@ -420,13 +420,20 @@ class Pipeline:
         return StreamDecoder(self.tokenizer, self.vocoder, step_frames)
 
     @_inference
-    def stream_encode(self, blocks: Iterable[Audio]) -> Iterator[torch.Tensor]:
-        """Mono blocks ``[n]`` at :attr:`sample_rate` (any sizes) -> token columns ``[K, m]`` int64,
-        each yielded as soon as it is final; together they equal :meth:`encode` of the whole audio.
+    def stream_encode(self, blocks: Iterable[Audio], sample_rate: int | None = None) -> Iterator[torch.Tensor]:
+        """Mono blocks ``[n]`` (any sizes) at ``sample_rate`` Hz, which must be :attr:`sample_rate` -> token
+        columns ``[K, m]`` int64, each yielded as soon as it is final; together they equal :meth:`encode`
+        of the whole audio.
 
         Raises:
-            SpectokError: the tokenizer normalises over time or states no receptive field.
+            SpectokError: no ``sample_rate``, or another rate than the model's (a stream is not
+                resampled: resample it first); the tokenizer normalises over time or states no
+                receptive field.
         """
+        if sample_rate != self.sample_rate:
+            raise SpectokError(f"Pipeline.stream_encode: give sample_rate={self.sample_rate} (the model's rate) "
+                               f"for blocks at that rate; got {sample_rate} (a stream is not resampled: "
+                               f"resample it to {self.sample_rate} Hz first)")
         enc = self.stream_encoder()
         for block in blocks:
             codes = enc.push(block)  # push checks the block (mono, float32)
