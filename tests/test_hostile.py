@@ -391,6 +391,8 @@ OPTIONS = {
     "set-without-value": ([*TRAIN, "--set", "train.steps"], 1, r"expected key=value"),
     "set-unknown-data-key": ([*TRAIN, "--set", "data.crop_frame=5"], 1, r"did you mean 'crop_frames'"),
     "set-model-wrong-type": ([*TRAIN, "--set", "model.groups=abc"], 1, r"groups: expected an integer"),
+    "set-model-list-wrong-type": ([*TRAIN, "--set", "model.channels=abc"], 1, r"channels: expected a list of integers"),
+    "set-loss-wrong-type": ([*TRAIN, "--set", "loss.delta_weight=abc"], 1, r"delta_weight: expected a number"),
     "set-unread-section": ([*TRAIN, "--set", "discriminator.width=2"], 1, r"reads no discriminator section"),
     "unknown-preset": (["train", "tokenizer", "--config", "nosuchpreset", "--data", "PREP", "--out", "OUT"], 1,
                        r"nosuchpreset"),

@@ -89,7 +89,7 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any] | None) -> TrainConfig:
         d = dict(d or {})
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        check_keys("train", d, fields)
+        check_keys("train", d, list(fields))
         for key, value in d.items():
             check_type(f"train.{key}", value, str(fields[key].type))
         cfg = cls(**d)

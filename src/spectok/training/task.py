@@ -93,9 +93,9 @@ class TrainTask(ABC):
     #: Validation metric that selects ``best.pt`` unless ``train.best_metric`` is set.
     best_metric: str = "total"
 
-    #: the keys each config section this task reads may hold (``{"loss": (...), "data": (...)}``; None: the
+    #: the keys each config section this task reads may hold, with their types (``{"loss": {"w": "float"}}``; None: the
     #: section's keys are checked where it is built, e.g. a discriminator's constructor arguments)
-    section_keys: dict[str, tuple[str, ...] | None] = {}
+    section_keys: dict[str, dict[str, str] | None] = {}  # section -> {key: type annotation}
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config

@@ -93,8 +93,9 @@ class TokenizerTask(TrainTask):
 
     kind = "tokenizer"
     best_metric = "l1"
-    section_keys = {"loss": ("reconstruction", "reconstruction_weight", "quantizer_weight", "delta_weight"),
-                    "data": ("crop_frames", "valid_frames", "min_frames")}
+    section_keys = {"loss": {"reconstruction": "str", "reconstruction_weight": "float", "quantizer_weight": "float",
+                             "delta_weight": "float"},
+                    "data": {"crop_frames": "int", "valid_frames": "int | None", "min_frames": "int"}}
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -206,8 +207,8 @@ class VQGANTask(TokenizerTask):
     """
 
     section_keys = {**TokenizerTask.section_keys, "discriminator": None,
-                    "loss": ("reconstruction", "reconstruction_weight", "quantizer_weight", "delta_weight",
-                             "disc_start", "disc_weight", "adaptive_weight_max", "feature_matching_weight")}
+                    "loss": {**TokenizerTask.section_keys["loss"], "disc_start": "int", "disc_weight": "float",
+                             "adaptive_weight_max": "float", "feature_matching_weight": "float"}}
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -286,7 +287,7 @@ class ImageTokenizerTask(TokenizerTask):
     Validation metrics: ``mse``, ``psnr`` (dB, peak-to-peak 2) and codebook statistics.
     """
 
-    section_keys = {**TokenizerTask.section_keys, "data": ("train_limit", "valid_limit")}
+    section_keys = {**TokenizerTask.section_keys, "data": {"train_limit": "int | None", "valid_limit": "int | None"}}
 
     best_metric = "mse"
 

@@ -59,8 +59,9 @@ class VocoderTask(TrainTask):
 
     kind = "vocoder"
     best_metric = "mel_l1"
-    section_keys = {"loss": ("stft_weight", "resolutions", "mel_weight", "phase_weight"),
-                    "data": ("segment_samples", "valid_segment_samples", "cache_audio")}
+    section_keys = {"loss": {"stft_weight": "float", "resolutions": "list[list[int]]", "mel_weight": "float",
+                             "phase_weight": "float"},
+                    "data": {"segment_samples": "int", "valid_segment_samples": "int | None", "cache_audio": "bool"}}
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -159,8 +160,8 @@ class GANVocoderTask(VocoderTask):
     """HiFi-GAN-style adversarial training: phases "generator" then "discriminator"."""
 
     section_keys = {**VocoderTask.section_keys, "discriminator": None,
-                    "loss": ("stft_weight", "resolutions", "mel_weight", "phase_weight", "adv_weight",
-                             "feature_matching_weight", "disc_start")}
+                    "loss": {**VocoderTask.section_keys["loss"], "adv_weight": "float",
+                             "feature_matching_weight": "float", "disc_start": "int"}}
 
     def __init__(self, config: dict[str, Any]) -> None:
         loss = dict(config.get("loss", {}))
