@@ -22,6 +22,7 @@ released models ship theirs: :func:`released_code_model`).
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import json
 import math
@@ -249,10 +250,17 @@ def released_code_model(digest: str) -> CodeModel | None:
     from spectok import models
 
     for path in models.code_model_files():
-        model = CodeModel.load(path)
+        model = _shipped(str(path))
         if model.digest == digest:
             return model
     return None
+
+
+@functools.cache
+def _shipped(path: str) -> CodeModel:
+    """A code model file inside the installed package, read once per process (every range-coded token
+    file of a released tokenizer looks its table up)."""
+    return CodeModel.load(path)
 
 
 def code_model_for(tokenizer_fingerprint: str) -> CodeModel | None:
@@ -264,5 +272,5 @@ def code_model_for(tokenizer_fingerprint: str) -> CodeModel | None:
     for release in models.releases().values():
         if release.code_model is not None and read_header(release.tokenizer).get("fingerprint") == \
                 tokenizer_fingerprint:
-            return CodeModel.load(release.code_model)
+            return _shipped(str(release.code_model))
     return None
