@@ -43,7 +43,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from spectok.data.token_loader import TokenDataset, delay_codes, read_card
+from spectok.data.token_loader import TokenDataset, delay_codes, read_card, undelay_codes
 from spectok.entropy import CodeModel
 
 REPO = Path(__file__).resolve().parents[1]
@@ -169,8 +169,8 @@ def main() -> None:
     train_columns, valid_columns, test_columns = (sum(u.shape[1] - k + 1 for u in utts)
                                                   for utts in (train, valid_utts, test_utts))
 
-    def codes(utts: list[torch.Tensor]) -> list[np.ndarray]:
-        return [np.stack([u[i, i:u.shape[1] - k + 1 + i].numpy() for i in range(k)]) for u in utts]
+    def codes(utts: list[torch.Tensor]) -> list[np.ndarray]:  # the delayed layout back to [K, T']
+        return [undelay_codes(u).numpy() for u in utts]
 
     unigram = CodeModel.fit(codes(train), sizes)
     order0_model = sum(unigram.bits_per_column(c) * c.shape[1] for c in codes(test_utts)) / test_columns
