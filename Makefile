@@ -13,8 +13,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[train,eval,tokens,dev]"
 	touch $(STAMP)
 
+# the fine-tuning part reads the Free Spoken Digit Dataset from ../shared/data (or FSDD=DIR)
+FSDD ?= ../shared/data/free-spoken-digit-dataset
 demo: $(STAMP)
-	$(VENV)/bin/spectok demo --out runs/demo
+	$(VENV)/bin/spectok demo --out runs/demo $(if $(wildcard $(FSDD)),--fsdd $(FSDD))
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -151,9 +151,9 @@ def main() -> None:
         valid = records(run, "valid")[-1]
         cpu = training_cpu_s(records(run, "train"))
         table.append((name, valid["step"], valid.get("valid/l1"), agg["tokenized"]["pesq"]["mean"],
-                      agg["tokenized"]["stoi"]["mean"], agg["tokenized"].get("mcd_db", {}).get("mean"), cpu))
+                      agg["tokenized"]["stoi"]["mean"], agg["tokenized"].get("mfcc_dist_db", {}).get("mean"), cpu))
     print(f"## dctts-spectrogram-vq, discriminator from step {args.disc_start}, {args.steps} steps, Griffin-Lim")
-    print(f"{'run':10s} {'step':>6s} {'val L1':>7s} {'PESQ-WB':>8s} {'STOI':>6s} {'MCD dB':>7s} {'CPU s':>7s}")
+    print(f"{'run':10s} {'step':>6s} {'val L1':>7s} {'PESQ-WB':>8s} {'STOI':>6s} {'MFCC dist. dB':>7s} {'CPU s':>7s}")
     for name, step, l1, pesq, stoi, mcd, cpu in table:
         print(f"{name:10s} {step:6d} {l1:7.4f} {pesq:8.3f} {stoi:6.3f} {(mcd or float('nan')):7.2f} {cpu:7.0f}")
     print("adversarial terms after the start:", json.dumps(adversarial_summary(runs["gan"], args.disc_start)))

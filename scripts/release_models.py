@@ -25,7 +25,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from spectok.fsutil import read_jsonl
 from spectok.training.accounting import run_spectok as spectok
+from spectok.training.accounting import training_cpu_s
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -95,7 +97,13 @@ def run_training(run: Path, kind: str, fresh: list[str], resumed: list[str], ste
     args = ["train", kind, "--out", str(run), "--steps", str(steps), "--set", "train.progress=false"]
     args += ["--resume", *resumed] if steps_done else fresh
     t0 = time.time()
-    cpu = spectok(args, threads)
+    before = training_cpu_s(read_jsonl(run / "metrics.jsonl"))  # a run started by hand is counted too
+    spectok(args, threads)
+    cpu = training_cpu_s(read_jsonl(run / "metrics.jsonl")) - before
+    if before and not done["sessions"]:  # trained before this record began (e.g. started by hand)
+        done["sessions"].append({"cpu_s": round(before), "threads": None, "load_avg_end": None, "from_step": 0,
+                                 "note": "before this record began; CPU time from metrics.jsonl"})
+        done["cpu_s"] = (done["cpu_s"] or 0.0) + before
     done["cpu_s"] = None if done["cpu_s"] is None else done["cpu_s"] + cpu  # None: a session went unrecorded
     done["wall_s"] += time.time() - t0
     done["sessions"].append({"cpu_s": round(cpu), "threads": threads, "load_avg_end": os.getloadavg()[0],
@@ -168,7 +176,7 @@ def _m(agg: dict, group: str, key: str) -> str:
 def results_table(report: dict) -> str:
     agg = report["aggregate"]
     keys = [("pesq", "PESQ (wideband; narrowband for sources below 16 kHz)"), ("stoi", "STOI"),
-            ("mcd_db", "MCD (dB)"), ("lsd_db", "LSD mel (dB)"), ("dnsmos_ovrl", "DNSMOS OVRL"),
+            ("mfcc_dist_db", "MFCC distance (dB)"), ("lsd_db", "LSD mel (dB)"), ("dnsmos_ovrl", "DNSMOS OVRL"),
             ("dnsmos_sig", "DNSMOS SIG")]
     lines = ["| metric | tokenized | copy synthesis (bound) | recordings |", "|---|---|---|---|"]
     for key, label in keys:
@@ -347,10 +355,12 @@ class VocoderRecipe:
     steps: int  # steps of one training run (its learning-rate schedule's length)
     file: str
     card: str
+    gan_preset: str  # its adversarial phase, continuing from the shipped (spectrally trained) weights
+    gan_steps: int
 
 
 VOCODERS = {"default": VocoderRecipe(preset="istft-16k", steps=100_000, file="default-vocoder.safetensors",
-                                     card="default-vocoder.md")}
+                                     card="default-vocoder.md", gan_preset="istft-16k-gan", gan_steps=5_000)}
 #: What a trained vocoder must reach against Griffin-Lim (32 iterations) on the tokenized held-out set
 #: to be paired with its tokenizer (issue 28): PESQ-WB >=, STOI >= -0.005, DNSMOS OVRL >= +0.15.
 PAIRING = (("pesq", 0.0), ("stoi", -0.005), ("dnsmos_ovrl", 0.15))
@@ -365,8 +375,19 @@ def pairing_verdict(voc: dict, gl: dict) -> list[tuple[str, float, float, bool]]
     return out
 
 
-def release_vocoder(name: str, steps: int | None, threads: int, work: Path, force_eval: bool) -> None:
-    """Train (resume, or continue from the shipped weights), export, measure against Griffin-Lim, card, pairing."""
+def margins(voc: dict, gl: dict) -> tuple[int, float]:
+    """(targets met, sum of the margins over them): the order in which candidate vocoders rank."""
+    verdict = pairing_verdict(voc, gl)
+    return sum(met for *_, met in verdict), sum(v - g for _, v, g, _ in verdict)
+
+
+def release_vocoder(name: str, steps: int | None, threads: int, work: Path, force_eval: bool,
+                    gan: bool = False) -> None:
+    """Train (resume, or continue from the shipped weights), export a candidate, measure it against
+    Griffin-Lim, and ship it (card, pairing) only when it ranks above the shipped weights (:func:`margins`).
+
+    ``gan``: the adversarial phase (``VocoderRecipe.gan_preset``) in its own run folder, from the
+    shipped weights; its last step is the candidate (validation mel L1 does not rank GAN steps)."""
     import release_data
 
     r, vr = RECIPES[name], VOCODERS[name]
@@ -375,11 +396,11 @@ def release_vocoder(name: str, steps: int | None, threads: int, work: Path, forc
     decoded = data.parent / f"{r.data}-decoded"
     spectok(["prepare-decoded", str(data), str(decoded), "-t", name], 2)
     shipped = MODELS / vr.file
-    fresh = ["--config", vr.preset, "--data", str(decoded)]
+    fresh = ["--config", vr.gan_preset if gan else vr.preset, "--data", str(decoded)]
     if shipped.is_file():  # a new machine: continue from the committed weights (fresh optimizer)
         fresh += ["--init", str(shipped)]
-    run = work / "runs" / f"{name}-vocoder"
-    timing = run_training(run, "vocoder", fresh, [], steps or vr.steps, threads)
+    run = work / "runs" / f"{name}-vocoder{'-gan' if gan else ''}"
+    timing = run_training(run, "vocoder", fresh, [], steps or (vr.gan_steps if gan else vr.steps), threads)
     if "--init" in fresh and "init" not in timing:
         timing["init"] = True
     index_path = MODELS / "index.json"
@@ -393,16 +414,42 @@ def release_vocoder(name: str, steps: int | None, threads: int, work: Path, forc
         budget["runs"].append(entry)
     entry.update(cpu_s=timing["cpu_s"], steps=timing["steps"])
     budget["cpu_s"] = sum(x["cpu_s"] or 0.0 for x in budget["runs"])
-    spectok(["export", str(run), "-o", str(shipped)], threads)
-    voc = evaluate(MODELS / f"{name}.safetensors", [str(data)], work / "eval" / f"{name}-vocoder", True,
-                   vocoder=str(shipped))
-    gl = evaluate(MODELS / f"{name}.safetensors", [str(data)], work / "eval" / f"{name}-gl", force_eval)
+    tokenizer = MODELS / f"{name}.safetensors"
+    gl = evaluate(tokenizer, [str(data)], work / "eval" / f"{name}-gl", force_eval)
+    candidate = run / "candidate.safetensors"
+    spectok(["export", str(run), "-o", str(candidate), "--checkpoint", "last" if gan else "best"], threads)
+    cand = evaluate(tokenizer, [str(data)], run / "eval-candidate", True, vocoder=str(candidate))
+    voc = evaluate(tokenizer, [str(data)], work / "eval" / f"{name}-vocoder", force_eval, vocoder=str(shipped)) \
+        if shipped.is_file() else None
+    if voc is None or margins(cand, gl) > margins(voc, gl):
+        print(f"the candidate ranks above the shipped weights {margins(cand, gl)} > "
+              f"{margins(voc, gl) if voc else None}: shipping it")
+        os.replace(candidate, shipped)
+        voc = evaluate(tokenizer, [str(data)], work / "eval" / f"{name}-vocoder", True, vocoder=str(shipped))
+    else:
+        print(f"the candidate {margins(cand, gl)} does not rank above the shipped weights {margins(voc, gl)}: "
+              "kept the shipped file (its budget is recorded all the same)")
     verdict = pairing_verdict(voc, gl)
     paired = all(met for *_, met in verdict)
     index[name].update(vocoder=vr.file if paired else "griffin-lim", vocoder_budget=budget,
                        trained_vocoder={"file": vr.file, "card": vr.card, "paired": paired})
     index_path.write_text(json.dumps(dict(sorted(index.items())), indent=1) + "\n")
     write_vocoder_card(name, vr, shipped, voc, gl, verdict, paired, budget, timing, data)
+
+
+def losses_words(cfg: dict, vr: VocoderRecipe) -> str:
+    """The card's sentence on how the shipped weights were trained (spectral losses, then the GAN phase)."""
+    train, data = cfg.get("train", {}), cfg.get("data", {})
+    spectral = ("multi-resolution STFT (spectral convergence + log-magnitude L1) and mel L1; AdamW, cosine "
+                f"schedule, batch {train.get('batch_size')} of {data.get('segment_samples')}-sample segments")
+    if cfg.get("task") != "vocoder-gan":
+        return f"Losses: {spectral}, over {train.get('steps')} steps."
+    loss = cfg.get("loss", {})
+    return (f"Trained first with the spectral losses alone (preset `{vr.preset}`: {spectral}), then in an "
+            f"adversarial phase (preset `{vr.gan_preset}`, {train.get('steps')} steps from those weights): "
+            f"LSGAN against a multi-period discriminator and a multi-resolution spectrogram discriminator, "
+            f"feature matching (x{loss.get('feature_matching_weight')}), the spectral losses kept "
+            f"(mel L1 x{loss.get('mel_weight')}).")
 
 
 def write_vocoder_card(name: str, vr: VocoderRecipe, artifact: Path, voc: dict, gl: dict, verdict: list,
@@ -457,11 +504,11 @@ were never used (the train split below; valid picks the step):
 
 {data_table(data)}
 
-Losses: multi-resolution STFT (spectral convergence + log-magnitude L1) and mel L1; AdamW, cosine
-schedule over {cfg.get('train', {}).get('steps')} steps, batch {cfg.get('train', {}).get('batch_size')} of {
-        cfg.get('data', {}).get('segment_samples')}-sample segments.
-This file: step {tr.get('step')} of its run, picked by validation mel L1 ({
-        tr.get('valid', {}).get('mel_l1', float('nan')):.4f}).
+{losses_words(cfg, vr)}
+This file: step {tr.get('step')} of its run{
+        ', its last (held-out scores, not validation mel L1, rank adversarial steps)'
+        if cfg.get('task') == 'vocoder-gan'
+        else ', picked by validation mel L1'} ({tr.get('valid', {}).get('mel_l1', float('nan')):.4f}).
 Budget so far: {budget['cpu_s'] / 3600:.2f} one-thread CPU-hours over {len(budget['runs'])} run(s)
 ({session['machine']}, {session['threads']} thread(s), no GPU, load average at the end
 {session['load_avg_end']:.1f}).
@@ -491,6 +538,8 @@ def main() -> None:
     ap.add_argument("--force-eval", action="store_true", help="re-export and re-measure")
     ap.add_argument("--vocoder", action="store_true", help="the models' paired vocoders instead (train on the "
                     "decoded mels, continuing from the shipped weights on a new machine; measure; pair if it wins)")
+    ap.add_argument("--gan", action="store_true", help="with --vocoder: its adversarial phase (MPD + "
+                    "multi-resolution spectrogram discriminator), from the shipped weights, in its own run")
     args = ap.parse_args()
     unknown = sorted(set(args.names) - set(RECIPES))
     if unknown:
@@ -499,7 +548,7 @@ def main() -> None:
         for name in args.names or list(VOCODERS):
             if name not in VOCODERS:
                 ap.error(f"no vocoder recipe for {name}; choose from {', '.join(VOCODERS)}")
-            release_vocoder(name, args.steps, args.threads, args.work, args.force_eval)
+            release_vocoder(name, args.steps, args.threads, args.work, args.force_eval, args.gan)
         return
     for name in args.names or list(RECIPES):
         release(name, args.steps, args.threads, args.work, args.force_eval)

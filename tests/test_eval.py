@@ -107,7 +107,7 @@ def test_short_and_narrowband_clips_are_marked_not_fatal(report):
     u = by_id(report)
     short = u["short"]
     assert "short" in short["flags"] and "too short for PESQ" in short["failures"]["tokenized/pesq"]
-    assert "pesq" not in short["tokenized"] and math.isfinite(short["tokenizer"]["mcd_db"])
+    assert "pesq" not in short["tokenized"] and math.isfinite(short["tokenizer"]["mfcc_dist_db"])
     digit = u["digit8k"]
     assert "narrowband" in digit["flags"] and digit["source_sample_rate"] == 8000
     assert digit["notes"]["pesq"] == "narrowband (8 kHz)"
@@ -124,10 +124,10 @@ def test_gap_is_tokenized_minus_copy_and_aggregates_count_utterances(report):
     pesq = [u["tokenized"]["pesq"] for u in report["utterances"] if "pesq" in u["tokenized"]]
     assert agg["tokenized"]["pesq"]["n"] == len(pesq) and agg["tokenized"]["pesq"]["mean"] == pytest.approx(
         np.mean(pesq))
-    s = agg["tokenizer"]["mcd_db"]
+    s = agg["tokenizer"]["mfcc_dist_db"]
     assert s["n"] == 5 and s["ci_low"] < s["mean"] < s["ci_high"]
     # an untrained tokenizer loses far more than the vocoder: copy synthesis scores higher
-    assert agg["gap"]["pesq"]["mean"] < 0 and agg["gap"]["mcd_db"]["mean"] > 0
+    assert agg["gap"]["pesq"]["mean"] < 0 and agg["gap"]["mfcc_dist_db"]["mean"] > 0
 
 
 def test_tokens_and_speed(report, tokenizer_path):
@@ -146,8 +146,8 @@ def test_tokens_and_speed(report, tokenizer_path):
 
 def test_examples_markdown_and_html_are_written(report, report_dir):
     rk = report["ranking"]
-    assert rk["metric"] == "tokenizer/mcd_db"  # one clip has no PESQ, so PESQ cannot rank them all
-    mcd = {u["id"]: u["tokenizer"]["mcd_db"] for u in report["utterances"]}
+    assert rk["metric"] == "tokenizer/mfcc_dist_db"  # one clip has no PESQ, so PESQ cannot rank them all
+    mcd = {u["id"]: u["tokenizer"]["mfcc_dist_db"] for u in report["utterances"]}
     assert mcd[rk["best"]] == min(mcd.values()) and mcd[rk["worst"]] == max(mcd.values())
     assert [e["rank"] for e in report["examples"]] == ["best", "median", "worst"]
     for ex in report["examples"]:
@@ -215,10 +215,10 @@ def test_metric_failures_never_abort_the_run(tmp_path, audio_dir):
                       describe_model(voc, "nan"), dnsmos=False)
     (u,) = result.utterances
     assert "NaN" in u["failures"]["tokenized/pesq"] and "NaN" in u["failures"]["copy/stoi"]
-    assert "not finite" in u["failures"]["copy/mcd_db"] and math.isfinite(u["tokenizer"]["mcd_db"])
+    assert "not finite" in u["failures"]["copy/mfcc_dist_db"] and math.isfinite(u["tokenizer"]["mfcc_dist_db"])
     paths = write_report(result, tmp_path)
     data = json.loads(paths["json"].read_text(), parse_constant=lambda c: pytest.fail(f"{c} in report.json"))
-    assert data["aggregate"]["copy"] == {} and data["aggregate"]["tokenizer"]["mcd_db"]["n"] == 1
+    assert data["aggregate"]["copy"] == {} and data["aggregate"]["tokenizer"]["mfcc_dist_db"]["n"] == 1
 
 
 # ---- the page in a real browser --------------------------------------------------------------
@@ -302,14 +302,14 @@ def test_ranking_uses_pesq_only_when_every_utterance_has_it_on_one_scale():
     from spectok.evaluation.aggregate import rank
 
     def utt(id, pesq, mcd, note=None):
-        return {"id": id, "tokenized": {} if pesq is None else {"pesq": pesq}, "tokenizer": {"mcd_db": mcd},
+        return {"id": id, "tokenized": {} if pesq is None else {"pesq": pesq}, "tokenizer": {"mfcc_dist_db": mcd},
                 "notes": {"pesq": note} if note else {}}
 
     wb = [utt("a", 2.0, 9.0), utt("b", 3.0, 8.0), utt("c", 1.0, 1.0)]
     assert rank(wb) == {"metric": "tokenized/pesq", "best": "b", "median": "a", "worst": "c"}
     mixed = wb + [utt("d", 4.0, 5.0, "narrowband (8 kHz)")]
-    assert rank(mixed) == {"metric": "tokenizer/mcd_db", "best": "c", "median": "d", "worst": "a"}
-    assert rank(wb[:2] + [utt("c", None, 1.0)])["metric"] == "tokenizer/mcd_db"
+    assert rank(mixed) == {"metric": "tokenizer/mfcc_dist_db", "best": "c", "median": "d", "worst": "a"}
+    assert rank(wb[:2] + [utt("c", None, 1.0)])["metric"] == "tokenizer/mfcc_dist_db"
     assert rank([])["best"] is None
 
 
@@ -409,7 +409,7 @@ def test_a_long_clip_is_evaluated_in_segments_equal_to_the_whole(tmp_path, monke
     assert torch.equal(codes, whole_codes)
     assert rec["seconds"] == pytest.approx(9.0) and rec["token_columns"] == whole_codes.shape[-1]
     assert rec["frames"] == whole_rec["frames"] and "3 segments" in rec["notes"]["segments"]
-    for key in ("mel_l1", "mcd_db"):  # frame means: the segments' weighted mean is the whole's mean
+    for key in ("mel_l1", "mfcc_dist_db"):  # frame means: the segments' weighted mean is the whole's mean
         assert rec["tokenizer"][key] == pytest.approx(whole_rec["tokenizer"][key], rel=1e-4)
     assert rec["tokenized"]["pesq"] == pytest.approx(whole_rec["tokenized"]["pesq"], abs=0.3)
     assert rec["tokenized"]["stoi"] == pytest.approx(whole_rec["tokenized"]["stoi"], abs=0.03)

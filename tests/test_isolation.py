@@ -52,6 +52,6 @@ def test_a_segfaulting_metric_costs_one_utterance(tmp_path, monkeypatch, ljspeec
     by_id = {Path(u["path"]).stem: u for u in result.utterances}
     assert sorted(by_id) == ["clip0", "clip1", "clip2"] and not result.skipped
     assert "SIGSEGV" in by_id["clip1"]["failures"].get("tokenized/waveform", ""), by_id["clip1"]
-    assert "pesq" not in by_id["clip1"]["tokenized"] and "mcd_db" in by_id["clip1"]["tokenized"]
+    assert "pesq" not in by_id["clip1"]["tokenized"] and "mfcc_dist_db" in by_id["clip1"]["tokenized"]
     for ok in ("clip0", "clip2"):
         assert 1.0 <= by_id[ok]["tokenized"]["pesq"] <= 4.7 and 0 < by_id[ok]["copy"]["stoi"] <= 1

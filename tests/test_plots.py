@@ -14,9 +14,15 @@ from spectok.errors import SpectokError
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def test_codebook_usage_counts() -> None:
-    counts = plots.codebook_usage([np.array([[0, 1, 1], [3, 3, 3]]), np.array([[1]])], 5)
-    assert counts.tolist() == [1, 3, 0, 3, 0]
+def test_codebook_usage_counts_each_codebook_and_the_total() -> None:
+    stats = plots.codebook_usage([np.array([[0, 1, 1], [3, 3, 3]]), np.array([[1], [2]])], 5)
+    assert [c.tolist() for c in stats.counts] == [[1, 3, 0, 0, 0], [0, 0, 1, 3, 0]]
+    s = stats.summary()
+    assert (s["row0/used_fraction"], s["row1/used_fraction"], s["used_fraction"]) == (0.4, 0.4, 0.4)
+    # two rows sharing one codebook (a grid): counted once, together
+    shared = plots.codebook_usage([np.array([[0, 1, 1], [3, 3, 3]])], 5, rows_per_codebook=2)
+    assert [c.tolist() for c in shared.counts] == [[1, 2, 0, 3, 0]]
+    assert shared.summary()["used_fraction"] == 0.6
 
 
 def test_curve_groups_put_train_and_valid_of_one_metric_together() -> None:
@@ -55,3 +61,28 @@ def test_clear_errors(tmp_path) -> None:
         plots.plot_codebook_usage([np.zeros((1, 0), np.int64)], 4, tmp_path / "u.png")
     with pytest.raises(SpectokError, match=r"codes \[K, T'\]"):
         plots.plot_token_map(np.zeros(5), 10.0, [4], tmp_path / "t.png")
+
+
+@pytest.mark.parametrize("name", ["default", "ljspeech22k"])
+def test_plot_usage_and_eval_count_codebook_usage_alike(tmp_path, name) -> None:
+    """One definition: `spectok plot usage` on token files and `spectok eval` on the same clips agree
+    per codebook (residual stage, or a grid's shared codebook) and in total."""
+    from spectok.cli.demo import demo_clips
+    from spectok.cli.main import main
+    from spectok.tokens import read_tokens
+
+    clips = sorted((demo_clips() / "test").glob("*.flac"))[:2]
+    assert main(["encode", *map(str, clips), "-t", name, "-o", str(tmp_path / "tok"), "-q"]) == 0
+    assert main(["plot", "usage", str(tmp_path / "tok"), "-o", str(tmp_path / "u.png")]) == 0
+    tokens = [read_tokens(p) for p in sorted((tmp_path / "tok").glob("*.sptk"))]
+    rows = int(tokens[0].metadata.get("rows_per_codebook", 1))
+    stats = plots.codebook_usage([t.codes for t in tokens], tokens[0].codebook_sizes, rows).summary()
+    assert main(["eval", "-t", name, "-v", "griffin-lim", "--gl-iters", "1", "--no-dnsmos", "-q", *map(str, clips),
+                 "-o", str(tmp_path / "rep")]) == 0
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())["tokens"]
+    n = report["codebooks"]
+    assert n == len(tokens[0].codebook_sizes) // rows
+    per = [stats[f"row{i}/used_fraction"] for i in range(n)] if n > 1 else [stats["used_fraction"]]
+    assert per == pytest.approx(report["codebook_used_fraction"])
+    assert stats["used_fraction"] == pytest.approx(report["used_fraction"])
+    assert 0 < stats["used_fraction"] <= 1

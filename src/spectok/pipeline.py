@@ -177,7 +177,13 @@ class Pipeline:
         return TokenFile(codes=codes.cpu().numpy(), tokenizer_fingerprint=tok.fingerprint(),
                          sample_rate=self.sample_rate, frame_rate=tok.frame_rate,
                          codebook_sizes=tuple(tok.codebook_sizes), num_samples=num_samples,
-                         metadata=metadata or {})
+                         metadata={**self.layout_metadata, **(metadata or {})})
+
+    @property
+    def layout_metadata(self) -> dict:
+        """Token-file metadata that says which rows share a codebook (a 2-D grid's rows), for usage counts."""
+        rows = int(getattr(self.tokenizer, "rows_per_codebook", 1))
+        return {"rows_per_codebook": rows} if rows > 1 else {}
 
     def _chunked_encoder(self) -> ChunkedEncoder:
         if self._encoder is None:
@@ -288,7 +294,7 @@ class Pipeline:
         if self.is_long(n):
             return self._encode_long(read, n, metadata)
         tf = self.encode(read(0, n), self.sample_rate)
-        tf.metadata = metadata or {}
+        tf.metadata.update(metadata or {})
         return tf
 
     @_inference

@@ -131,45 +131,61 @@ def plot_token_map(codes, frame_rate: float, codebook_sizes: Sequence[int], path
     return _save(fig, path)
 
 
-def codebook_usage(codes: Sequence, codebook_size: int) -> np.ndarray:
-    """Counts ``[codebook_size]`` of each code id over a list of ``[K, T']`` code arrays."""
-    counts = np.zeros(codebook_size, dtype=np.int64)
-    for c in codes:
-        counts += np.bincount(_np(c).astype(np.int64).ravel(), minlength=codebook_size)[:codebook_size]
-    return counts
+def codebook_usage(codes: Sequence, codebook_sizes: int | Sequence[int], rows_per_codebook: int = 1):
+    """The :class:`~spectok.quantizers.CodebookStats` of ``codes`` (a list of ``[K, T']`` arrays).
+
+    ``codebook_sizes``: the size of each row's codebook (one int: the same for every row);
+    ``rows_per_codebook`` rows in a row share one codebook (a 2-D grid). Usage is counted per
+    codebook (per stage of a residual VQ, per group of an FSQ) and in total, as ``spectok eval``
+    and the training logs count it.
+    """
+    from spectok.quantizers import CodebookStats
+
+    codes = [_np(c).astype(np.int64) for c in codes]
+    if not codes or sum(c.size for c in codes) == 0:
+        raise SpectokError("codebook usage: no codes given")
+    k = codes[0].shape[0]
+    sizes = [int(codebook_sizes)] * k if isinstance(codebook_sizes, (int, np.integer)) else list(codebook_sizes)
+    return CodebookStats.of_codes(codes, sizes, rows_per_codebook)
 
 
-def plot_codebook_usage(codes: Sequence, codebook_size: int, path: str | os.PathLike,
-                        title: str | None = None) -> Path:
-    """How often each code id occurs over ``codes`` (a list of ``[K, T']`` arrays).
+def plot_codebook_usage(codes: Sequence, codebook_sizes: int | Sequence[int], path: str | os.PathLike,
+                        title: str | None = None, rows_per_codebook: int = 1) -> Path:
+    """Codebook usage over ``codes`` (a list of ``[K, T']`` arrays; see :func:`codebook_usage`).
 
-    Left: counts by code id. Right: counts sorted from most to least used (log scale), which
-    shows at a glance how many codes are dead. The title gives the fraction of codes used and
-    the perplexity ``exp(H)``.
+    Left: each codebook's code counts sorted from most to least used (log scale), which shows at a
+    glance how many codes are dead. Right: the fraction of each codebook's codes used at least
+    once. The title gives the total (all codebooks' codes together) and the perplexity per codebook.
     """
     plt = _plt()
-    counts = codebook_usage(codes, codebook_size)
-    total = counts.sum()
-    if total == 0:
-        raise SpectokError("codebook usage: no codes given")
-    p = counts[counts > 0] / total
-    perplexity = float(np.exp(-(p * np.log(p)).sum()))
-    used = int((counts > 0).sum())
+    stats = codebook_usage(codes, codebook_sizes, rows_per_codebook)
+    summary = stats.summary()
+    n = len(stats.codebook_sizes)
+    frac = [summary[f"row{i}/used_fraction"] for i in range(n)] if n > 1 else [summary["used_fraction"]]
+    ppl = [summary[f"row{i}/perplexity"] for i in range(n)] if n > 1 else [summary["perplexity"]]
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 3.8), constrained_layout=True,
                                gridspec_kw={"width_ratios": [2, 1]})
-    a.bar(np.arange(codebook_size), counts, width=1.0, color="tab:blue")
-    a.set_xlim(-0.5, codebook_size - 0.5)
-    a.set_xlabel("code id")
-    a.set_ylabel("occurrences")
-    a.set_title("usage by code id")
-    ranked = np.sort(counts)[::-1]
-    b.plot(np.arange(1, codebook_size + 1), np.maximum(ranked, 0.5), drawstyle="steps-mid", color="tab:orange")
-    b.set_yscale("log")
-    b.set_xlabel("rank")
-    b.set_ylabel("occurrences (log)")
-    b.set_title("codes by rank (unused drawn at 0.5)")
-    fig.suptitle((title + ": " if title else "") + f"{used}/{codebook_size} codes used ({used / codebook_size:.0%}), "
-                 f"perplexity {perplexity:.1f}, {total} tokens")
+    for i, (c, k) in enumerate(zip(stats.counts, stats.codebook_sizes)):
+        ranked = np.sort(c.numpy())[::-1]
+        a.plot(np.arange(1, k + 1), np.maximum(ranked, 0.5), drawstyle="steps-mid",
+               label=f"codebook {i}: {frac[i]:.0%} used" if n > 1 else None)
+    a.set_yscale("log")
+    a.set_xlabel("rank")
+    a.set_ylabel("occurrences (log)")
+    a.set_title("codes by rank, per codebook (unused drawn at 0.5)")
+    if 1 < n <= 8:
+        a.legend(fontsize=8)
+    b.bar(np.arange(n), [100 * f for f in frac], color="tab:blue")
+    b.axhline(100 * summary["used_fraction"], color="tab:orange", label="total")
+    b.set_ylim(0, 100)
+    b.set_xlabel("codebook (stage / group)")
+    b.set_ylabel("codes used (%)")
+    b.set_xticks(np.arange(n))
+    b.legend(fontsize=8)
+    total = sum(stats.codebook_sizes)
+    used = total - int(summary["dead_codes"])
+    fig.suptitle((title + ": " if title else "") + f"{used}/{total} codes used ({used / total:.0%}) in {n} "
+                 f"codebook(s); perplexity per codebook {', '.join(f'{p:.0f}' for p in ppl)}")
     return _save(fig, path)
 
 

@@ -228,7 +228,7 @@ def _batched_audio(pipe, files: list[tuple[Path, Path]], runner: Runner,
                     runner.fail(item[0], e)
         items, audio = [k[0] for k in kept], [k[1] for k in kept]
         for (f, _), t in zip(items, tokens):
-            t.metadata = {"source": f.name}
+            t.metadata["source"] = f.name
         _guard(runner, items, lambda: handle(items, tokens, audio))
         batch.clear()
         wavs.clear()
@@ -318,7 +318,7 @@ def _read_token_file(path: Path, pipe, force: bool, code_model=None):
     n = codes.shape[1] * pipe.time_downsample * pipe.hop_length
     return TokenFile(codes=codes, tokenizer_fingerprint=tok.fingerprint(), sample_rate=pipe.sample_rate,
                      frame_rate=tok.frame_rate, codebook_sizes=tuple(tok.codebook_sizes), num_samples=n,
-                     metadata={"source": path.name})
+                     metadata={**pipe.layout_metadata, "source": path.name})
 
 
 def _decode(args: argparse.Namespace) -> int:

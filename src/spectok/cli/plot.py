@@ -112,11 +112,12 @@ def _usage(args: argparse.Namespace) -> int:
             runner.fail(f, e)
     if not tokens:
         return runner.finish()
-    sizes = {tuple(t.codebook_sizes) for t in tokens}
-    if len(sizes) > 1:
-        raise SpectokError(f"token files come from tokenizers with different codebooks: {sorted(sizes)}")
-    size = max(next(iter(sizes)))
-    _done(plot_codebook_usage([t.codes for t in tokens], size, args.out, title=f"{len(tokens)} token file(s)"))
+    layouts = {(tuple(t.codebook_sizes), int(t.metadata.get("rows_per_codebook", 1))) for t in tokens}
+    if len(layouts) > 1:
+        raise SpectokError(f"token files come from tokenizers with different codebooks: {sorted(layouts)}")
+    sizes, rows = layouts.pop()
+    _done(plot_codebook_usage([t.codes for t in tokens], sizes, args.out, title=f"{len(tokens)} token file(s)",
+                              rows_per_codebook=rows))
     return runner.finish()
 
 

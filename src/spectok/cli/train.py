@@ -37,6 +37,8 @@ def register(sub) -> None:
                    "artifact, with a fresh optimizer; its own training config is used unless --config is given")
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--steps", type=positive_int, help="total training steps, >= 1 (overrides train.steps)")
+    p.add_argument("--json", action="store_true",
+                   help="print the result (step, validation, best, checkpoint) as one JSON line on stdout")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set train.batch_size=8 --set optim.generator.lr=1e-4")
 
@@ -118,6 +120,9 @@ def run(args: argparse.Namespace) -> int:
     trainer = Trainer(config, args.out, resume=args.resume)
     is_main = trainer.dist.is_main
     summary = trainer.fit()
-    if is_main:
+    if is_main and args.json:
         print(json.dumps(summary, sort_keys=True, default=str))
+    elif is_main and not summary["stopped"]:
+        print(f"spectok train: {args.out} at step {summary['step']}; export it with: "
+              f"spectok export {args.out} -o MODEL.safetensors")
     return 143 if summary["stopped"] else 0  # 128 + SIGTERM: stopped early, resumable

@@ -27,6 +27,41 @@ def aggregate(records: list[dict]) -> dict:
     return out
 
 
+def paired_difference(before: list[dict], after: list[dict], metric: str, group: str = "tokenized") -> M.Summary:
+    """The mean of ``after − before`` per utterance, with its 95 % interval (a paired comparison).
+
+    ``before``, ``after``: the ``utterances`` of two reports on the same clips (matched by
+    ``id``); a clip missing ``group/metric`` on either side is left out. Pairing removes the
+    clip-to-clip spread that two separate intervals carry, so a gain can be shown on few clips.
+    """
+    old = {r["id"]: r.get(group, {}).get(metric) for r in before}
+    diffs = [r[group][metric] - old[r["id"]] for r in after
+             if old.get(r["id"]) is not None and r.get(group, {}).get(metric) is not None]
+    return M.summarize(diffs)
+
+
+def paired_comparison(before: dict, after: dict, metrics: dict[str, str] | None = None,
+                      group: str = "tokenized") -> dict:
+    """Two eval reports on the same clips (``report.json`` dicts), side by side, and their difference.
+
+    Returns ``{"clips": N, "before": {name: {"mean", "ci95"}}, "after": {...}, "gain": {name: {"mean",
+    "ci95", "clips"}}}``, the gain being :func:`paired_difference` (after − before, clip by clip).
+    ``metrics`` maps report keys to the names used here (default PESQ-WB and STOI).
+    """
+    metrics = metrics or {"pesq": "pesq_wb", "stoi": "stoi"}
+
+    def ci(s: dict) -> dict:
+        return {"mean": s["mean"], "ci95": [s["ci_low"], s["ci_high"]]}
+
+    out: dict = {"clips": len(before["utterances"]), "before": {}, "after": {}, "gain": {}}
+    for key, name in metrics.items():
+        out["before"][name] = ci(before["aggregate"][group][key])
+        out["after"][name] = ci(after["aggregate"][group][key])
+        gain = paired_difference(before["utterances"], after["utterances"], key, group).to_dict()
+        out["gain"][name] = {**ci(gain), "clips": gain["n"]}
+    return out
+
+
 def speed(records: list[dict], device: torch.device) -> dict:
     """Audio seconds per compute second of each stage, over the whole set."""
     total = {k: sum(r["timing"][k] for r in records) for k in
@@ -44,13 +79,13 @@ def speed(records: list[dict], device: torch.device) -> dict:
 
 def rank(records: list[dict]) -> dict:
     """Best, median and worst utterance: by tokenized PESQ when every utterance has one on one scale
-    (not wideband for some, narrowband for others), else by the tokenizer's MCD (lower is better)."""
+    (not wideband for some, narrowband for others), else by the tokenizer's MFCC distance (lower is better)."""
     if not records:
         return {"metric": None, "best": None, "median": None, "worst": None}
     if all("pesq" in r["tokenized"] for r in records) and len({r["notes"].get("pesq") for r in records}) == 1:
         key, metric = (lambda r: -r["tokenized"]["pesq"]), "tokenized/pesq"
     else:
-        key, metric = (lambda r: r["tokenizer"].get("mcd_db", math.inf)), "tokenizer/mcd_db"
+        key, metric = (lambda r: r["tokenizer"].get("mfcc_dist_db", math.inf)), "tokenizer/mfcc_dist_db"
     order = sorted(records, key=lambda r: (key(r), r["id"]))
     return {"metric": metric, "best": order[0]["id"], "median": order[(len(order) - 1) // 2]["id"],
             "worst": order[-1]["id"]}

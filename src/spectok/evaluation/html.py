@@ -65,7 +65,7 @@ def _file_uri(path: Path) -> str | None:
 def fig_distributions(report: dict) -> str | None:
     """Per-utterance spread of the main metrics: tokenized vs copy synthesis, one panel each."""
     utts = report["utterances"]
-    keys = [k for k in ("pesq", "stoi", "dnsmos_ovrl", "mcd_db", "lsd_db")
+    keys = [k for k in ("pesq", "stoi", "dnsmos_ovrl", "mfcc_dist_db", "lsd_db")
             if any(k in u["tokenized"] or k in u["copy"] for u in utts)]
     if not keys:
         return None

@@ -15,13 +15,15 @@ Definitions (natural log ``ln``; ``k = 20 / ln 10`` dB per neper of amplitude):
   front end's own units (nepers of magnitude for ``power=1``).
 - **LSD** (log-spectral distance, dB) over mel bands: per frame
   ``sqrt(mean_bands (k * (ln A - ln B))^2)`` on amplitudes, averaged over frames.
-- **MCD** (mel-cepstral distortion, dB): cepstra ``c = DCT-II_ortho(ln A)`` over mel bands of
+- **MFCC distance** (dB): the mel-cepstral distortion (MCD) formula applied to MFCC-style
+  cepstra, ``c = DCT-II_ortho(ln A)`` over mel bands of
   the log mel *amplitude* (``power=2`` mels are halved first), coefficients ``c_1 .. c_D``
   (``D = 24`` by default; ``c_0``, the frame energy, excluded); per frame
   ``(10 / ln 10) * sqrt(2 * sum_d (c_d - c'_d)^2)``, averaged over all frames (no silence
   removal, no time warping: the signals are aligned). These are MFCC-style cepstra of the
   Slaney/HTK mel filter bank, not SPTK all-pass mel-cepstra, so values are comparable
-  between spectok reports, not to MCDs computed with SPTK ``mcep``.
+  between spectok reports, not to MCDs computed with SPTK ``mcep`` (published vocoder MCDs of
+  4-8 dB); hence its name, which does not say MCD.
 - **LSD** over the linear STFT (the form bandwidth-extension and vocoder papers report, in
   ``log10`` power units, not dB): power spectrogram ``S = |STFT|^2`` (Hann, 2,048-point,
   hop 512), per frame ``sqrt(mean_f (log10(S + 1e-10) - log10(Ŝ + 1e-10))^2)``, averaged
@@ -128,18 +130,19 @@ def mel_cepstra(log_mel, n_cepstra: int = 24, power: float = 1.0) -> np.ndarray:
     return c[..., 1:n_cepstra + 1, :]
 
 
-def mel_cepstral_distortion(ref, est, n_cepstra: int = 24, power: float = 1.0) -> float:
-    """MCD in dB: ``10·√2/ln10 · sqrt(sum_{d=1..n_cepstra} (c_d - c'_d)^2)`` per frame, mean over frames."""
+def mfcc_distance(ref, est, n_cepstra: int = 24, power: float = 1.0) -> float:
+    """MFCC distance in dB (the MCD formula on MFCC-style cepstra), mean over frames of
+    ``10·√2/ln10 · sqrt(sum_{d=1..n_cepstra} (c_d - c'_d)^2)``."""
     a, b = _pair(ref, est)
     diff = mel_cepstra(a, n_cepstra, power) - mel_cepstra(b, n_cepstra, power)
     return float(np.mean(MCD_CONSTANT * np.sqrt(np.sum(np.square(diff), axis=-2))))
 
 
 def mel_metrics(ref, est, power: float = 1.0, n_cepstra: int = 24) -> dict[str, float]:
-    """All mel-domain metrics: ``{"mel_l1", "mel_mse", "lsd_db", "mcd_db"}``."""
+    """All mel-domain metrics: ``{"mel_l1", "mel_mse", "lsd_db", "mfcc_dist_db"}``."""
     n = min(n_cepstra, np.shape(ref)[-2] - 1)
     return {"mel_l1": log_mel_l1(ref, est), "mel_mse": log_mel_mse(ref, est),
-            "lsd_db": log_spectral_distance(ref, est, power), "mcd_db": mel_cepstral_distortion(ref, est, n, power)}
+            "lsd_db": log_spectral_distance(ref, est, power), "mfcc_dist_db": mfcc_distance(ref, est, n, power)}
 
 
 # ---- waveform ------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "dnsmos_sig": ("DNSMOS SIG", "MOS", "higher"),
     "dnsmos_bak": ("DNSMOS BAK", "MOS", "higher"),
     "dnsmos_p808": ("DNSMOS P.808", "MOS", "higher"),
-    "mcd_db": ("MCD", "dB", "lower"),
+    "mfcc_dist_db": ("MFCC distance", "dB", "lower"),
     "lsd_db": ("LSD (mel bands)", "dB", "lower"),
     "lsd_stft": ("LSD (STFT)", "log10 power", "lower"),
     "mel_l1": ("log-mel L1", "ln", "lower"),
@@ -40,7 +40,7 @@ DEFINITIONS = {
     "pesq": "P.862.2 wideband at 16 kHz; narrowband P.862 at 8 kHz when the source audio is below 16 kHz",
     "lsd (STFT)": "per frame √mean_f (log10 S − log10 Ŝ)² over the bins up to the mel's fmax, S = |STFT|² "
                   "(Hann 2048, hop 512, +1e-10), mean over frames",
-    "mcd": "orthonormal DCT-II cepstra c1..c24 of ln mel amplitude, 10·√2/ln10·‖Δc‖ per frame, mean over frames",
+    "mfcc_dist": "orthonormal DCT-II cepstra c1..c24 of ln mel amplitude, 10·√2/ln10·‖Δc‖ per frame, mean over frames",
     "speed": ("audio seconds per compute second (×real time), batch 1, after one untimed warm-up; encode uses the "
               "exact float64 front end the metrics need (`spectok encode` uses the faster float32 one: "
               "benchmarks/bench_inference.py)"),
@@ -157,17 +157,17 @@ def tables(report: dict) -> list[Table]:
     if rk.get("metric"):
         by_id = {r["id"]: r for r in report["utterances"]}
         out.append(Table(f"Best, median and worst utterance (by {rk['metric']})",
-                         ["rank", "id", "seconds", "PESQ tok / copy", "STOI tok / copy", "MCD tokenizer (dB)"],
+                         ["rank", "id", "seconds", "PESQ tok / copy", "STOI tok / copy", "MFCC dist. tokenizer (dB)"],
                          [[w, rk[w], fmt(by_id[rk[w]]["seconds"], 2), _pair(by_id[rk[w]], "pesq"),
-                           _pair(by_id[rk[w]], "stoi"), fmt(by_id[rk[w]]["tokenizer"]["mcd_db"], 2)]
+                           _pair(by_id[rk[w]], "stoi"), fmt(by_id[rk[w]]["tokenizer"]["mfcc_dist_db"], 2)]
                           for w in ("best", "median", "worst")]))
     out.append(Table("Skipped files", ["id", "path", "reason"],
                      [[s.get("id", ""), s.get("path", ""), s.get("reason", "")] for s in data["skipped"]],
                      "unreadable or failed files; they are not in any figure above"))
-    out.append(Table("Per utterance", ["id", "seconds", "PESQ tok / copy", "STOI tok / copy", "MCD tokenizer (dB)",
-                                       "LSD tokenizer (dB)", "flags", "failures"],
+    out.append(Table("Per utterance", ["id", "seconds", "PESQ tok / copy", "STOI tok / copy",
+                                       "MFCC dist. tokenizer (dB)", "LSD tokenizer (dB)", "flags", "failures"],
                      [[r["id"], fmt(r["seconds"], 2), _pair(r, "pesq"), _pair(r, "stoi"),
-                       fmt(r["tokenizer"]["mcd_db"], 2), fmt(r["tokenizer"]["lsd_db"], 2), ", ".join(r["flags"]),
+                       fmt(r["tokenizer"]["mfcc_dist_db"], 2), fmt(r["tokenizer"]["lsd_db"], 2), ", ".join(r["flags"]),
                        "; ".join(f"{k}: {v}" for k, v in r["failures"].items())] for r in report["utterances"]]))
     return out
 

@@ -48,6 +48,7 @@ from spectok.evaluation.aggregate import aggregate, rank, speed
 from spectok.evaluation.isolation import CallFailed, Isolated, WorkerDied
 from spectok.evaluation.sources import Collection, EvalItem
 from spectok.memory import release_free_memory
+from spectok.quantizers.stats import CodebookStats, by_codebook
 
 
 @dataclass
@@ -103,7 +104,7 @@ class Evaluator:
         vocoder: a :class:`~spectok.contracts.Vocoder` with the same ``mel_config``.
         device: where the models run; metrics run on the CPU.
         dnsmos: measure DNSMOS; ``None``: when ``speechmos`` is installed.
-        n_cepstra: MCD order (cepstra ``c_1 .. c_n``).
+        n_cepstra: MFCC-distance order (cepstra ``c_1 .. c_n``).
         isolate: run the waveform metrics (PESQ, STOI, DNSMOS: native libraries) in a child process
             (:class:`~spectok.evaluation.isolation.Isolated`), so a crash costs one utterance's
             metrics, recorded in its ``failures``, and the run goes on.
@@ -114,8 +115,6 @@ class Evaluator:
 
     def __init__(self, tokenizer: nn.Module, vocoder: nn.Module, device: str | torch.device = "cpu",
                  dnsmos: bool | None = None, n_cepstra: int = 24, isolate: bool = True) -> None:
-        from spectok.quantizers import CodebookStats
-
         self.mel_config = tokenizer.mel_config
         if self.mel_config is None:
             raise SpectokError(f"{type(tokenizer).__name__} has no mel config: spectok eval is for audio tokenizers")
@@ -368,7 +367,7 @@ class Evaluator:
                     skipped.append({"id": item.id, "path": str(item.path), "reason": reason})
                     continue
                 self.stats.update(codes)
-                self.codebooks.update(self._by_codebook(codes))
+                self.codebooks.update(by_codebook(codes, self.rows_per_codebook))
                 if key in done:
                     records.append(done[key])
                     continue
@@ -379,11 +378,6 @@ class Evaluator:
             if sink is not None:
                 sink.close()
         return records, skipped
-
-    def _by_codebook(self, codes: torch.Tensor) -> torch.Tensor:
-        """Codes ``[B, K, T']`` regrouped as ``[B, codebooks, rows_per_codebook * T']`` (rows are stage-major)."""
-        b, _, t = codes.shape
-        return codes.reshape(b, len(self.codebook_sizes), self.rows_per_codebook * t)
 
     def token_summary(self) -> dict:
         """Codebook health over the whole set, the nominal bitrate and the entropy bound (bits/s).

@@ -14,6 +14,15 @@ import torch
 from spectok.quantizers import ops
 
 
+def by_codebook(codes: torch.Tensor, rows_per_codebook: int) -> torch.Tensor:
+    """Codes ``[B, K, T']`` regrouped as ``[B, K / r, r * T']``: the ``r = rows_per_codebook`` rows
+    that share a codebook (stage-major, a 2-D grid's frequency rows) become one row."""
+    b, k, t = codes.shape
+    if rows_per_codebook < 1 or k % rows_per_codebook:
+        raise ValueError(f"{k} token rows do not split into codebooks of {rows_per_codebook} rows")
+    return codes.reshape(b, k // rows_per_codebook, rows_per_codebook * t)
+
+
 class CodebookStats:
     """Usage counts of K codebooks, accumulated over many batches (and over ranks at summary time).
 
@@ -31,6 +40,20 @@ class CodebookStats:
             raise ValueError(f"CodebookStats: a codebook of {max(sizes)} codes is too large to count densely")
         self.codebook_sizes = sizes
         self.counts = [torch.zeros(k, dtype=torch.int64, device=device) for k in sizes]
+
+    @classmethod
+    def of_codes(cls, codes: list, row_sizes: list[int] | tuple[int, ...], rows_per_codebook: int = 1
+                 ) -> CodebookStats:
+        """The counts of ``codes`` (a list of ``[K, T']`` arrays or tensors, e.g. token files' codes).
+
+        ``row_sizes``: the codebook size of each of the K rows; ``rows_per_codebook`` rows in a row
+        (stage-major, as a 2-D grid's frequency rows) share one codebook, which is counted once.
+        """
+        r = int(rows_per_codebook)
+        stats = cls([int(k) for k in row_sizes[::max(r, 1)]])
+        for c in codes:
+            stats.update(by_codebook(torch.as_tensor(c).long()[None], r))
+        return stats
 
     def reset(self) -> None:
         """Forget all counts (start of an epoch)."""
@@ -67,7 +90,8 @@ class CodebookStats:
 
         For each codebook ``i`` (keys prefixed ``row{i}/`` when K > 1) and for the whole quantizer:
 
-        - ``used_fraction``: fraction of codes seen at least once (mean over rows),
+        - ``used_fraction``: fraction of codes seen at least once (overall: of all the codebooks'
+          codes together, ``1 - dead_codes / sum K_i``),
         - ``dead_codes``: codes never seen (sum over rows),
         - ``entropy_bits``: ``H = -sum p log2 p`` of the usage distribution (sum over rows: the
           entropy of independent rows, an upper bound of the joint entropy),
@@ -97,7 +121,7 @@ class CodebookStats:
             for i, r in enumerate(rows):
                 out.update({f"row{i}/{key}": v for key, v in r.items()})
         h_sum = sum(r["entropy_bits"] for r in rows)
-        out.update(used_fraction=sum(r["used_fraction"] for r in rows) / len(rows),
+        out.update(used_fraction=1.0 - sum(r["dead_codes"] for r in rows) / sum(self.codebook_sizes),
                    dead_codes=sum(r["dead_codes"] for r in rows), entropy_bits=h_sum, perplexity=2.0**h_sum,
                    count=rows[0]["count"])
         if frame_rate is not None:

@@ -76,6 +76,9 @@ from spectok.training.config import (
 from spectok.training.runlog import RunLogger
 from spectok.training.schedules import build_optimizer, lr_at
 
+#: validation metrics the console shows beside the best metric (train.log and metrics.jsonl hold all)
+CONSOLE_METRICS = ("codebook/used_fraction",)
+
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
@@ -251,7 +254,11 @@ class Trainer:
             if stopped:
                 self.log.info(f"stopped by SIGTERM at step {self.step}; continue with --resume")
             else:
-                self.log.info(f"done at step {self.step}; last validation {self.last_valid}; best {self.best}")
+                best = self.best
+                self.log.info(f"done at step {self.step}; last validation {self.last_valid}; best {best}",
+                              console=f"done at step {self.step}" + (
+                                  f"; best {best['metric']}={best['value']:.4g} at step {best['step']}"
+                                  if best.get("value") is not None else ""))
             clean = True
         finally:
             batches.close()  # shuts the loader's workers down
@@ -314,7 +321,9 @@ class Trainer:
         self._acc, self._acc_steps = {}, 0
         self.log.scalars("train", self.step, values)
         shown = {k.split("/", 1)[1]: f"{v:.4g}" for k, v in values.items() if k.startswith("train/")}
-        self.log.info(f"step {self.step} " + " ".join(f"{k}={v}" for k, v in shown.items()))
+        self.log.info(f"step {self.step} " + " ".join(f"{k}={v}" for k, v in shown.items()),
+                      console=f"step {self.step} " + " ".join(f"{k}={v}" for k, v in shown.items()
+                                                               if k.endswith("/total")))
         self.log.advance(self.step, {k: v for k, v in shown.items() if k.endswith("/total")})
 
     @contextlib.contextmanager
@@ -358,18 +367,21 @@ class Trainer:
         if self.dist.is_main:
             self.last_valid = metrics
             self.log.scalars("valid", self.step, {f"valid/{k}": v for k, v in metrics.items()})
-            self.log.info(f"validation at step {self.step} ({total} items, {time.time() - t0:.1f} s): "
-                          + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
             value = metrics.get(self.best_metric)
-            if value is None and not self._warned_best:
-                self._warned_best = True
-                self.log.info(f"best metric {self.best_metric!r} not among validation metrics {sorted(metrics)}; "
-                              f"set train.best_metric to track best.pt")
-            elif math.isfinite(value):
+            if value is not None and math.isfinite(value):
                 old = self.best["value"]
                 if old is None or (value < old if self.cfg.best_mode == "min" else value > old):
                     self.best = {"metric": self.best_metric, "value": value, "step": self.step}
                     is_best = True
+            head = f"validation at step {self.step} ({total} items, {time.time() - t0:.1f} s): "
+            shown = {k: v for k, v in metrics.items() if k == self.best_metric or k in CONSOLE_METRICS}
+            self.log.info(head + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()),
+                          console=head + " ".join(f"{k}={v:.4g}" for k, v in shown.items())
+                          + (" (best)" if is_best else ""))
+            if value is None and not self._warned_best:
+                self._warned_best = True
+                self.log.info(f"best metric {self.best_metric!r} not among validation metrics {sorted(metrics)}; "
+                              f"set train.best_metric to track best.pt")
         return bool(D.gather_objects(is_best)[0])
 
     def _media(self, batch: dict[str, Any]) -> None:

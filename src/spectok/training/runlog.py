@@ -66,13 +66,15 @@ class RunLogger:
 
             write_text_atomic(self.metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
 
-    def info(self, message: str) -> None:
-        """One timestamped line in ``train.log``, echoed above the progress bar."""
+    def info(self, message: str, console: str | None = None) -> None:
+        """One timestamped line in ``train.log``, echoed above the progress bar (``console``, a shorter
+        line for a person, replaces it there)."""
         if not self.enabled:
             return
-        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
+        stamp = time.strftime('%Y-%m-%d %H:%M:%S')
         with open(self.log_path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+            f.write(f"{stamp} {message}\n")
+        line = f"{stamp} {message if console is None else console}"
         if self.bar is not None:
             self.bar.write(line, file=sys.stderr)
         else:
