@@ -86,7 +86,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     data, held, what = telephone(work, log) if args.condition == "telephone" else new_voice(work, args.minutes)
     run = work / f"run-{args.condition}-{args.steps}-lr{args.lr:g}-seed{args.seed}"
-    artifact = run.with_suffix(".safetensors")
+    artifact = run.parent / f"{run.name}.safetensors"  # the name holds dots (lr 0.0001)
     cpu = 0.0
     if not artifact.is_file():
         t0 = time.time()
