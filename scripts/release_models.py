@@ -226,6 +226,14 @@ def quantizer_words(q: dict) -> str:
     return f"VQ, {q.get('codebook_size')} codes"
 
 
+def usage_words(tokens: dict) -> str:
+    """Usage per codebook (residual stage, FSQ group, or a grid's shared codebook), as ``spectok eval`` counts it."""
+    per = tokens.get("codebook_used_fraction") or []
+    if len(per) <= 1:
+        return "one codebook"
+    return "per codebook " + ", ".join(f"{100 * f:.0f} %" for f in per)
+
+
 def write_card(name: str, r: Recipe, artifact: Path, report: dict, ood: dict, timing: dict, prepared: Path,
                steps: int) -> None:
     import hashlib
@@ -235,7 +243,7 @@ def write_card(name: str, r: Recipe, artifact: Path, report: dict, ood: dict, ti
     header = read_header(artifact)
     tr = header.get("training", {})
     tok = report["tokenizer"]
-    tokens, speed = report["tokens"], report["speed"]
+    tokens = report["tokens"]
     sha = hashlib.sha256(artifact.read_bytes()).hexdigest()
     cmd = f"python scripts/release_models.py {name}"
     from spectok.data.prepared import open_prepared
@@ -298,13 +306,10 @@ Griffin-Lim, the bound the vocoder sets.
 
 {results_table(report)}
 
-Tokens: {tokens['used_fraction'] * 100:.0f} % of the {tokens['total_codes']} codes used, entropy
+Tokens: {tokens['used_fraction'] * 100:.0f} % of the {tokens['total_codes']} codes used ({usage_words(tokens)}), entropy
 {tokens['entropy_bits_per_second']:.0f} bit/s of the nominal {tokens['nominal_bits_per_second']:.0f} bit/s.
-Speed on this machine ({speed['torch_threads']} thread(s), batch 1, float64 front end): encode
-{speed['encode_x_realtime']:.0f}× real time, tokens → log-mel {speed['tokenizer_decode_x_realtime']:.0f}×,
-Griffin-Lim {speed['vocoder_x_realtime']:.0f}× (load average {report['load_avg'] or float('nan'):.1f} after the
-run; on an idle machine see benchmarks/bench_inference.py, and `spectok encode` uses the faster float32
-front end).
+Speed: benchmarks/RESULTS.md ("Targets", "Decode" and "Inference"), measured on an idle 2-core machine;
+the eval run behind this card timed nothing a reader should quote.
 
 ## Intended use and limits
 For {r.use}, English, one speaker at a time, clean recordings. Not for music, noisy or overlapped
