@@ -304,7 +304,9 @@ class Trainer:
         sizes = {n: sum(p.numel() for p in m.parameters()) for n, m in self.models.items()}
         self.log.info(f"task {self.config['task']} at step {self.step}/{self.cfg.steps} on {self.device} "
                       f"x{self.dist.world_size}, precision {self.cfg.precision}, parameters {sizes}")
-        self.log.info(f"optimizers {specs_to_config(self.specs)}")
+        self.log.info(f"optimizers {specs_to_config(self.specs)}",
+                      console="optimizers: " + "; ".join(f"{s.name} {s.kind} lr {s.lr:g} ({s.schedule} schedule)"
+                                                         for s in self.specs))
         valid = len(self.data.valid) if self.data.valid is not None else 0
         self.log.info(f"data {self.cfg.prepared}: {len(self.data.train)} training items, {valid} validation items, "
                       f"batch {self.cfg.batch_size} per process; run folder {self.run_dir}")
