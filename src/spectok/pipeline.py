@@ -118,7 +118,7 @@ class Pipeline:
             whatever else is in the list (a resumed run's outputs equal an uninterrupted one's);
             larger batches are faster on a GPU but can differ in the last bits (~1e-6).
         stft_dtype: precision of the front end's STFT: ``torch.float32`` (default,
-            :data:`~spectok.audio.mel.INFERENCE_STFT_DTYPE`) is ~2.5x faster on CPU and differs
+            :data:`~spectok.audio.mel.INFERENCE_STFT_DTYPE`) is ~3x faster on CPU and differs
             by up to ~1e-3 in log units near silence; ``torch.float64`` reproduces prepared
             (training) features to 1e-6.
 
@@ -368,7 +368,7 @@ class Pipeline:
             mels = mels[..., :min(mels.shape[-1], self._frames_for(self._length(items[idx[0]])))]
             wavs = self.vocoder(mels)
             for row, i in enumerate(idx):
-                out[i] = self._fit(wavs[row], self._length(items[i]))
+                out[i] = self.fit_length(wavs[row], self._length(items[i]))
         return out[0] if single else out  # type: ignore[return-value]
 
     def is_long_tokens(self, tokens: TokenFile) -> bool:
@@ -411,7 +411,7 @@ class Pipeline:
         return max(1, math.ceil(num_samples / self.hop_length))
 
     @staticmethod
-    def _fit(wav: torch.Tensor, n: int) -> np.ndarray:
+    def fit_length(wav: torch.Tensor, n: int) -> np.ndarray:
         """Trim or zero-pad a waveform to exactly ``n`` samples (float32 numpy)."""
         x = wav.detach().float().cpu().numpy()[:n]
         return np.pad(x, (0, n - len(x))) if len(x) < n else x

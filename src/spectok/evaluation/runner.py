@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from spectok.audio.io import AudioReader
-from spectok.audio.mel import MelSpectrogram
+from spectok.audio.mel import INFERENCE_STFT_DTYPE, MelSpectrogram
 from spectok.contracts import Tokenizer
 from spectok.errors import SpectokError
 from spectok.evaluation import metrics as M
@@ -48,6 +48,7 @@ from spectok.evaluation.aggregate import aggregate, rank, speed
 from spectok.evaluation.isolation import CallFailed, Isolated, WorkerDied
 from spectok.evaluation.sources import Collection, EvalItem
 from spectok.memory import release_free_memory
+from spectok.pipeline import Pipeline
 from spectok.quantizers.stats import CodebookStats, by_codebook
 
 
@@ -96,6 +97,9 @@ def _finite(values: dict[str, float], group: str, failures: dict) -> dict[str, f
     return {k: v for k, v in values.items() if math.isfinite(v)}
 
 
+fit_length = Pipeline.fit_length
+
+
 class Evaluator:
     """Runs utterances through a tokenizer and a vocoder that share one mel front end.
 
@@ -123,7 +127,8 @@ class Evaluator:
         self.device = torch.device(device)
         self.tokenizer = tokenizer.to(self.device).eval()
         self.vocoder = vocoder.to(self.device).eval()
-        self.mel = MelSpectrogram(self.mel_config).to(self.device)
+        # the front end of `spectok encode` (Pipeline): a report measures the codes users get
+        self.mel = MelSpectrogram(self.mel_config, stft_dtype=INFERENCE_STFT_DTYPE).to(self.device)
         self.stats = CodebookStats(list(tokenizer.codebook_sizes))  # per token row: the entropy bound
         self.codebook_sizes, self.rows_per_codebook = shared_codebooks(tokenizer)
         self.codebooks = CodebookStats(self.codebook_sizes)  # per physical codebook: usage, dead codes
@@ -155,10 +160,6 @@ class Evaluator:
             start, end = item.bounds(self.sample_rate, n)
             window = _Window(reader.blocks(self.sample_rate))
             yield (lambda a, b: window.take(start + a, start + b)), end - start, rate
-
-    def _fit(self, wav: torch.Tensor, n: int) -> np.ndarray:
-        x = wav.detach().float().cpu().numpy().reshape(-1)[:n]
-        return np.pad(x, (0, n - len(x))) if len(x) < n else x
 
     @torch.no_grad()
     def encode(self, wav: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -193,7 +194,7 @@ class Evaluator:
         timing = {"audio_s": n / self.sample_rate, "encode_s": t_enc, "tokenizer_decode_s": t_dec,
                   "decode_s": t_dec + t_voc_tok, "vocoder_s": t_voc}
         return Signals(wav[k0:k1], source_rate, mel[0, :, f0:f1].cpu(), mel_tok[0, :, f0:f1].float().cpu(),
-                       codes[..., c0:c1].cpu(), self._fit(wav_tok[..., k0:], n), self._fit(wav_copy[..., k0:], n),
+                       codes[..., c0:c1].cpu(), fit_length(wav_tok[0, k0:], n), fit_length(wav_copy[0, k0:], n),
                        timing)
 
     def segments(self, n: int) -> list[tuple[int, int, int, int]]:
