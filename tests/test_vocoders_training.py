@@ -131,3 +131,24 @@ def test_train_export_and_load_through_the_engine(tiny_prepared, tmp_path):
     assert voc(mel).shape == (1, 20 * 256)
     metrics = (tmp_path / "run" / "metrics.jsonl").read_text()
     assert "gan_d" in metrics and "valid/mel_l1" in metrics
+
+
+def test_the_gan_phase_preset_continues_the_shipped_vocoder():
+    """`istft-16k-gan` (release_models.py --vocoder --gan) builds the architecture of the shipped
+    `default-vocoder` weights, loads them, and both of its phases give finite losses."""
+    from spectok.artifacts import load_weights
+    from spectok.models import releases
+    from spectok.training.config import load_config
+
+    shipped = releases()["default"].trained_vocoder
+    cfg = load_config("istft-16k-gan")
+    task = registry.get("task", cfg["task"])(cfg)
+    assert isinstance(task, GANVocoderTask)
+    load_weights(task.model, shipped)
+    g = torch.Generator().manual_seed(0)
+    audio = 0.1 * torch.randn(2, 8000, generator=g)
+    batch = {"mel": MelSpectrogram("speech-16k")(audio)[..., :50], "audio": audio}
+    gen = task.losses(batch, step=0, phase="generator")
+    disc = task.losses(batch, step=0, phase="discriminator")
+    assert {"gan_g", "feature_matching", "stft_sc", "mel_l1"} <= set(gen)
+    assert torch.isfinite(gen["total"]) and torch.isfinite(disc["total"])
