@@ -182,7 +182,7 @@ class Pipeline:
     @property
     def layout_metadata(self) -> dict:
         """Token-file metadata that says which rows share a codebook (a 2-D grid's rows), for usage counts."""
-        rows = int(getattr(self.tokenizer, "rows_per_codebook", 1))
+        rows = int(self.tokenizer.rows_per_codebook)
         return {"rows_per_codebook": rows} if rows > 1 else {}
 
     def _chunked_encoder(self) -> ChunkedEncoder:
