@@ -46,6 +46,8 @@ from spectok.errors import SpectokError
 from spectok.evaluation import metrics as M
 from spectok.evaluation.aggregate import aggregate, rank, speed
 from spectok.evaluation.isolation import CallFailed, Isolated, WorkerDied
+from spectok.evaluation.results_file import ResultsFile, read_results
+from spectok.evaluation.segments import SEGMENT_SECONDS, SampleWindow, combine_segments
 from spectok.evaluation.sources import Collection, EvalItem
 from spectok.memory import release_free_memory
 from spectok.pipeline import Pipeline
@@ -158,7 +160,7 @@ class Evaluator:
             rate = reader.sample_rate
             n = reader.num_samples if rate == self.sample_rate else round(reader.num_samples * self.sample_rate / rate)
             start, end = item.bounds(self.sample_rate, n)
-            window = _Window(reader.blocks(self.sample_rate))
+            window = SampleWindow(reader.blocks(self.sample_rate))
             yield (lambda a, b: window.take(start + a, start + b)), end - start, rate
 
     @torch.no_grad()
@@ -352,8 +354,8 @@ class Evaluator:
         from tqdm import tqdm
 
         identity = self.identity() if results is not None else None
-        done = _read_results(results, identity) if results is not None else {}
-        sink = _ResultsFile(results, identity, done) if results is not None else None
+        done = read_results(results, identity) if results is not None else {}
+        sink = ResultsFile(results, identity, done) if results is not None else None
         self.warm_up(collection.items[:3])
         records, skipped = [], list(collection.skipped)
         try:
@@ -418,114 +420,6 @@ def _weights_digest(model: nn.Module) -> str:
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
         h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()[:16]
-
-
-class _Window:
-    """Samples ``[a, b)`` of a stream of blocks, for ``a`` and ``b`` that never move back: what lies
-    before the last ``a`` asked for is dropped, so memory is one request plus one block."""
-
-    def __init__(self, blocks: Iterable[np.ndarray]) -> None:
-        self.blocks, self.buf, self.start = iter(blocks), np.zeros(0, np.float32), 0
-
-    def take(self, a: int, b: int) -> np.ndarray:
-        if a < self.start:
-            raise ValueError(f"_Window: sample {a} was already dropped (from {self.start} on)")
-        self.buf, self.start = self.buf[a - self.start:], a
-        parts = [self.buf]
-        have = len(self.buf)
-        while have < b - a:
-            block = next(self.blocks, None)
-            if block is None:  # the stream ended short of the header's length: zeros
-                parts.append(np.zeros(b - a - have, np.float32))
-                break
-            parts.append(block)
-            have += len(block)
-        if len(parts) > 1:
-            self.buf = np.concatenate(parts)
-        return self.buf[: b - a]
-
-
-#: ``spectok eval`` runs clips longer than this in segments of at most this length (each with the
-#: models' full context, so the signals equal whole-clip processing) and combines their metrics
-#: by length; PESQ is defined on clips of a few seconds to about half a minute.
-SEGMENT_SECONDS = 30.0
-
-
-def combine_segments(parts: list[dict]) -> dict:
-    """One utterance record from the records of its consecutive segments: totals of the lengths and
-    timings, length-weighted means of every metric (over the segments that have it, noted when not
-    all do), the union of flags; a failure stays a failure only where no segment was measured."""
-    weights = [p["seconds"] for p in parts]
-    rec = {k: parts[0][k] for k in ("id", "path", "source_sample_rate")}
-    for k in ("seconds", "frames", "token_columns"):
-        rec[k] = sum(p[k] for p in parts) if k != "seconds" else float(sum(weights))
-    rec["failures"], rec["notes"] = {}, {}
-    for group in ("tokenizer", "tokenized", "copy", "original"):
-        values = {}
-        for key in dict.fromkeys(k for p in parts for k in p.get(group, {})):
-            pairs = [(p[group][key], w) for p, w in zip(parts, weights) if key in p.get(group, {})]
-            values[key] = sum(v * w for v, w in pairs) / sum(w for _, w in pairs)
-            if len(pairs) < len(parts):
-                rec["notes"][f"{group}/{key}"] = f"measured on {len(pairs)} of {len(parts)} segments"
-        rec[group] = values
-    for i, p in enumerate(parts):
-        for key, reason in p["failures"].items():
-            group, _, name = key.partition("/")
-            if name not in rec.get(group, {}):
-                rec["failures"].setdefault(key, f"segment {i + 1}: {reason}")
-    for p in parts:
-        for key, note in p["notes"].items():
-            rec["notes"].setdefault(key, note)
-    rec["notes"]["segments"] = (f"{len(parts)} segments of <= {SEGMENT_SECONDS:.0f} s, each run with the models' "
-                                "full context; every metric is the length-weighted mean of the segments'")
-    rec["gap"] = {k: rec["tokenized"][k] - rec["copy"][k] for k in rec["tokenized"] if k in rec["copy"]}
-    rec["flags"] = list(dict.fromkeys(f for p in parts for f in p["flags"]))
-    rec["timing"] = {k: sum(p["timing"][k] for p in parts) for k in parts[0]["timing"]}
-    return rec
-
-
-def _read_results(path: Path, identity: dict) -> dict[str, dict]:
-    """``{"id\\tpath": record}`` of an earlier run's JSONL with the same identity (else empty); a last
-    line cut by a kill is ignored."""
-    import json
-
-    if not path.is_file():
-        return {}
-    lines = path.read_text(encoding="utf-8").splitlines()
-    try:
-        if not lines or json.loads(lines[0]) != {"identity": identity}:
-            return {}
-    except json.JSONDecodeError:
-        return {}
-    out = {}
-    for line in lines[1:]:
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        out[f"{rec['id']}\t{rec['path']}"] = rec
-    return out
-
-
-class _ResultsFile:
-    """The per-utterance JSONL, rewritten once with the records kept, then appended and flushed per record."""
-
-    def __init__(self, path: Path, identity: dict, kept: dict[str, dict]) -> None:
-        import json
-
-        from spectok.fsutil import write_text_atomic
-
-        self._json = json
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(path, "".join(json.dumps(x) + "\n" for x in [{"identity": identity}, *kept.values()]))
-        self.f = open(path, "a", encoding="utf-8")
-
-    def write(self, record: dict) -> None:
-        self.f.write(self._json.dumps(record) + "\n")
-        self.f.flush()
-
-    def close(self) -> None:
-        self.f.close()
 
 
 def shared_codebooks(tokenizer: Tokenizer) -> tuple[list[int], int]:
