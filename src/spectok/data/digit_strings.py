@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from spectok.audio.io import load_audio, save_audio
-from spectok.data.corpora import open_corpus
+from spectok.data.corpora import FSDD
 from spectok.errors import DataError
 
 #: FSDD speakers a demo or benchmark fine-tunes on, and the ones it scores on
@@ -40,7 +40,7 @@ def write_digit_strings(fsdd_root: str | Path, out: str | Path, speakers: tuple[
         DataError: ``fsdd_root`` is not an FSDD folder, or a speaker has too few clips.
     """
     by_speaker: dict[str, list] = {}
-    for item in open_corpus("fsdd", fsdd_root):
+    for item in FSDD(fsdd_root):
         by_speaker.setdefault(item.speaker, []).append(item)
     out = Path(out)
     paths = []
