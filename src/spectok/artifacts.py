@@ -2,7 +2,6 @@
 
 A release artifact is one ``.safetensors`` file: the weights, plus a metadata entry
 ``"spectok"`` holding JSON::
-
     {"format": 1, "kind": "tokenizer" | "vocoder", "class": <registered name>,
      "config": <constructor kwargs>, "training": {...}, "spectok_version": "..."}
 
@@ -29,6 +28,9 @@ from typing import Any
 import torch
 
 from spectok import registry
+from spectok._version import __version__
+from spectok.audio.mel import MelConfig
+from spectok.contracts import Tokenizer, Vocoder
 from spectok.errors import ArtifactError
 from spectok.fsutil import atomic_path
 from spectok.validation import check_kwargs
@@ -51,7 +53,6 @@ def _is_mel_file(value: Any) -> bool:
 def register(name: str, kind: str):
     """Class decorator: register ``cls`` under ``name`` (``kind`` is "tokenizer", "vocoder", ...)
     and record its constructor kwargs in ``self.hparams`` (JSON-friendly)."""
-
     def deco(cls: type) -> type:
         registry.add(kind, name, cls)  # refuses a second class under the same name
         init = cls.__init__
@@ -68,7 +69,6 @@ def register(name: str, kind: str):
                     if p.kind is inspect.Parameter.VAR_KEYWORD:
                         hp.update(hp.pop(p.name, {}))
                 if _is_mel_file(hp.get("mel")):  # the artifact carries the fields, not a path it may lose
-                    from spectok.audio.mel import MelConfig
 
                     hp["mel"] = MelConfig.coerce(hp["mel"]).to_dict()
                 object.__setattr__(self, "hparams", _jsonable(hp))
@@ -106,8 +106,6 @@ def build_section(section: dict[str, Any] | None, kind: str) -> torch.nn.Module:
 
 def describe(model: torch.nn.Module, training: dict | None = None) -> dict[str, Any]:
     """The JSON header of ``model``'s release artifact."""
-    from spectok._version import __version__
-
     if not hasattr(model, "registered_name"):
         raise ArtifactError(f"{type(model).__name__} is not a registered model (use @artifacts.register)")
     return {"format": FORMAT_VERSION, **identity(model), "config": model.hparams, "training": training or {},
@@ -118,8 +116,6 @@ def identity(model: torch.nn.Module) -> dict[str, Any]:
     """What identifies a model in an exported file: ``class`` and ``kind`` (registered names, else
     the Python class name and ``None``), its ``mel`` config and ``mel_fingerprint`` when it has one,
     and its own ``fingerprint`` when it defines one."""
-    from spectok.contracts import Tokenizer, Vocoder
-
     info: dict[str, Any] = {"class": getattr(model, "registered_name", type(model).__name__),
                             "kind": getattr(model, "registered_kind", None)}
     mel = model.mel_config if isinstance(model, (Tokenizer, Vocoder)) else None

@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from spectok import models
+from spectok.artifacts import read_header
 from spectok.errors import TokenFileError
 from spectok.fsutil import atomic_path
 
@@ -55,7 +57,6 @@ class CodeModel:
         info: free-form JSON-friendly provenance (tokenizer name and fingerprint, what it was
             fitted on, columns seen, the fitted set's entropy in bits per column).
     """
-
     frequencies: tuple[np.ndarray, ...]
     info: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -247,8 +248,6 @@ def range_decode(payload: bytes, model: CodeModel, columns: int, name: str = "<b
 
 def released_code_model(digest: str) -> CodeModel | None:
     """The code model shipped with a released tokenizer whose digest is ``digest``, else None."""
-    from spectok import models
-
     for path in models.code_model_files():
         model = _shipped(str(path))
         if model.digest == digest:
@@ -266,9 +265,6 @@ def _shipped(path: str) -> CodeModel:
 def code_model_for(tokenizer_fingerprint: str) -> CodeModel | None:
     """The code model of the released tokenizer with this fingerprint (a fine-tuned copy keeps the
     fingerprint, and its codes stay decodable with the table, if a little less well coded), else None."""
-    from spectok import models
-    from spectok.artifacts import read_header
-
     for release in models.releases().values():
         if release.code_model is not None and read_header(release.tokenizer).get("fingerprint") == \
                 tokenizer_fingerprint:

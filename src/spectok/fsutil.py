@@ -19,6 +19,8 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
+from spectok.errors import SpectokError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, durable: bool = False) -> Iterator[Path]:
@@ -165,8 +167,6 @@ def check_output_file(output: str | os.PathLike, inputs: Collection[str | os.Pat
         SpectokError: ``output`` is an existing folder, is (or lies inside) an input folder's
             file that is read, is an input file, or has another suffix; one line naming both paths.
     """
-    from spectok.errors import SpectokError
-
     out = Path(output)
     if out.is_dir():
         raise SpectokError(f"{out}: is a folder; -o names the file to write here")
@@ -184,8 +184,6 @@ def check_output_folder(output: str | os.PathLike, inputs: Collection[str | os.P
     """Refuse an output *folder* that is an input, lies inside an input folder, or is an existing file.
 
     Inside an input folder the command would read its own outputs on the next run."""
-    from spectok.errors import SpectokError
-
     out = Path(output)
     if out.exists() and not out.is_dir():
         raise SpectokError(f"{out}: is a file; -o names the folder to write here")

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spectok.artifacts import identity
+from spectok.artifacts import identity, load_release
 from spectok.contracts import Tokenizer, Vocoder
 from spectok.errors import SpectokError
 from spectok.fsutil import atomic_path, write_json_atomic
@@ -48,7 +48,6 @@ OPSET = 18
 
 class EncodeGraph(nn.Module):
     """``mel [B, n_mels, T] -> codes [B, K, ceil(T / d)]``; pads ``T`` up to a multiple of ``d`` with silence."""
-
     def __init__(self, tokenizer: nn.Module) -> None:
         super().__init__()
         self.tokenizer = tokenizer
@@ -63,7 +62,6 @@ class EncodeGraph(nn.Module):
 
 class DecodeGraph(nn.Module):
     """``codes [B, K, T'] -> mel [B, n_mels, T' * d]``."""
-
     def __init__(self, tokenizer: nn.Module) -> None:
         super().__init__()
         self.tokenizer = tokenizer
@@ -175,8 +173,6 @@ def export_onnx(source: str | os.PathLike | nn.Module, outdir: str | os.PathLike
     if isinstance(source, nn.Module):
         model = source
     else:
-        from spectok.artifacts import load_release
-
         model = load_release(source)
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)

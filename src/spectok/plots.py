@@ -17,6 +17,7 @@ import numpy as np
 from spectok.audio.mel import MelConfig
 from spectok.errors import SpectokError
 from spectok.fsutil import atomic_path, read_jsonl
+from spectok.quantizers import CodebookStats
 
 
 def _plt():
@@ -139,8 +140,6 @@ def codebook_usage(codes: Sequence, codebook_sizes: int | Sequence[int], rows_pe
     codebook (per stage of a residual VQ, per group of an FSQ) and in total, as ``spectok eval``
     and the training logs count it.
     """
-    from spectok.quantizers import CodebookStats
-
     codes = [_np(c).astype(np.int64) for c in codes]
     if not codes or sum(c.size for c in codes) == 0:
         raise SpectokError("codebook usage: no codes given")

@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 
 from spectok.audio.io import load_audio
 from spectok.audio.mel import MelConfig
+from spectok.data.prepare import open_prepared
 from spectok.data.spec import DataSpec
 from spectok.errors import DataError
 
@@ -42,7 +43,6 @@ class AudioSegmentDataset(Dataset):
         seed: segment seed.
         cache_audio: keep loaded waveforms in memory (per worker process).
     """
-
     def __init__(self, prepared: Any, split: str, segment_samples: int, *, random: bool = True, seed: int = 0,
                  cache_audio: bool = True) -> None:
         self.prepared = prepared
@@ -133,8 +133,6 @@ def segment_data_spec(prepared_dir: str | os.PathLike, segment_samples: int, *, 
             :class:`~spectok.errors.MelMismatchError` naming the differing fields.
         cache_audio: keep waveforms in memory.
     """
-    from spectok.data.prepare import open_prepared
-
     prepared = open_prepared(prepared_dir)
     if mel_config is not None:
         mel_config.check_compatible(prepared.mel_config, what=f"vocoder and prepared set {prepared.root} mel configs")

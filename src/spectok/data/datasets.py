@@ -15,7 +15,6 @@ holds one log-mel ``[n_mels, frames]`` per utterance and a manifest naming its s
   :class:`~spectok.data.spec.DataSpec`: what most tasks return from ``data()``.
 
 Batch layout (what :class:`PadCollate` returns)::
-
     {"mel": float32 [B, n_mels, T],   # padded with mel_config.silence
      "mask": float32 [B, T],          # 1 = real frame, 0 = padding
      "lengths": int64 [B]}            # real frames per item
@@ -36,6 +35,7 @@ import torch
 from torch.utils.data import Dataset
 
 from spectok.audio.mel import MelConfig
+from spectok.data.prepare import open_prepared
 from spectok.data.spec import DataSpec
 from spectok.errors import DataError, MelMismatchError
 
@@ -56,7 +56,6 @@ class MelCropDataset(Dataset):
 
     Items are dicts ``{"mel": float32 Tensor [n_mels, t], "id": str, "index": int}``.
     """
-
     def __init__(self, prepared: Any, split: str, crop_frames: int | None, *, random_crop: bool = True,
                  seed: int = 0, min_frames: int = 1) -> None:
         if crop_frames is not None and crop_frames < 1:
@@ -107,7 +106,6 @@ class EpochIndexed(Dataset):
     crops: ``dataset.set_epoch(epoch)`` is called in the worker before ``dataset[index]``.
     Data sets without ``set_epoch`` are indexed as they are.
     """
-
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
 
@@ -133,7 +131,6 @@ class PadCollate:
     Accepts items that are dicts with a "mel" tensor or bare tensors; returns
     ``{"mel", "mask", "lengths"}`` (see the module docstring).
     """
-
     pad_value: float
     pad_multiple: int = 1
     min_frames: int = 1
@@ -174,8 +171,6 @@ def mel_data_spec(prepared_dir: str | os.PathLike, crop_frames: int, *, valid_fr
             ``valid=None`` (the engine then skips validation).
         min_frames: leave out utterances shorter than this.
     """
-    from spectok.data.prepare import open_prepared
-
     prepared = open_prepared(prepared_dir)
     if mel_config is not None:
         try:

@@ -25,6 +25,8 @@ import torch
 from spectok.data.prepared import open_prepared
 from spectok.errors import DataError
 from spectok.fsutil import atomic_path, write_json_atomic, write_text_atomic
+from spectok.models import resolve_tokenizer
+from spectok.tokenizers import load_tokenizer
 
 
 def prepare_decoded(src: str | os.PathLike, dst: str | os.PathLike, tokenizer: str | os.PathLike,
@@ -46,8 +48,6 @@ def prepare_decoded(src: str | os.PathLike, dst: str | os.PathLike, tokenizer: s
     """
     from tqdm import tqdm
 
-    from spectok.models import resolve_tokenizer
-    from spectok.tokenizers import load_tokenizer
 
     source, out = open_prepared(src), Path(dst)
     path = resolve_tokenizer(tokenizer)

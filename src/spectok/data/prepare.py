@@ -31,11 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from spectok._version import __version__
-from spectok.audio.mel import MelConfig
+from spectok.audio.io import load_audio
+from spectok.audio.mel import MelConfig, MelSpectrogram
 from spectok.data.corpora import Cifar10, CorpusItem, in_shard
 from spectok.data.prepared import PreparedSet, open_prepared, read_meta, read_rows
 from spectok.errors import DataError
 from spectok.fsutil import atomic_path, write_json_atomic, write_text_atomic
+from spectok.inference.chunking import ChunkedMel, array_reader, spans
 
 #: longest clip, in mel frames, whose STFT is computed in one piece; longer ones go in pieces of
 #: this size, with the same features (:class:`~spectok.inference.chunking.ChunkedMel`)
@@ -48,7 +50,6 @@ __all__ = ["DTYPES", "PrepareReport", "PreparedSet", "open_prepared", "prepare",
 @dataclass
 class PrepareReport:
     """What one :func:`prepare` run did. ``seconds`` counts audio prepared in this run."""
-
     out_dir: Path
     done: int = 0
     skipped: int = 0
@@ -95,7 +96,6 @@ def trim_bounds(waveform: np.ndarray, top_db: float, frame_length: int, hop_leng
 class _Worker:
     """Per-process state: the mel module, built once per process (forked workers inherit the
     parent's, which saves each of them librosa's slow first filter-bank call)."""
-
     mel = None
     settings: dict = {}
 
@@ -103,7 +103,6 @@ class _Worker:
     def init(cls, config: dict, settings: dict, single_thread: bool) -> None:
         import torch
 
-        from spectok.audio.mel import MelSpectrogram
 
         if single_thread:
             torch.set_num_threads(1)
@@ -128,8 +127,6 @@ class _Worker:
     def _prepare(cls, item: CorpusItem) -> dict:
         import torch
 
-        from spectok.audio.io import load_audio
-        from spectok.inference.chunking import ChunkedMel, array_reader, spans
 
         cfg: MelConfig = cls.mel.config
         stamp = source_stamp(item.path)
@@ -190,7 +187,6 @@ class _Appender:
     a torn last line, which :func:`_repair_jsonl` cuts), fsync'ed at most every ``sync_every`` s
     and on close: ``fsutil.append_jsonl``'s fsync per row would cost ms per row, more than the
     mel of a short clip."""
-
     def __init__(self, path: Path, sync_every: float = 1.0) -> None:
         self.path, self.sync_every, self.f, self.synced = path, sync_every, None, time.monotonic()
 

@@ -2,7 +2,6 @@
 
 :func:`tokenize_corpus` encodes every utterance of a corpus (any layout :func:`open_corpus` reads)
 with one tokenizer and writes ``OUT`` as::
-
     OUT/dataset.json                               the dataset card (tokenizer, rates, schema)
     OUT/{split}/shard{i}of{n}-part{k:05d}.parquet   rows of one part of one shard of one split
     OUT/failures/shard{i}of{n}-part{k:05d}.jsonl    files of that part that could not be read
@@ -38,9 +37,13 @@ from typing import Any
 import numpy as np
 
 from spectok._version import __version__
+from spectok.audio.io import load_audio
 from spectok.data.corpora import CorpusItem, in_shard
 from spectok.errors import DataError, SpectokError
 from spectok.fsutil import atomic_path, remove_stale_temps, write_json_atomic
+from spectok.models import resolve_tokenizer
+from spectok.pipeline import Pipeline
+from spectok.tokenizers.loading import load_tokenizer
 
 CARD = "dataset.json"
 FORMAT = "spectok-token-dataset/1"
@@ -49,7 +52,6 @@ FORMAT = "spectok-token-dataset/1"
 @dataclass(frozen=True)
 class Part:
     """One unit of work: a split's utterances ``items`` written to ``path``."""
-
     split: str
     index: int
     items: tuple[CorpusItem, ...]
@@ -60,7 +62,6 @@ class Part:
 @dataclass
 class TokenizeReport:
     """What one :func:`tokenize_corpus` call did."""
-
     out: Path
     parts_done: int = 0
     parts_skipped: int = 0
@@ -160,7 +161,6 @@ def check_card(out: Path, card: dict) -> None:
 
 class _Worker:
     """Per-process state: the pipeline, built once per process."""
-
     pipe = None
     dtype: np.dtype | None = None
 
@@ -168,9 +168,6 @@ class _Worker:
     def init(cls, tokenizer: str, single_thread: bool) -> None:
         import torch
 
-        from spectok.models import resolve_tokenizer
-        from spectok.pipeline import Pipeline
-        from spectok.tokenizers.loading import load_tokenizer
 
         if single_thread:
             torch.set_num_threads(1)
@@ -184,7 +181,6 @@ class _Worker:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from spectok.audio.io import load_audio
 
         rows: dict[str, list] = {k: [] for k in schema(cls.dtype).names}
         failures = []
@@ -232,8 +228,6 @@ def tokenize_corpus(items: Iterable[CorpusItem], out: str | os.PathLike, tokeniz
     """
     from tqdm import tqdm
 
-    from spectok.models import resolve_tokenizer
-    from spectok.tokenizers.loading import load_tokenizer
 
     t0 = time.perf_counter()
     require_pyarrow()

@@ -25,7 +25,7 @@ import torch
 from spectok.contracts import Tokenizer
 from spectok.data.corpora import Cifar10
 from spectok.fsutil import atomic_path
-from spectok.plots import plot_image_grid
+from spectok.plots import plot_image_grid, plot_training_curves
 from spectok.quantizers.stats import CodebookStats
 from spectok.tokenizers.image import to_model_range
 
@@ -113,8 +113,6 @@ def evaluate_images(tokenizer: Tokenizer, root: str | Path, out_dir: str | Path,
     plot_image_grid(images, recs, out / "grid.png")
     curves = None
     if run_dir is not None:
-        from spectok.plots import plot_training_curves
-
         curves = str(plot_training_curves(run_dir, out / "curves.png"))
     report = {"kind": "image", "split": split, "root": str(Path(root)), "tokenizer": tokenizer_info,
               "scores": scores, "grid": "grid.png", "curves": curves and "curves.png"}

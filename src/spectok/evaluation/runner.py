@@ -1,7 +1,6 @@
 """The evaluation loop: each utterance through the tokenizer and the vocoder, measured.
 
 Per utterance (mono, resampled to the tokenizer's rate, trimmed as its prepared mel was)::
-
     wav ─mel─▶ M ─encode─▶ codes ─decode─▶ M̂ ─vocoder─▶ ŵ      "tokenized"
                 └──────────────────────────vocoder─▶ w̃      "copy" (copy synthesis)
 
@@ -39,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spectok.audio.io import AudioReader
+from spectok.audio.io import AudioReader, save_audio
 from spectok.audio.mel import INFERENCE_STFT_DTYPE, MelSpectrogram
 from spectok.contracts import Tokenizer
 from spectok.errors import SpectokError
@@ -49,15 +48,16 @@ from spectok.evaluation.isolation import CallFailed, Isolated, WorkerDied
 from spectok.evaluation.results_file import ResultsFile, read_results
 from spectok.evaluation.segments import SEGMENT_SECONDS, SampleWindow, combine_segments
 from spectok.evaluation.sources import Collection, EvalItem
+from spectok.inference.chunking import encoder_geometry, side_context
 from spectok.memory import release_free_memory
 from spectok.pipeline import Pipeline
+from spectok.plots import plot_reconstruction
 from spectok.quantizers.stats import CodebookStats, by_codebook
 
 
 @dataclass
 class Signals:
     """One utterance through both paths. Waveforms ``[T]`` float32 at the tokenizer's rate; mels ``[n_mels, T_f]``."""
-
     wav: np.ndarray
     source_rate: int
     mel: torch.Tensor
@@ -71,7 +71,6 @@ class Signals:
 @dataclass
 class EvalResult:
     """Everything the report writers need."""
-
     utterances: list[dict]
     skipped: list[dict]
     sources: list[dict]
@@ -118,7 +117,6 @@ class Evaluator:
     Raises:
         SpectokError: the tokenizer has no mel config; MelMismatchError when the front ends differ.
     """
-
     def __init__(self, tokenizer: nn.Module, vocoder: nn.Module, device: str | torch.device = "cpu",
                  dnsmos: bool | None = None, n_cepstra: int = 24, isolate: bool = True) -> None:
         self.mel_config = tokenizer.mel_config
@@ -225,8 +223,6 @@ class Evaluator:
         """Audio on each side of a segment that makes its kept part exact: the encoder's, the
         decoder's and the vocoder's reach added up (declared receptive fields; 2 s each where a model
         states none), rounded up to whole token columns."""
-        from spectok.inference.chunking import encoder_geometry, side_context
-
         hop, d = self.mel_config.hop_length, self.tokenizer.time_downsample
         _, enc_rf = encoder_geometry(self.tokenizer)
         default = int(2 * self.mel_config.frame_rate)
@@ -435,9 +431,6 @@ def safe_name(id: str) -> str:
 def write_examples(ev: Evaluator, items: dict[str, EvalItem], ranking: dict, out_dir: Path) -> list[dict]:
     """Audio (``audio/NAME.{original,copy,tokenized}.wav``) and a mel figure (``plots/NAME.mel.png``)
     for the best, median and worst utterances, re-synthesised (the models are deterministic)."""
-    from spectok.audio.io import save_audio
-    from spectok.plots import plot_reconstruction
-
     examples, done = [], {}
     for which in ("best", "median", "worst"):
         id = ranking.get(which)

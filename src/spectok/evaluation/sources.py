@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spectok.audio.io import AUDIO_EXTENSIONS
+from spectok.data.prepare import open_prepared
 from spectok.errors import DataError
 
 SPLIT_ORDER = ("test", "valid")
@@ -39,7 +40,6 @@ class EvalItem:
         trim: ``(start, end)`` sample bounds at ``trim_rate`` Hz, or ``None`` for the whole file.
         trim_rate: the rate the bounds count samples at (the prepared folder's mel rate).
     """
-
     id: str
     path: Path
     trim: tuple[int, int] | None = None
@@ -57,15 +57,12 @@ class EvalItem:
 @dataclass
 class Collection:
     """Items found, what each DATA argument was, and files skipped before evaluation."""
-
     items: list[EvalItem]
     sources: list[dict]
     skipped: list[dict]
 
 
 def _prepared(root: Path, prefix: str) -> tuple[list[EvalItem], dict, list[dict]]:
-    from spectok.data.prepare import open_prepared
-
     ps = open_prepared(root)
     split, rows = "all", ps.records
     for name in SPLIT_ORDER:

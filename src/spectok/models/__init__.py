@@ -1,7 +1,6 @@
 """The released models: weights and model cards shipped inside the package, loaded by name.
 
 ``index.json`` beside this file lists them::
-
     {"default": {"aliases": ["speech16k"], "tokenizer": "default.safetensors",
                  "vocoder": "griffin-lim", "card": "default.md", "headline": {...}}, ...}
 
@@ -27,13 +26,16 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from spectok.artifacts import read_header
+from spectok.audio.mel import MelConfig
+from spectok.errors import ArtifactError
+
 GRIFFIN_LIM = "griffin-lim"
 
 
 @dataclass(frozen=True)
 class Release:
     """One released model. Paths are inside the installed package."""
-
     name: str
     tokenizer: Path
     vocoder: str  # a file path here, or "griffin-lim"
@@ -50,8 +52,6 @@ class Release:
 
     def tokenizer_mel(self) -> dict[str, Any]:
         """The mel config (fields) of the released tokenizer, read from its header."""
-        from spectok.artifacts import read_header
-
         return read_header(self.tokenizer)["mel"]
 
 
@@ -106,8 +106,6 @@ def resolve_tokenizer(path_or_name: str | os.PathLike) -> Path:
     Raises:
         ArtifactError: neither an existing file nor a released name (one line listing the names).
     """
-    from spectok.errors import ArtifactError
-
     text = str(path_or_name)
     if Path(text).is_file() or _is_path_like(text):
         if not Path(text).is_file():
@@ -123,8 +121,6 @@ def resolve_tokenizer(path_or_name: str | os.PathLike) -> Path:
 def resolve_vocoder_file(path_or_name: str | os.PathLike) -> Path:
     """A trained vocoder artifact from a path or a released name: the vocoder trained on that model's
     decoded mels, paired or still in training (what ``spectok train vocoder --init NAME`` continues)."""
-    from spectok.errors import ArtifactError
-
     text = str(path_or_name)
     if Path(text).is_file():
         return Path(text)
@@ -143,24 +139,18 @@ def paired_vocoder(name: str = "default", tokenizer_fingerprint: str | None = No
     tokenizer no release matches gets Griffin-Lim.
     """
     if tokenizer_fingerprint is not None:
-        from spectok.artifacts import read_header
-
         for release in releases().values():
             if read_header(release.tokenizer).get("fingerprint") == tokenizer_fingerprint:
                 return release.vocoder
         return GRIFFIN_LIM
     release = find(name)
     if release is None:
-        from spectok.errors import ArtifactError
-
         raise ArtifactError(f"{name}: not a released model (released: {', '.join(all_names()) or 'none'})")
     return release.vocoder
 
 
 def describe(release: Release) -> dict[str, Any]:
     """What ``spectok models`` prints: front end, bitrate, size, headline figures."""
-    from spectok.artifacts import read_header
-
     header = read_header(release.tokenizer)
     training = header.get("training") or {}
     size = release.tokenizer.stat().st_size
@@ -177,6 +167,4 @@ def describe(release: Release) -> dict[str, Any]:
 
 def _mel_name(header: dict[str, Any]) -> str:
     """The mel preset whose fingerprint the artifact carries, else ``"custom"``."""
-    from spectok.audio.mel import MelConfig
-
     return MelConfig.from_dict(header["mel"]).preset_name() or "custom"

@@ -6,8 +6,10 @@ import os
 
 import torch
 
+from spectok.artifacts import load_release
 from spectok.contracts import Tokenizer
 from spectok.errors import ArtifactError
+from spectok.models import resolve_tokenizer
 
 
 def load_tokenizer(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Tokenizer:
@@ -19,9 +21,6 @@ def load_tokenizer(path: str | os.PathLike, map_location: str | torch.device = "
             corrupt, is not a spectok artifact, or holds another kind of model (e.g. a
             vocoder); the message names the file and the reason.
     """
-    from spectok.artifacts import load_release
-    from spectok.models import resolve_tokenizer
-
     path = resolve_tokenizer(path)
     model = load_release(path, kind="tokenizer", map_location=map_location)
     if not isinstance(model, Tokenizer):

@@ -2,7 +2,6 @@
 
 A checkpoint is one ``torch.save`` file, read back with ``weights_only=True`` (no code is
 unpickled), holding a dict::
-
     {"format": 1, "step": int, "epoch": int, "batch_in_epoch": int,
      "world_size": int, "batch_size": int,
      "models": {name: state_dict}, "optimizers": {phase: state_dict},
@@ -33,8 +32,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from spectok import registry
 from spectok.errors import ArtifactError
-from spectok.fsutil import atomic_path
+from spectok.fsutil import atomic_path, remove_stale_temps
 
 FORMAT_VERSION = 1
 _STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
@@ -131,7 +131,6 @@ def load_models(state: dict[str, Any], models: dict[str, torch.nn.Module], path:
 
 class CheckpointManager:
     """The ``checkpoints/`` folder of a run: step files, the last ``keep_last`` kept, plus ``best.pt``."""
-
     def __init__(self, folder: str | os.PathLike, keep_last: int = 3) -> None:
         self.folder = Path(folder)
         self.keep_last = keep_last
@@ -172,8 +171,6 @@ class CheckpointManager:
 
     def remove_stale_temps(self) -> list[Path]:
         """Delete temporary files left by a process killed while writing (``.NAME.tmpPID.pt``)."""
-        from spectok.fsutil import remove_stale_temps
-
         return remove_stale_temps(self.folder)
 
     def save_best(self, state: dict[str, Any]) -> Path:
@@ -195,8 +192,6 @@ def load_task(path: str | os.PathLike, map_location: str | torch.device = "cpu")
 
     Returns ``(task, state)``; the task's models are in eval mode on ``map_location``.
     """
-    from spectok import registry
-
     state = load_checkpoint(path, map_location=map_location)
     task = registry.get("task", state["config"]["task"])(state["config"])
     models = task.models()

@@ -7,7 +7,6 @@ task's phases in order, each: zero all grads -> ``task.losses(batch, step, phase
 backward of ``losses["total"]`` -> clip -> optimizer step (at the schedule's rate).
 
 Run folder::
-
     RUN/config.yaml          the full resolved config (engine defaults filled in)
     RUN/checkpoints/         step-00001000.pt ... (last ``keep_last``) and best.pt
     RUN/tb/                  TensorBoard: train/<phase>/<loss>, lr/<phase>, grad_norm/<phase>,
@@ -53,6 +52,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from spectok import registry
+from spectok.artifacts import load_weights
 from spectok.data.datasets import EpochIndexed
 from spectok.errors import DataError, SpectokError
 from spectok.fsutil import write_text_atomic
@@ -97,7 +97,6 @@ class Trainer:
         resume: continue from the latest checkpoint in ``run_dir/checkpoints``; with none yet (a
             process stopped before its first checkpoint), start again from step 0.
     """
-
     def __init__(self, config: dict[str, Any], run_dir: str | Path, resume: bool = False) -> None:
         self.config = resolve_config(config)
         self.cfg = cfg = TrainConfig.from_dict(self.config["train"])
@@ -142,8 +141,6 @@ class Trainer:
             self._restore(resume_path)
         else:
             if cfg.init:
-                from spectok.artifacts import load_weights
-
                 load_weights(self.models[self.task.release_model], cfg.init)
             seed_everything(cfg.seed + self.dist.rank)
         self.log = RunLogger(self.run_dir, enabled=self.dist.is_main, total_steps=cfg.steps, start_step=self.step,

@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from spectok.vocoders import GriffinLim
+
 
 def mel_image(mel: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     """log-mel ``[n_mels, T]`` → grayscale image ``[1, n_mels, T]`` in [0, 1], low bins at the bottom."""
@@ -57,8 +59,6 @@ def log_tokenizer_media(writer: Any, model: Any, batch: dict[str, torch.Tensor],
 def _griffin_lim(mel_config: Any) -> Any:
     """A Griffin-Lim vocoder for ``mel_config`` (built once per front end: building takes
     seconds), or None when it cannot serve that front end."""
-    from spectok.vocoders import GriffinLim
-
     try:
         return GriffinLim(mel_config)
     except Exception:  # a vocoder that cannot serve this front end: log no audio rather than fail training

@@ -7,7 +7,6 @@
 - :class:`ImageTokenizerTask` (``task: image-tokenizer``): the CIFAR-10 image VQ-VAE.
 
 Config sections read here (the engine reads ``train`` and the optimizer settings)::
-
     model:                        # registered class name + its constructor kwargs
       class: conv2d-vqvae
       mel: hifigan-22k
@@ -38,9 +37,13 @@ import torch
 from torch import nn
 
 import spectok.artifacts as artifacts
+from spectok.data.datasets import mel_data_spec
+from spectok.data.images import CifarImages, collate_images
 from spectok.data.spec import DataSpec
 from spectok.errors import SpectokError
 from spectok.losses import feature_matching_loss, hinge_d_loss, hinge_g_loss, masked_delta_l1, masked_l1, masked_mse
+from spectok.quantizers import CodebookStats
+from spectok.quantizers.ops import all_reduce_sum_
 from spectok.tokenizers.vqgan import PatchGANDiscriminator, adaptive_weight, gan_active
 from spectok.training.media import log_tokenizer_media
 from spectok.training.task import OptimizerSpec, TrainTask
@@ -55,10 +58,7 @@ class CodebookTracker:
     Token rows that share a codebook (the declared layout, ``rows_per_codebook``: the
     frequency rows of a 2-D grid) are counted together; padded token columns are left out.
     """
-
     def __init__(self, model: nn.Module) -> None:
-        from spectok.quantizers import CodebookStats
-
         self.model = model
         self.stats = CodebookStats(list(model.codebooks))
 
@@ -90,7 +90,6 @@ class TokenizerTask(TrainTask):
     real frame of the validation set; ``codebook/*`` (used fraction, dead codes, entropy,
     perplexity, bits per second) counted over the whole pass.
     """
-
     kind = "tokenizer"
     best_metric = "l1"
     section_keys = {"loss": {"reconstruction": "str", "reconstruction_weight": "float", "quantizer_weight": "float",
@@ -121,8 +120,6 @@ class TokenizerTask(TrainTask):
         return [OptimizerSpec("generator", ["model"], kind="adam", lr=2e-4, betas=(0.9, 0.99))]
 
     def data(self, prepared_dir: str) -> DataSpec:
-        from spectok.data.datasets import mel_data_spec
-
         d = dict(self.config.get("data", {}))
         seed = int(self.config.get("train", {}).get("seed", 0))
         return mel_data_spec(prepared_dir, int(d.get("crop_frames", 64)), valid_frames=d.get("valid_frames"),
@@ -176,7 +173,6 @@ class TokenizerTask(TrainTask):
         if self._tracker is None:
             return {}
         out = self._tracker.compute()
-        from spectok.quantizers.ops import all_reduce_sum_
 
         # every rank validated its share: sum the frames and errors over ranks (a collective)
         device = next(self.model.parameters()).device  # NCCL reduces CUDA tensors only
@@ -205,7 +201,6 @@ class VQGANTask(TokenizerTask):
     The discriminator sees log-mels normalised like the generator's input, with padded
     frames of the fake set to the real (silence) frames.
     """
-
     section_keys = {**TokenizerTask.section_keys, "discriminator": None,
                     "loss": {**TokenizerTask.section_keys["loss"], "disc_start": "int", "disc_weight": "float",
                              "adaptive_weight_max": "float", "feature_matching_weight": "float"}}
@@ -286,14 +281,11 @@ class ImageTokenizerTask(TokenizerTask):
     ``data.valid_limit`` keep the first N images). Batches are ``{"image": float32 [B, 3, 32, 32]}``.
     Validation metrics: ``mse``, ``psnr`` (dB, peak-to-peak 2) and codebook statistics.
     """
-
     section_keys = {**TokenizerTask.section_keys, "data": {"train_limit": "int | None", "valid_limit": "int | None"}}
 
     best_metric = "mse"
 
     def data(self, prepared_dir: str) -> DataSpec:
-        from spectok.data.images import CifarImages, collate_images
-
         d = dict(self.config.get("data", {}))
         train = CifarImages(prepared_dir, "train", limit=d.get("train_limit"))
         valid = CifarImages(prepared_dir, "valid", limit=d.get("valid_limit"))

@@ -12,7 +12,6 @@
   or the iSTFT vocoder trained Vocos-style).
 
 Config sections read here::
-
     model: {class: istft-vocoder, mel: hifigan-22k, dim: 256, ...}   # registered class + kwargs
     loss:
       stft_weight: 1.0          # x (spectral convergence + log-magnitude L1), averaged over resolutions
@@ -38,7 +37,8 @@ import torch
 from torch import nn
 
 import spectok.artifacts as artifacts
-from spectok.audio.mel import MelSpectrogram
+from spectok.audio.mel import MelConfig, MelSpectrogram
+from spectok.data.audio_segments import segment_data_spec
 from spectok.data.spec import DataSpec
 from spectok.losses import (
     STFT_RESOLUTIONS,
@@ -56,7 +56,6 @@ from spectok.vocoders.discriminators import HiFiGANDiscriminator
 
 class VocoderTask(TrainTask):
     """Spectral-loss vocoder training (one phase, "generator")."""
-
     kind = "vocoder"
     best_metric = "mel_l1"
     section_keys = {"loss": {"stft_weight": "float", "resolutions": "list[list[int]]", "mel_weight": "float",
@@ -68,8 +67,6 @@ class VocoderTask(TrainTask):
         self.model = artifacts.build_section(config.get("model", {}), "vocoder")
         self.mel_config = self.model.mel_config
         if "mel" in config:
-            from spectok.audio.mel import MelConfig
-
             self.mel_config.check_compatible(MelConfig.coerce(config["mel"]), what="model and config mel")
         loss = dict(config.get("loss", {}))
         self.w_stft = float(loss.get("stft_weight", 1.0))
@@ -90,8 +87,6 @@ class VocoderTask(TrainTask):
                               warmup_steps=200, grad_clip=10.0)]
 
     def data(self, prepared_dir: str) -> DataSpec:
-        from spectok.data.audio_segments import segment_data_spec
-
         d = dict(self.config.get("data", {}))
         seed = int(self.config.get("train", {}).get("seed", 0))
         return segment_data_spec(prepared_dir, int(d.get("segment_samples", 8192)),
@@ -158,7 +153,6 @@ class VocoderTask(TrainTask):
 
 class GANVocoderTask(VocoderTask):
     """HiFi-GAN-style adversarial training: phases "generator" then "discriminator"."""
-
     section_keys = {**VocoderTask.section_keys, "discriminator": None,
                     "loss": {**VocoderTask.section_keys["loss"], "adv_weight": "float",
                              "feature_matching_weight": "float", "disc_start": "int"}}
