@@ -64,7 +64,7 @@ def test_rows_and_mask():
     out = s.summary(frame_rate=25.0)
     assert out["row0/perplexity"] == pytest.approx(4.0) and out["row1/perplexity"] == 1.0
     assert out["row0/used_fraction"] == 1.0 and out["row1/used_fraction"] == 1 / 8
-    assert out["used_fraction"] == pytest.approx((1.0 + 1 / 8) / 2)
+    assert out["used_fraction"] == pytest.approx(5 / 12)  # of all 12 codes together, not a mean of fractions
     assert out["dead_codes"] == 7.0
     assert out["entropy_bits"] == pytest.approx(2.0)
     assert out["nominal_bits_per_second"] == pytest.approx(25.0 * (2 + 3))
