@@ -97,13 +97,14 @@ def run_training(run: Path, kind: str, fresh: list[str], resumed: list[str], ste
     args = ["train", kind, "--out", str(run), "--steps", str(steps), "--set", "train.progress=false"]
     args += ["--resume", *resumed] if steps_done else fresh
     t0 = time.time()
-    before = training_cpu_s(read_jsonl(run / "metrics.jsonl"))  # a run started by hand is counted too
+    untracked = training_cpu_s(read_jsonl(run / "metrics.jsonl")) - (done["cpu_s"] or 0.0)
+    if done["cpu_s"] is not None and untracked > 60:  # trained outside this script (e.g. resumed by hand)
+        done["sessions"].append({"cpu_s": round(untracked), "threads": None, "load_avg_end": None,
+                                 "from_step": None, "note": "trained outside this script; CPU time from metrics.jsonl"})
+        done["cpu_s"] += untracked
+    before = training_cpu_s(read_jsonl(run / "metrics.jsonl"))
     spectok(args, threads)
     cpu = training_cpu_s(read_jsonl(run / "metrics.jsonl")) - before
-    if before and not done["sessions"]:  # trained before this record began (e.g. started by hand)
-        done["sessions"].append({"cpu_s": round(before), "threads": None, "load_avg_end": None, "from_step": 0,
-                                 "note": "before this record began; CPU time from metrics.jsonl"})
-        done["cpu_s"] = (done["cpu_s"] or 0.0) + before
     done["cpu_s"] = None if done["cpu_s"] is None else done["cpu_s"] + cpu  # None: a session went unrecorded
     done["wall_s"] += time.time() - t0
     done["sessions"].append({"cpu_s": round(cpu), "threads": threads, "load_avg_end": os.getloadavg()[0],
@@ -457,6 +458,16 @@ def losses_words(cfg: dict, vr: VocoderRecipe) -> str:
             f"(mel L1 x{loss.get('mel_weight')}).")
 
 
+def budget_rows(budget: dict) -> str:
+    """The card's list of the vocoder's training runs and their CPU time."""
+    rows = []
+    for r in budget["runs"]:
+        start = f" from `{r['init']}`" if r.get("init") else ""
+        rows.append(f"- `{r['run']}`{start}: {r['steps']} steps, {(r['cpu_s'] or 0) / 3600:.2f} CPU-hours"
+                    + (f" ({r['note']})" if r.get("note") else ""))
+    return "\n".join(rows)
+
+
 def write_vocoder_card(name: str, vr: VocoderRecipe, artifact: Path, voc: dict, gl: dict, verdict: list,
                        paired: bool, budget: dict, timing: dict, data: Path) -> None:
     import hashlib
@@ -514,9 +525,10 @@ This file: step {tr.get('step')} of its run{
         ', its last (held-out scores, not validation mel L1, rank adversarial steps)'
         if cfg.get('task') == 'vocoder-gan'
         else ', picked by validation mel L1'} ({tr.get('valid', {}).get('mel_l1', float('nan')):.4f}).
-Budget so far: {budget['cpu_s'] / 3600:.2f} one-thread CPU-hours over {len(budget['runs'])} run(s)
-({session['machine']}, {session['threads']} thread(s), no GPU, load average at the end
-{session['load_avg_end']:.1f}).
+Budget so far: {budget['cpu_s'] / 3600:.2f} one-thread CPU-hours over {len(budget['runs'])} run(s) ({session['machine']},
+no GPU); a run's weights replace this file only when they rank above it on the pairing targets below:
+
+{budget_rows(budget)}
 
 ## Held-out results
 `spectok eval -t {name} -v {artifact.name}` and `-v griffin-lim` on the tokenizer's held-out speakers
