@@ -526,7 +526,8 @@ This file: step {tr.get('step')} of its run{
         if cfg.get('task') == 'vocoder-gan'
         else ', picked by validation mel L1'} ({tr.get('valid', {}).get('mel_l1', float('nan')):.4f}).
 Budget so far: {budget['cpu_s'] / 3600:.2f} one-thread CPU-hours over {len(budget['runs'])} run(s)
-({session['machine']}, no GPU); a run's weights replace this file only when they rank above it on the pairing targets below:
+({session['machine']}, no GPU); a run's weights replace this file only when they rank above it on the
+pairing targets below:
 
 {budget_rows(budget)}
 
