@@ -2,6 +2,7 @@
 
 A release artifact is one ``.safetensors`` file: the weights, plus a metadata entry
 ``"spectok"`` holding JSON::
+
     {"format": 1, "kind": "tokenizer" | "vocoder", "class": <registered name>,
      "config": <constructor kwargs>, "training": {...}, "spectok_version": "..."}
 
@@ -53,6 +54,7 @@ def _is_mel_file(value: Any) -> bool:
 def register(name: str, kind: str):
     """Class decorator: register ``cls`` under ``name`` (``kind`` is "tokenizer", "vocoder", ...)
     and record its constructor kwargs in ``self.hparams`` (JSON-friendly)."""
+
     def deco(cls: type) -> type:
         registry.add(kind, name, cls)  # refuses a second class under the same name
         init = cls.__init__

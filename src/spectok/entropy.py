@@ -57,6 +57,7 @@ class CodeModel:
         info: free-form JSON-friendly provenance (tokenizer name and fingerprint, what it was
             fitted on, columns seen, the fitted set's entropy in bits per column).
     """
+
     frequencies: tuple[np.ndarray, ...]
     info: dict[str, Any] = field(default_factory=dict, compare=False)
 

@@ -48,6 +48,7 @@ OPSET = 18
 
 class EncodeGraph(nn.Module):
     """``mel [B, n_mels, T] -> codes [B, K, ceil(T / d)]``; pads ``T`` up to a multiple of ``d`` with silence."""
+
     def __init__(self, tokenizer: nn.Module) -> None:
         super().__init__()
         self.tokenizer = tokenizer
@@ -62,6 +63,7 @@ class EncodeGraph(nn.Module):
 
 class DecodeGraph(nn.Module):
     """``codes [B, K, T'] -> mel [B, n_mels, T' * d]``."""
+
     def __init__(self, tokenizer: nn.Module) -> None:
         super().__init__()
         self.tokenizer = tokenizer

@@ -1,6 +1,7 @@
 """``spectok.Pipeline``: waveforms ⇄ token files ⇄ waveforms, for users.
 
 Example::
+
     tok = spectok.load_tokenizer("tokenizer.safetensors")
     pipe = spectok.Pipeline(tok, spectok.GriffinLim(tok.mel_config))
     tokens = pipe.encode(wav, sample_rate)            # TokenFile: codes [K, T'] + facts
@@ -16,6 +17,7 @@ the length, and the codes equal those of a whole-file encode for time-local enco
 
 Streaming (:meth:`Pipeline.stream_encode`, :meth:`Pipeline.stream_decode`) takes blocks of any
 size and yields each output as soon as it is final, equal to the whole-file result::
+
     for codes in pipe.stream_encode(microphone_blocks(), 16000):   # codes [K, m] int64
         send(codes)
     for audio in pipe.stream_decode(received_columns()):    # float32 blocks
@@ -125,6 +127,7 @@ class Pipeline:
         MelMismatchError: when the vocoder's mel config differs from the tokenizer's (the
             message names the differing fields).
     """
+
     def __init__(self, tokenizer: Tokenizer, vocoder: Vocoder | None = None, *, chunk_seconds: float = 30.0,
                  batch_size: int = 1, stft_dtype: torch.dtype = INFERENCE_STFT_DTYPE) -> None:
         if not (math.isfinite(chunk_seconds) and chunk_seconds > 0) or int(batch_size) < 1:

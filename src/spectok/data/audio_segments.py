@@ -43,6 +43,7 @@ class AudioSegmentDataset(Dataset):
         seed: segment seed.
         cache_audio: keep loaded waveforms in memory (per worker process).
     """
+
     def __init__(self, prepared: Any, split: str, segment_samples: int, *, random: bool = True, seed: int = 0,
                  cache_audio: bool = True) -> None:
         self.prepared = prepared

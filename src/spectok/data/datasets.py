@@ -15,6 +15,7 @@ holds one log-mel ``[n_mels, frames]`` per utterance and a manifest naming its s
   :class:`~spectok.data.spec.DataSpec`: what most tasks return from ``data()``.
 
 Batch layout (what :class:`PadCollate` returns)::
+
     {"mel": float32 [B, n_mels, T],   # padded with mel_config.silence
      "mask": float32 [B, T],          # 1 = real frame, 0 = padding
      "lengths": int64 [B]}            # real frames per item
@@ -56,6 +57,7 @@ class MelCropDataset(Dataset):
 
     Items are dicts ``{"mel": float32 Tensor [n_mels, t], "id": str, "index": int}``.
     """
+
     def __init__(self, prepared: Any, split: str, crop_frames: int | None, *, random_crop: bool = True,
                  seed: int = 0, min_frames: int = 1) -> None:
         if crop_frames is not None and crop_frames < 1:
@@ -106,6 +108,7 @@ class EpochIndexed(Dataset):
     crops: ``dataset.set_epoch(epoch)`` is called in the worker before ``dataset[index]``.
     Data sets without ``set_epoch`` are indexed as they are.
     """
+
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
 
@@ -131,6 +134,7 @@ class PadCollate:
     Accepts items that are dicts with a "mel" tensor or bare tensors; returns
     ``{"mel", "mask", "lengths"}`` (see the module docstring).
     """
+
     pad_value: float
     pad_multiple: int = 1
     min_frames: int = 1

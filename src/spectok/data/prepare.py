@@ -50,6 +50,7 @@ __all__ = ["DTYPES", "PrepareReport", "PreparedSet", "open_prepared", "prepare",
 @dataclass
 class PrepareReport:
     """What one :func:`prepare` run did. ``seconds`` counts audio prepared in this run."""
+
     out_dir: Path
     done: int = 0
     skipped: int = 0
@@ -96,6 +97,7 @@ def trim_bounds(waveform: np.ndarray, top_db: float, frame_length: int, hop_leng
 class _Worker:
     """Per-process state: the mel module, built once per process (forked workers inherit the
     parent's, which saves each of them librosa's slow first filter-bank call)."""
+
     mel = None
     settings: dict = {}
 
@@ -187,6 +189,7 @@ class _Appender:
     a torn last line, which :func:`_repair_jsonl` cuts), fsync'ed at most every ``sync_every`` s
     and on close: ``fsutil.append_jsonl``'s fsync per row would cost ms per row, more than the
     mel of a short clip."""
+
     def __init__(self, path: Path, sync_every: float = 1.0) -> None:
         self.path, self.sync_every, self.f, self.synced = path, sync_every, None, time.monotonic()
 

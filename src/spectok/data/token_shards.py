@@ -2,6 +2,7 @@
 
 :func:`tokenize_corpus` encodes every utterance of a corpus (any layout :func:`open_corpus` reads)
 with one tokenizer and writes ``OUT`` as::
+
     OUT/dataset.json                               the dataset card (tokenizer, rates, schema)
     OUT/{split}/shard{i}of{n}-part{k:05d}.parquet   rows of one part of one shard of one split
     OUT/failures/shard{i}of{n}-part{k:05d}.jsonl    files of that part that could not be read
@@ -52,6 +53,7 @@ FORMAT = "spectok-token-dataset/1"
 @dataclass(frozen=True)
 class Part:
     """One unit of work: a split's utterances ``items`` written to ``path``."""
+
     split: str
     index: int
     items: tuple[CorpusItem, ...]
@@ -62,6 +64,7 @@ class Part:
 @dataclass
 class TokenizeReport:
     """What one :func:`tokenize_corpus` call did."""
+
     out: Path
     parts_done: int = 0
     parts_skipped: int = 0
@@ -161,6 +164,7 @@ def check_card(out: Path, card: dict) -> None:
 
 class _Worker:
     """Per-process state: the pipeline, built once per process."""
+
     pipe = None
     dtype: np.dtype | None = None
 

@@ -1,6 +1,7 @@
 """The evaluation loop: each utterance through the tokenizer and the vocoder, measured.
 
 Per utterance (mono, resampled to the tokenizer's rate, trimmed as its prepared mel was)::
+
     wav ─mel─▶ M ─encode─▶ codes ─decode─▶ M̂ ─vocoder─▶ ŵ      "tokenized"
                 └──────────────────────────vocoder─▶ w̃      "copy" (copy synthesis)
 
@@ -58,6 +59,7 @@ from spectok.quantizers.stats import CodebookStats, by_codebook
 @dataclass
 class Signals:
     """One utterance through both paths. Waveforms ``[T]`` float32 at the tokenizer's rate; mels ``[n_mels, T_f]``."""
+
     wav: np.ndarray
     source_rate: int
     mel: torch.Tensor
@@ -71,6 +73,7 @@ class Signals:
 @dataclass
 class EvalResult:
     """Everything the report writers need."""
+
     utterances: list[dict]
     skipped: list[dict]
     sources: list[dict]
@@ -117,6 +120,7 @@ class Evaluator:
     Raises:
         SpectokError: the tokenizer has no mel config; MelMismatchError when the front ends differ.
     """
+
     def __init__(self, tokenizer: nn.Module, vocoder: nn.Module, device: str | torch.device = "cpu",
                  dnsmos: bool | None = None, n_cepstra: int = 24, isolate: bool = True) -> None:
         self.mel_config = tokenizer.mel_config

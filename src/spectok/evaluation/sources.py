@@ -40,6 +40,7 @@ class EvalItem:
         trim: ``(start, end)`` sample bounds at ``trim_rate`` Hz, or ``None`` for the whole file.
         trim_rate: the rate the bounds count samples at (the prepared folder's mel rate).
     """
+
     id: str
     path: Path
     trim: tuple[int, int] | None = None
@@ -57,6 +58,7 @@ class EvalItem:
 @dataclass
 class Collection:
     """Items found, what each DATA argument was, and files skipped before evaluation."""
+
     items: list[EvalItem]
     sources: list[dict]
     skipped: list[dict]

@@ -1,6 +1,7 @@
 """The released models: weights and model cards shipped inside the package, loaded by name.
 
 ``index.json`` beside this file lists them::
+
     {"default": {"aliases": ["speech16k"], "tokenizer": "default.safetensors",
                  "vocoder": "griffin-lim", "card": "default.md", "headline": {...}}, ...}
 
@@ -36,6 +37,7 @@ GRIFFIN_LIM = "griffin-lim"
 @dataclass(frozen=True)
 class Release:
     """One released model. Paths are inside the installed package."""
+
     name: str
     tokenizer: Path
     vocoder: str  # a file path here, or "griffin-lim"

@@ -2,6 +2,7 @@
 
 A checkpoint is one ``torch.save`` file, read back with ``weights_only=True`` (no code is
 unpickled), holding a dict::
+
     {"format": 1, "step": int, "epoch": int, "batch_in_epoch": int,
      "world_size": int, "batch_size": int,
      "models": {name: state_dict}, "optimizers": {phase: state_dict},
@@ -131,6 +132,7 @@ def load_models(state: dict[str, Any], models: dict[str, torch.nn.Module], path:
 
 class CheckpointManager:
     """The ``checkpoints/`` folder of a run: step files, the last ``keep_last`` kept, plus ``best.pt``."""
+
     def __init__(self, folder: str | os.PathLike, keep_last: int = 3) -> None:
         self.folder = Path(folder)
         self.keep_last = keep_last

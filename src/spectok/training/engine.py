@@ -7,6 +7,7 @@ task's phases in order, each: zero all grads -> ``task.losses(batch, step, phase
 backward of ``losses["total"]`` -> clip -> optimizer step (at the schedule's rate).
 
 Run folder::
+
     RUN/config.yaml          the full resolved config (engine defaults filled in)
     RUN/checkpoints/         step-00001000.pt ... (last ``keep_last``) and best.pt
     RUN/tb/                  TensorBoard: train/<phase>/<loss>, lr/<phase>, grad_norm/<phase>,
@@ -97,6 +98,7 @@ class Trainer:
         resume: continue from the latest checkpoint in ``run_dir/checkpoints``; with none yet (a
             process stopped before its first checkpoint), start again from step 0.
     """
+
     def __init__(self, config: dict[str, Any], run_dir: str | Path, resume: bool = False) -> None:
         self.config = resolve_config(config)
         self.cfg = cfg = TrainConfig.from_dict(self.config["train"])

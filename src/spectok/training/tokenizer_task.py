@@ -7,6 +7,7 @@
 - :class:`ImageTokenizerTask` (``task: image-tokenizer``): the CIFAR-10 image VQ-VAE.
 
 Config sections read here (the engine reads ``train`` and the optimizer settings)::
+
     model:                        # registered class name + its constructor kwargs
       class: conv2d-vqvae
       mel: hifigan-22k
@@ -58,6 +59,7 @@ class CodebookTracker:
     Token rows that share a codebook (the declared layout, ``rows_per_codebook``: the
     frequency rows of a 2-D grid) are counted together; padded token columns are left out.
     """
+
     def __init__(self, model: nn.Module) -> None:
         self.model = model
         self.stats = CodebookStats(list(model.codebooks))
@@ -90,6 +92,7 @@ class TokenizerTask(TrainTask):
     real frame of the validation set; ``codebook/*`` (used fraction, dead codes, entropy,
     perplexity, bits per second) counted over the whole pass.
     """
+
     kind = "tokenizer"
     best_metric = "l1"
     section_keys = {"loss": {"reconstruction": "str", "reconstruction_weight": "float", "quantizer_weight": "float",
@@ -201,6 +204,7 @@ class VQGANTask(TokenizerTask):
     The discriminator sees log-mels normalised like the generator's input, with padded
     frames of the fake set to the real (silence) frames.
     """
+
     section_keys = {**TokenizerTask.section_keys, "discriminator": None,
                     "loss": {**TokenizerTask.section_keys["loss"], "disc_start": "int", "disc_weight": "float",
                              "adaptive_weight_max": "float", "feature_matching_weight": "float"}}
@@ -281,6 +285,7 @@ class ImageTokenizerTask(TokenizerTask):
     ``data.valid_limit`` keep the first N images). Batches are ``{"image": float32 [B, 3, 32, 32]}``.
     Validation metrics: ``mse``, ``psnr`` (dB, peak-to-peak 2) and codebook statistics.
     """
+
     section_keys = {**TokenizerTask.section_keys, "data": {"train_limit": "int | None", "valid_limit": "int | None"}}
 
     best_metric = "mse"

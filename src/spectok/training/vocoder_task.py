@@ -12,6 +12,7 @@
   or the iSTFT vocoder trained Vocos-style).
 
 Config sections read here::
+
     model: {class: istft-vocoder, mel: hifigan-22k, dim: 256, ...}   # registered class + kwargs
     loss:
       stft_weight: 1.0          # x (spectral convergence + log-magnitude L1), averaged over resolutions
@@ -56,6 +57,7 @@ from spectok.vocoders.discriminators import HiFiGANDiscriminator
 
 class VocoderTask(TrainTask):
     """Spectral-loss vocoder training (one phase, "generator")."""
+
     kind = "vocoder"
     best_metric = "mel_l1"
     section_keys = {"loss": {"stft_weight": "float", "resolutions": "list[list[int]]", "mel_weight": "float",
@@ -153,6 +155,7 @@ class VocoderTask(TrainTask):
 
 class GANVocoderTask(VocoderTask):
     """HiFi-GAN-style adversarial training: phases "generator" then "discriminator"."""
+
     section_keys = {**VocoderTask.section_keys, "discriminator": None,
                     "loss": {**VocoderTask.section_keys["loss"], "adv_weight": "float",
                              "feature_matching_weight": "float", "disc_start": "int"}}
