@@ -29,15 +29,10 @@ from harness import DATA, release_sets, spectok  # spectok(ARGS, THREADS, LOG) -
 
 from spectok.artifacts import read_header
 from spectok.data.digit_strings import FINETUNE_SPEAKERS, write_digit_strings
-from spectok.evaluation.aggregate import paired_comparison
+from spectok.evaluation.aggregate import format_ci, paired_comparison
 
 REPO = Path(__file__).resolve().parents[1]
 FSDD = DATA / "free-spoken-digit-dataset"
-
-
-def _ci(s: dict, sign: str = "") -> str:
-    lo, hi = s["ci95"]
-    return f"{s['mean']:{sign}.3f} [{lo:{sign}.3f}, {hi:{sign}.3f}]"
 
 
 def telephone(work: Path, log: Path) -> tuple[Path, Path, str]:
@@ -109,7 +104,7 @@ def main() -> None:
     print(f"{'tokenizer':24s} {'PESQ-WB [95 % CI]':>26s} {'STOI [95 % CI]':>26s}")
     for label, key, sign in (("default (released)", "before", ""), ("default fine-tuned", "after", ""),
                              ("gain (paired)", "gain", "+")):
-        print(f"{label:24s} {_ci(c[key]['pesq_wb'], sign):>26s} {_ci(c[key]['stoi'], sign):>26s}")
+        print(f"{label:24s} {format_ci(c[key]['pesq_wb'], sign):>26s} {format_ci(c[key]['stoi'], sign):>26s}")
     print(f"({c['clips']} clips; PESQ-WB scored on {c['gain']['pesq_wb']['clips']}, STOI on "
           f"{c['gain']['stoi']['clips']}" + (f"; fine-tuning {cpu / 60:.1f} CPU-minutes)" if cpu else ")"))
 

@@ -78,12 +78,12 @@ def _models_stamp() -> str:
     """The released models' SHA-256 prefixes: a demo folder made with other weights is not reused."""
     import hashlib
 
-    from spectok.models import releases
+    from spectok.models import GRIFFIN_LIM, releases
 
     digest = hashlib.sha256()
     for name, release in sorted(releases().items()):
         digest.update(name.encode() + release.tokenizer.read_bytes())
-        if release.vocoder != "griffin-lim":
+        if release.vocoder != GRIFFIN_LIM:
             digest.update(Path(release.vocoder).read_bytes())
     return digest.hexdigest()[:12]
 
@@ -152,12 +152,8 @@ def condition_summary(name: str, released: Path, finetuned: Path) -> dict:
     return {"name": name, "clips": c["clips"], "released": c["before"], "finetuned": c["after"], "gain": c["gain"]}
 
 
-def _fmt(s: dict, sign: str = "") -> str:
-    lo, hi = s["ci95"]
-    return f"{s['mean']:{sign}.3f} [{lo:{sign}.3f}, {hi:{sign}.3f}]"
-
-
 def _summary(out: Path, conditions: list[dict]) -> None:
+    from spectok.evaluation.aggregate import format_ci
     from spectok.fsutil import write_json_atomic
 
     print("\n== the held-out LJSpeech clips, tokenized and vocoded with the paired vocoder (mean over 3 clips)\n")
@@ -171,7 +167,7 @@ def _summary(out: Path, conditions: list[dict]) -> None:
         print(f"{'':22s} {'PESQ-WB':>24s} {'STOI':>24s}")
         for label, key, sign in (("released default", "released", ""), ("fine-tuned", "finetuned", ""),
                                  ("gain (paired)", "gain", "+")):
-            print(f"{label:22s} " + " ".join(f"{_fmt(c[key][k], sign):>24s}" for _, k, _ in METRICS))
+            print(f"{label:22s} " + " ".join(f"{format_ci(c[key][k], sign):>24s}" for _, k, _ in METRICS))
     write_json_atomic(out / "summary.json", {"conditions": conditions})
     print(f"\nListen: {out}/*/reconstructed/ (the reconstructions and their plots); each report's audio/ "
           "holds original, tokenized and copy-synthesis examples side by side")

@@ -62,6 +62,12 @@ def paired_comparison(before: dict, after: dict, metrics: dict[str, str] | None 
     return out
 
 
+def format_ci(s: dict, sign: str = "") -> str:
+    """``"mean [low, high]"`` of a :func:`paired_comparison` entry, 3 decimals (``sign="+"`` for gains)."""
+    lo, hi = s["ci95"]
+    return f"{s['mean']:{sign}.3f} [{lo:{sign}.3f}, {hi:{sign}.3f}]"
+
+
 def speed(records: list[dict], device: torch.device) -> dict:
     """Audio seconds per compute second of each stage, over the whole set."""
     total = {k: sum(r["timing"][k] for r in records) for k in

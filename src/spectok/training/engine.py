@@ -322,10 +322,10 @@ class Trainer:
         self._acc, self._acc_steps = {}, 0
         self.log.scalars("train", self.step, values)
         shown = {k.split("/", 1)[1]: f"{v:.4g}" for k, v in values.items() if k.startswith("train/")}
+        totals = {k: v for k, v in shown.items() if k.endswith("/total")}
         self.log.info(f"step {self.step} " + " ".join(f"{k}={v}" for k, v in shown.items()),
-                      console=f"step {self.step} " + " ".join(f"{k}={v}" for k, v in shown.items()
-                                                               if k.endswith("/total")))
-        self.log.advance(self.step, {k: v for k, v in shown.items() if k.endswith("/total")})
+                      console=f"step {self.step} " + " ".join(f"{k}={v}" for k, v in totals.items()))
+        self.log.advance(self.step, totals)
 
     @contextlib.contextmanager
     def _eval_context(self) -> Iterator[None]:
