@@ -97,12 +97,12 @@ def run_training(run: Path, kind: str, fresh: list[str], resumed: list[str], ste
     args = ["train", kind, "--out", str(run), "--steps", str(steps), "--set", "train.progress=false"]
     args += ["--resume", *resumed] if steps_done else fresh
     t0 = time.time()
-    untracked = training_cpu_s(read_jsonl(run / "metrics.jsonl")) - (done["cpu_s"] or 0.0)
+    before = training_cpu_s(read_jsonl(run / "metrics.jsonl"))
+    untracked = before - (done["cpu_s"] or 0.0)
     if done["cpu_s"] is not None and untracked > 60:  # trained outside this script (e.g. resumed by hand)
         done["sessions"].append({"cpu_s": round(untracked), "threads": None, "load_avg_end": None,
                                  "from_step": None, "note": "trained outside this script; CPU time from metrics.jsonl"})
         done["cpu_s"] += untracked
-    before = training_cpu_s(read_jsonl(run / "metrics.jsonl"))
     spectok(args, threads)
     cpu = training_cpu_s(read_jsonl(run / "metrics.jsonl")) - before
     done["cpu_s"] = None if done["cpu_s"] is None else done["cpu_s"] + cpu  # None: a session went unrecorded
@@ -427,13 +427,13 @@ def release_vocoder(name: str, steps: int | None, threads: int, work: Path, forc
     cand = evaluate(tokenizer, [str(data)], run / "eval-candidate", True, vocoder=str(candidate))
     voc = evaluate(tokenizer, [str(data)], work / "eval" / f"{name}-vocoder", force_eval, vocoder=str(shipped)) \
         if shipped.is_file() else None
-    if voc is None or margins(cand, gl) > margins(voc, gl):
-        print(f"the candidate ranks above the shipped weights {margins(cand, gl)} > "
-              f"{margins(voc, gl) if voc else None}: shipping it")
+    ranks = margins(cand, gl), (margins(voc, gl) if voc is not None else None)
+    if ranks[1] is None or ranks[0] > ranks[1]:
+        print(f"the candidate ranks above the shipped weights {ranks[0]} > {ranks[1]}: shipping it")
         os.replace(candidate, shipped)
         voc = evaluate(tokenizer, [str(data)], work / "eval" / f"{name}-vocoder", True, vocoder=str(shipped))
     else:
-        print(f"the candidate {margins(cand, gl)} does not rank above the shipped weights {margins(voc, gl)}: "
+        print(f"the candidate {ranks[0]} does not rank above the shipped weights {ranks[1]}: "
               "kept the shipped file (its budget is recorded all the same)")
     verdict = pairing_verdict(voc, gl)
     paired = all(met for *_, met in verdict)

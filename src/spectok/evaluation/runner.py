@@ -101,9 +101,6 @@ def _finite(values: dict[str, float], group: str, failures: dict) -> dict[str, f
     return {k: v for k, v in values.items() if math.isfinite(v)}
 
 
-fit_length = Pipeline.fit_length
-
-
 class Evaluator:
     """Runs utterances through a tokenizer and a vocoder that share one mel front end.
 
@@ -198,7 +195,8 @@ class Evaluator:
         timing = {"audio_s": n / self.sample_rate, "encode_s": t_enc, "tokenizer_decode_s": t_dec,
                   "decode_s": t_dec + t_voc_tok, "vocoder_s": t_voc}
         return Signals(wav[k0:k1], source_rate, mel[0, :, f0:f1].cpu(), mel_tok[0, :, f0:f1].float().cpu(),
-                       codes[..., c0:c1].cpu(), fit_length(wav_tok[0, k0:], n), fit_length(wav_copy[0, k0:], n),
+                       codes[..., c0:c1].cpu(), Pipeline.fit_length(wav_tok[0, k0:], n),
+                       Pipeline.fit_length(wav_copy[0, k0:], n),
                        timing)
 
     def segments(self, n: int) -> list[tuple[int, int, int, int]]:
